@@ -1,0 +1,3 @@
+from pseudovad.cli import main
+
+raise SystemExit(main())
