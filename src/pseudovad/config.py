@@ -1,0 +1,226 @@
+"""Configs are data: nested dataclasses, read from YAML, overridden with `--set key=value`.
+
+Every field has a default, so a YAML file only lists what differs. Unknown keys and wrongly typed
+values are errors that name the key, the file and the nearest valid key, because a typo in a
+hyper-parameter otherwise costs a whole training run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pseudovad.errors import ConfigError
+
+PACKAGED_CONFIGS = Path(__file__).parent / "configs"
+
+
+@dataclass
+class DataConfig:
+    """Where the frames come from and how clips are cut from them."""
+
+    root: str | None = None
+    layout: str | None = None
+    labels: str | None = None
+    height: int = 128
+    width: int = 128
+    channels: int = 1
+    clip_length: int = 4
+    cache_dir: str | None = None
+
+
+@dataclass
+class GeneratorConfig:
+    """FFP U-Net: `levels` resolutions, `width` channels at the top level, doubling per level."""
+
+    width: int = 64
+    levels: int = 4
+    norm: str = "none"
+    dropout: float = 0.0
+
+
+@dataclass
+class DiscriminatorConfig:
+    """pix2pix PatchGAN; `width` 64 gives FFP's 128-256-512-512 filters."""
+
+    width: int = 64
+    norm: str = "batch"
+
+
+@dataclass
+class FlowConfig:
+    """The frozen, differentiable flow estimator used by the flow loss."""
+
+    estimator: str = "horn_schunck"
+    levels: int = 3
+    iterations: int = 20
+    alpha: float | None = None
+
+
+@dataclass
+class LossWeights:
+    """FFP's loss weights; the defaults are the paper's values for Ped2."""
+
+    intensity: float = 1.0
+    gradient: float = 1.0
+    flow: float = 2.0
+    adversarial: float = 0.05
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation schedule. A fixed iteration budget: no checkpoint is picked on test data."""
+
+    iterations: int = 2000
+    batch_size: int = 4
+    lr_generator: float = 1e-4
+    lr_discriminator: float = 1e-5
+    lr_decay_at: int | None = None
+    lr_decay_factor: float = 0.1
+    seed: int = 0
+    device: str = "auto"
+    log_every: int = 20
+    sample_every: int = 500
+    checkpoint_every: int = 500
+    on_nonfinite: str = "stop"
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation options; the FFP protocol itself is fixed (see evaluation.protocol)."""
+
+    batch_size: int = 16
+    smoothing_sigma: float = 0.0
+
+
+@dataclass
+class Config:
+    """A whole experiment: one pipeline, its data, networks, losses and schedule."""
+
+    pipeline: str = "ffp"
+    data: DataConfig = field(default_factory=DataConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    flow: FlowConfig = field(default_factory=FlowConfig)
+    loss: LossWeights = field(default_factory=LossWeights)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "pipeline": ("ffp",),
+    "data.layout": ("frames", "ucsd", "avenue", "footage"),
+    "data.channels": ("1", "3"),
+    "generator.norm": ("none", "batch"),
+    "discriminator.norm": ("none", "batch"),
+    "flow.estimator": ("horn_schunck",),
+    "train.on_nonfinite": ("stop", "skip"),
+}
+
+
+def _coerce(value: Any, annotation: Any, key: str, source: str) -> Any:
+    """Return `value` as the annotated scalar type (int -> float allowed), else raise ConfigError."""
+    union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    options = typing.get_args(annotation) if union else (annotation,)
+    if value is None and type(None) in options:
+        return None
+    for option in options:
+        if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if option is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if option in (str, bool) and isinstance(value, option):
+            return value
+    expected = " or ".join("null" if o is type(None) else o.__name__ for o in options)
+    raise ConfigError(f"{source}: '{key}' must be {expected}, got {type(value).__name__} {value!r}")
+
+
+def _from_dict(cls: type, values: dict, prefix: str, source: str) -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source}: '{prefix.rstrip('.') or 'top level'}' must be a mapping, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in values.items():
+        if key not in hints:
+            raise ConfigError(_unknown_key_message(f"{prefix}{key}", list(hints), prefix, source))
+        if dataclasses.is_dataclass(hints[key]):
+            kwargs[key] = _from_dict(hints[key], value, f"{prefix}{key}.", source)
+        else:
+            kwargs[key] = _coerce(value, hints[key], f"{prefix}{key}", source)
+            _check_choice(f"{prefix}{key}", kwargs[key], source)
+    return cls(**kwargs)
+
+
+def _unknown_key_message(key: str, valid: list[str], prefix: str, source: str) -> str:
+    name = key.rsplit(".", 1)[-1]
+    close = difflib.get_close_matches(name, valid, n=1)
+    hint = f"; did you mean '{prefix}{close[0]}'?" if close else f"; valid keys: {', '.join(prefix + v for v in valid)}"
+    return f"{source}: unknown config key '{key}'{hint}"
+
+
+def _check_choice(key: str, value: Any, source: str) -> None:
+    if key in CHOICES and value is not None and str(value) not in CHOICES[key]:
+        raise ConfigError(f"{source}: '{key}' is {value!r}; choose one of {', '.join(CHOICES[key])}")
+
+
+def resolve_config_path(name_or_path: str | Path) -> Path:
+    """A path to a YAML file, or the name of a packaged config such as `synthetic_ffp`."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    packaged = PACKAGED_CONFIGS / f"{Path(str(name_or_path)).stem}.yaml"
+    if packaged.is_file() and path.suffix in ("", ".yaml") and len(path.parts) <= 2:
+        return packaged
+    names = sorted(p.stem for p in PACKAGED_CONFIGS.glob("*.yaml"))
+    raise ConfigError(f"config file {path} not found; give a YAML path or one of: {', '.join(names)}")
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`train.iterations=500` -> ("train.iterations", 500); the value is parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected key=value, e.g. --set train.iterations=500")
+    key, raw = text.split("=", 1)
+    return key.strip(), yaml.safe_load(raw)
+
+
+def build_config(values: dict, overrides: list[tuple[str, Any]] = (), source: str = "config") -> Config:
+    """Merge dotted overrides into `values` and validate the result into a Config."""
+    merged = _deep_copy(values)
+    for key, value in overrides:
+        node = merged
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {key}: '{part}' is not a section")
+        node[parts[-1]] = value
+    return _from_dict(Config, merged, "", source)
+
+
+def _deep_copy(values: dict) -> dict:
+    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in values.items()}
+
+
+def load_config(path: str | Path, overrides: list[tuple[str, Any]] = ()) -> Config:
+    """Read a YAML config (a path or a packaged config name) and apply overrides."""
+    path = resolve_config_path(path)
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    return build_config(values, overrides, source=str(path))
+
+
+def config_to_dict(config: Config) -> dict:
+    return dataclasses.asdict(config)
+
+
+def save_config(config: Config, path: Path) -> None:
+    path.write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))

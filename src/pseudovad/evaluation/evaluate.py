@@ -1,0 +1,142 @@
+"""Score every test frame of a trained run and compute the field's AUCs into RUN/results.json.
+
+The per-frame scores are saved with the results, so plots and reports never recompute them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from pseudovad.config import Config, build_config
+from pseudovad.data.cache import FrameArray, load_frames
+from pseudovad.data.clips import to_model_range
+from pseudovad.data.dataset import VideoDataset
+from pseudovad.data.layouts import load_dataset
+from pseudovad.errors import PseudovadError
+from pseudovad.evaluation.protocol import frame_auc, minmax, scored_labels
+from pseudovad.training.checkpoint import load_checkpoint
+from pseudovad.training.loop import CHECKPOINT_NAME
+from pseudovad.training.pipelines import build_pipeline, load_pipeline_state, pick_device
+
+PROTOCOL = (
+    "frame-level ROC AUC; the first clip_length frames of each video are unscored; "
+    "micro = per-video min-max normalised scores of all videos concatenated (FFP protocol); "
+    "micro_raw = the same without normalisation; macro = mean of per-video AUCs over videos with both classes"
+)
+
+
+def load_trained(run_dir: Path, device: torch.device | None = None):
+    """The run's config and its pipeline with the last checkpoint's weights."""
+    state = load_checkpoint(run_dir / CHECKPOINT_NAME)
+    config = build_config(state["config"], source=str(run_dir / CHECKPOINT_NAME))
+    device = device or pick_device(config.train.device)
+    pipeline = build_pipeline(config, device)
+    load_pipeline_state(pipeline, state, with_optimizers=False)
+    return config, pipeline, state["iteration"]
+
+
+def score_videos(pipeline, frames: FrameArray, clip_length: int, batch_size: int) -> list[dict[str, np.ndarray]]:
+    """Per video, per score name: one value per frame from index `clip_length` on."""
+    results = []
+    total = sum(max(v.num_frames - clip_length, 0) for v in frames.videos)
+    with tqdm(total=total, desc="scoring", unit="frame", leave=False) as bar:
+        for index in range(len(frames.videos)):
+            video = frames.video(index)
+            starts = np.arange(len(video) - clip_length)
+            collected: dict[str, list[np.ndarray]] = {}
+            for begin in range(0, len(starts), batch_size):
+                window = starts[begin : begin + batch_size, None] + np.arange(clip_length + 1)
+                clips = to_model_range(video[window]).to(pipeline.device)
+                for name, value in pipeline.score(clips).items():
+                    collected.setdefault(name, []).append(value.float().cpu().numpy())
+                bar.update(len(window))
+            results.append({name: np.concatenate(parts) for name, parts in collected.items()})
+    return results
+
+
+def per_kind_auc(dataset: VideoDataset, scores: list[np.ndarray], labels: list[np.ndarray], clip_length: int) -> dict:
+    """For datasets that list their events (the synthetic scene): micro AUC of each anomaly kind
+    against all normal frames, with other kinds' anomalous frames left out."""
+    description = dataset.root / "dataset.json"
+    if not description.is_file():
+        return {}
+    events = json.loads(description.read_text()).get("events", [])
+    names = [v.name for v in dataset.test]
+    kinds: dict[str, list[np.ndarray]] = {}
+    for event in events:
+        masks = kinds.setdefault(event["kind"], [np.zeros(v.num_frames, bool) for v in dataset.test])
+        masks[names.index(event["video"])][event["start"] : event["end"]] = True
+    normalised = np.concatenate([minmax(s) for s in scores])
+    all_labels = np.concatenate(labels).astype(bool)
+    out = {}
+    for kind, masks in sorted(kinds.items()):
+        of_kind = np.concatenate([scored_labels(m, clip_length) for m in masks]) & all_labels
+        keep = of_kind | ~all_labels
+        out[kind] = frame_auc([normalised[keep]], [all_labels[keep].astype(int)])["micro_raw"]
+    return out
+
+
+def evaluate_run(run_dir: Path, data_root: Path | None = None, labels: Path | None = None) -> dict:
+    """Score the run's test set, write RUN/results.json and return its content."""
+    config, pipeline, iteration = load_trained(run_dir)
+    root = data_root or (Path(config.data.root) if config.data.root else None)
+    if root is None:
+        raise PseudovadError(f"{run_dir}: no dataset recorded in the run; pass --data ROOT")
+    labels = labels or (Path(config.data.labels) if config.data.labels else None)
+    dataset = load_dataset(root, config.data.layout, labels)
+    if dataset.test_labels is None:
+        raise PseudovadError(f"{root}: the test videos have no labels, so no AUC; use `pseudovad score` for unlabelled footage")
+    results = evaluate_pipeline(config, pipeline, dataset)
+    results.update({"run": str(run_dir), "iteration": iteration})
+    write_json(results, run_dir / "results.json")
+    return results
+
+
+def evaluate_pipeline(config: Config, pipeline, dataset: VideoDataset) -> dict:
+    t = config.data.clip_length
+    frames = load_frames(dataset.test, config.data.height, config.data.width, config.data.channels, config.data.cache_dir, "test frames")
+    per_video = score_videos(pipeline, frames, t, config.eval.batch_size)
+    labels = [scored_labels(lab, t) for lab in dataset.test_labels]
+    auc = {}
+    for name in pipeline.score_names:
+        scores = [video[name] for video in per_video]
+        auc[name] = frame_auc(scores, labels)
+        if config.eval.smoothing_sigma > 0:
+            smoothed = frame_auc(scores, labels, config.eval.smoothing_sigma)
+            auc[name].update({f"{key}_smoothed": smoothed[key] for key in ("micro", "micro_raw", "macro")})
+    first_score = [video[pipeline.score_names[0]] for video in per_video]
+    return {
+        "dataset": str(dataset.root),
+        "layout": dataset.layout,
+        "label_version": dataset.label_version,
+        "label_file": str(dataset.label_file) if dataset.label_file else None,
+        "protocol": PROTOCOL,
+        "clip_length": t,
+        "smoothing_sigma": config.eval.smoothing_sigma,
+        "frames_scored": int(sum(len(lab) for lab in labels)),
+        "anomalous_frames_scored": int(sum(int(lab.sum()) for lab in labels)),
+        "auc": auc,
+        "auc_per_kind": {pipeline.score_names[0]: per_kind_auc(dataset, first_score, labels, t)},
+        "videos": [
+            {
+                "name": video.name,
+                "first_scored_frame": t,
+                "labels": lab.astype(int).tolist(),
+                "scores": {name: [round(float(x), 5) for x in values] for name, values in scores.items()},
+            }
+            for video, lab, scores in zip(dataset.test, labels, per_video)
+        ],
+    }
+
+
+def write_json(content: dict, path: Path) -> None:
+    """Write JSON atomically so a reader never sees half a file."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(content, indent=1))
+    os.replace(temporary, path)

@@ -1,0 +1,182 @@
+"""A frozen, differentiable optical-flow estimator for the flow loss of Future Frame Prediction.
+
+FFP (Liu et al. 2018) compares `F(I_t, pred)` with `F(I_t, target)` through a frozen flow network,
+so the generator is trained through the flow of its own prediction. Pretrained FlowNet/LiteFlowNet
+weights cannot be downloaded here, so the default `F` is a coarse-to-fine Horn-Schunck solver
+written with plain torch ops: it has no weights at all, and autograd reaches both input images
+through the warps, the derivative filters and the unrolled Jacobi iterations.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+# ITU-R BT.601 luma weights: flow only needs brightness, and one channel is 3x cheaper.
+_LUMA = (0.299, 0.587, 0.114)
+# The coarsest pyramid level keeps at least this many pixels per side; smaller levels hold too
+# little structure to estimate anything and make the warp normalisation degenerate.
+_MIN_LEVEL_SIZE = 8
+# Pre-smoothing: a sigma = 1 px Gaussian (radius 2) at every level suppresses the noise and
+# aliasing that the linearised brightness constancy is most sensitive to.
+_GAUSSIAN = tuple(math.exp(-(x**2) / 2) for x in range(-2, 3))
+_GAUSSIAN = tuple(tap / sum(_GAUSSIAN) for tap in _GAUSSIAN)
+
+
+def _separable(image: Tensor, taps: tuple[float, ...]) -> Tensor:
+    """Correlate `image` with the symmetric 1-D `taps` along x, then y; replicate-padded, same size.
+
+    Written as weighted sums of shifted slices of one padded tensor rather than conv2d: on CPU,
+    oneDNN's backward pass of a 1-2 channel convolution measured ~5x slower than this, and the
+    flow runs every training step.
+    """
+    radius = len(taps) // 2
+    height, width = image.shape[-2:]
+    padded = F.pad(image, (radius, radius, radius, radius), mode="replicate")
+    rows = _weighted_sum([padded.narrow(-1, i, width) for i in range(len(taps))], taps)
+    return _weighted_sum([rows.narrow(-2, i, height) for i in range(len(taps))], taps)
+
+
+def _weighted_sum(tensors: list[Tensor], weights: tuple[float, ...]) -> Tensor:
+    # torch.add's alpha fuses each multiply into the add, which matters inside the HS loop.
+    result = tensors[0] * weights[0]
+    for tensor, weight in zip(tensors[1:], weights[1:]):
+        result = torch.add(result, tensor, alpha=weight)
+    return result
+
+
+def _gradient(image: Tensor) -> Tensor:
+    """(B, 1, H, W) -> (B, 2, H, W): central differences (Ix, Iy), replicate-padded."""
+    padded = F.pad(image, (1, 1, 1, 1), mode="replicate")
+    dx = padded[..., 1:-1, 2:] - padded[..., 1:-1, :-2]
+    dy = padded[..., 2:, 1:-1] - padded[..., :-2, 1:-1]
+    return torch.cat([dx, dy], dim=1) / 2
+
+
+def _neighbour_mean(flow: Tensor) -> Tensor:
+    """Horn and Schunck's neighbourhood average: 1/6 for edge, 1/12 for corner neighbours.
+
+    That 3x3 kernel is the separable binomial [1, 2, 1] x [1, 2, 1] with its centre (4) removed,
+    normalised by the remaining weight (12).
+    """
+    return torch.sub(_separable(flow, (1.0, 2.0, 1.0)), flow, alpha=4) / 12
+
+
+class HornSchunckFlow(nn.Module):
+    """Coarse-to-fine Horn-Schunck optical flow with warping; weight-free and differentiable.
+
+    At each pyramid level (coarsest first) the upsampled coarser flow `w0` warps `second` towards
+    `first`; the brightness-constancy constraint is linearised around `w0` and `iterations` Jacobi
+    updates of the classic HS scheme solve for the flow there. The smoothness term acts on the
+    whole flow, so the increment found at a level is the one that keeps the total flow smooth.
+
+    `alpha` is the smoothness weight for intensities in [0, 1] (inputs in [-1, 1] are rescaled
+    first). HS compares `alpha**2` with the squared image gradient `Ix**2 + Iy**2`: blurred
+    natural frames have gradients of roughly 0.01-0.1 per pixel in [0, 1] units, and `alpha`
+    of that order lets well-textured pixels follow their data while flat regions (sky, road,
+    the inside of a uniform coat) are filled in from their surroundings.
+    """
+
+    def __init__(
+        self, levels: int = 3, iterations: int = 20, alpha: float = 0.03, warp: bool = True
+    ) -> None:
+        super().__init__()
+        if levels < 1 or iterations < 1 or alpha <= 0:
+            raise ValueError("levels and iterations must be >= 1 and alpha > 0")
+        self.levels = levels
+        self.iterations = iterations
+        self.alpha = alpha
+        self.warp = warp
+        # Non-persistent buffers: they follow .to(device) but stay out of checkpoints, since
+        # they are constants of the algorithm rather than state.
+        self.register_buffer("luma", torch.tensor(_LUMA).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, first: Tensor, second: Tensor) -> Tensor:
+        """first, second: (B, C, H, W) images in [-1, 1], C = 1 or 3 (converted to luminance internally).
+        Returns flow (B, 2, H, W) in pixels (dx, dy) at the input resolution, from first to second."""
+        if first.shape != second.shape or first.dim() != 4 or first.shape[1] not in (1, 3):
+            raise ValueError(
+                f"expected two (B, 1|3, H, W) images of equal shape, got "
+                f"{tuple(first.shape)} and {tuple(second.shape)}"
+            )
+        height, width = first.shape[-2:]
+        # Float32 throughout: bfloat16 derivatives of nearly equal frames are mostly rounding noise,
+        # and an enclosing autocast region must not downcast the convolutions either.
+        with torch.autocast(device_type=first.device.type, enabled=False):
+            levels = self._usable_levels(height, width)
+            pyramids = [self._pyramid(self._gray(image), levels) for image in (first, second)]
+            flow = torch.zeros_like(pyramids[0][-1]).expand(-1, 2, -1, -1)
+            for level in reversed(range(levels)):
+                if level < levels - 1:
+                    flow = 2 * F.interpolate(
+                        flow, scale_factor=2, mode="bilinear", align_corners=False
+                    )
+                flow = self._refine(pyramids[0][level], pyramids[1][level], flow)
+        return flow[:, :, :height, :width].to(first.dtype)
+
+    def _usable_levels(self, height: int, width: int) -> int:
+        """Drop pyramid levels that would be smaller than `_MIN_LEVEL_SIZE` pixels per side."""
+        levels = self.levels
+        while levels > 1 and min(height, width) < _MIN_LEVEL_SIZE * 2 ** (levels - 1):
+            levels -= 1
+        return levels
+
+    def _gray(self, image: Tensor) -> Tensor:
+        """(B, C, H, W) in [-1, 1] -> (B, 1, H, W) luminance in [0, 1], float32."""
+        image = image.float()
+        if image.shape[1] == 3:
+            image = (image * self.luma.float()).sum(dim=1, keepdim=True)
+        return (image + 1) / 2
+
+    def _pyramid(self, gray: Tensor, levels: int) -> list[Tensor]:
+        """Gaussian-smoothed images, finest first, each half the size of the previous one.
+
+        The finest level is replicate-padded to a multiple of 2**(levels - 1) so that every level
+        is exactly twice its coarser neighbour and the flow upsamples without resampling errors;
+        `forward` crops the padding off the result.
+        """
+        multiple = 2 ** (levels - 1)
+        pad_h, pad_w = -gray.shape[-2] % multiple, -gray.shape[-1] % multiple
+        if pad_h or pad_w:
+            gray = F.pad(gray, (0, pad_w, 0, pad_h), mode="replicate")
+        pyramid = [self._smooth(gray)]
+        for _ in range(levels - 1):
+            pyramid.append(self._smooth(F.avg_pool2d(pyramid[-1], 2)))
+        return pyramid
+
+    @staticmethod
+    def _smooth(image: Tensor) -> Tensor:
+        return _separable(image, _GAUSSIAN)
+
+    def _refine(self, first: Tensor, second: Tensor, flow: Tensor) -> Tensor:
+        """Run the HS Jacobi iterations at one level, starting from (and linearised around) `flow`."""
+        if self.warp:
+            second = self._warp(second, flow)
+            initial = flow
+        else:
+            initial = torch.zeros_like(flow)
+        # HS averages the spatial derivatives of both frames, i.e. differentiates their mean.
+        gradient = _gradient((first + second) / 2)
+        # Brightness constancy linearised around `initial`: grad . (w - initial) + It = 0.
+        constant = second - first - (gradient * initial).sum(dim=1, keepdim=True)
+        scaled = gradient / (self.alpha**2 + (gradient**2).sum(dim=1, keepdim=True))
+        for _ in range(self.iterations):
+            mean = _neighbour_mean(flow)
+            residual = (gradient * mean).sum(dim=1, keepdim=True) + constant
+            flow = mean - scaled * residual
+        return flow
+
+    @staticmethod
+    def _warp(image: Tensor, flow: Tensor) -> Tensor:
+        """Sample `image` at x + flow(x) (bilinear, border padding): aligns `second` with `first`."""
+        _, _, height, width = image.shape
+        ys = torch.arange(height, device=image.device, dtype=image.dtype)
+        xs = torch.arange(width, device=image.device, dtype=image.dtype)
+        # grid_sample with align_corners=True maps -1 and 1 to the centres of the edge pixels.
+        x = (xs.view(1, 1, width) + flow[:, 0]) * (2 / (width - 1)) - 1
+        y = (ys.view(1, height, 1) + flow[:, 1]) * (2 / (height - 1)) - 1
+        grid = torch.stack([x, y], dim=-1)
+        return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)

@@ -1,0 +1,53 @@
+"""Checkpoints that survive a kill mid-write and cannot run foreign code when loaded.
+
+Saving writes a temporary file in the same folder, fsyncs it and renames it over the old one, so a
+reader only ever sees a complete checkpoint. Loading uses `weights_only=True`: plain tensors and
+containers, never arbitrary unpickled objects.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pseudovad.errors import PseudovadError
+
+
+def save_checkpoint(state: dict[str, Any], path: Path) -> None:
+    """Atomically write `state` (tensors, numbers, strings and containers of them) to `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "wb") as handle:
+            torch.save(state, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except OSError as error:
+        raise PseudovadError(f"could not write checkpoint {path}: {error}; the previous checkpoint is kept") from None
+    finally:
+        temporary.unlink(missing_ok=True)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a checkpoint without unpickling arbitrary objects; refuse anything else with a clear error."""
+    if not path.is_file():
+        raise PseudovadError(f"checkpoint {path} not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise PseudovadError(
+            f"{path}: refused to load: it holds objects other than tensors and plain containers "
+            f"(possibly code). Only load checkpoints written by pseudovad. Detail: {str(error).splitlines()[0]}"
+        ) from None
+    except (RuntimeError, EOFError) as error:
+        raise PseudovadError(f"{path}: not a readable checkpoint ({error})") from None

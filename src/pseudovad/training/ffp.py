@@ -1,0 +1,120 @@
+"""Future Frame Prediction (Liu et al., CVPR 2018): one training step and the frame score.
+
+The step follows the paper and avoids the defects of popular ports: the discriminator is updated
+first, from its own loss alone; the generator is then updated with D frozen, so D's gradients never
+mix with G's loss; the flow term keeps its graph so it really trains the generator.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from pseudovad.config import Config
+from pseudovad.evaluation.protocol import psnr
+from pseudovad.losses import flow_loss, gradient_loss, intensity_loss, lsgan_discriminator_loss, lsgan_generator_loss
+from pseudovad.models.flow import HornSchunckFlow
+from pseudovad.models.patchgan import PatchDiscriminator
+from pseudovad.models.unet import UNet
+
+
+class NonFiniteLoss(RuntimeError):
+    """A loss became NaN or Inf; the step was not applied."""
+
+    def __init__(self, name: str, value: float) -> None:
+        super().__init__(f"loss '{name}' is {value}")
+        self.name = name
+
+
+def build_flow_estimator(config: Config) -> nn.Module:
+    """The frozen flow network of the flow loss (Horn-Schunck needs no weights)."""
+    options = {"levels": config.flow.levels, "iterations": config.flow.iterations}
+    if config.flow.alpha is not None:
+        options["alpha"] = config.flow.alpha
+    return HornSchunckFlow(**options)
+
+
+def split_clip(clips: Tensor) -> tuple[Tensor, Tensor]:
+    """(B, t+1, C, H, W) -> inputs stacked on channels (B, t*C, H, W) and the target (B, C, H, W)."""
+    return clips[:, :-1].flatten(1, 2), clips[:, -1]
+
+
+def _check_finite(losses: dict[str, Tensor]) -> None:
+    for name, value in losses.items():
+        if not torch.isfinite(value):
+            raise NonFiniteLoss(name, value.item())
+
+
+class FFPPipeline:
+    """A U-Net generator and a PatchGAN discriminator trained with FFP's four losses."""
+
+    score_names = ("psnr",)
+
+    def __init__(self, config: Config, device: torch.device) -> None:
+        channels, t = config.data.channels, config.data.clip_length
+        self.config = config
+        self.device = device
+        g, d = config.generator, config.discriminator
+        self.generator = UNet(t * channels, channels, g.width, g.levels, g.norm, g.dropout).to(device)
+        self.discriminator = PatchDiscriminator(channels, d.width, d.norm).to(device)
+        self.flow = build_flow_estimator(config).to(device)
+        self.optimizers = {
+            "generator": torch.optim.Adam(self.generator.parameters(), lr=config.train.lr_generator),
+            "discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=config.train.lr_discriminator),
+        }
+
+    @property
+    def networks(self) -> dict[str, nn.Module]:
+        return {"generator": self.generator, "discriminator": self.discriminator}
+
+    def train_step(self, clips: Tensor) -> dict[str, float]:
+        """One D update then one G update on a batch of clips; returns the loss values."""
+        weights = self.config.loss
+        inputs, target = split_clip(clips)
+        self.generator.train()
+        self.discriminator.train()
+        prediction = self.generator(inputs)
+        logged: dict[str, float] = {}
+
+        if weights.adversarial > 0:
+            d_loss = lsgan_discriminator_loss(self.discriminator(target), self.discriminator(prediction.detach()))
+            _check_finite({"discriminator": d_loss})
+            self.optimizers["discriminator"].zero_grad(set_to_none=True)
+            d_loss.backward()
+            self.optimizers["discriminator"].step()
+            logged["discriminator"] = d_loss.item()
+
+        terms = self.generator_terms(clips[:, -2], prediction, target)
+        _check_finite(terms)
+        total = sum(getattr(weights, name) * value for name, value in terms.items())
+        self.optimizers["generator"].zero_grad(set_to_none=True)
+        total.backward()
+        self.optimizers["generator"].step()
+        logged.update({name: value.item() for name, value in terms.items()})
+        logged["generator"] = total.item()
+        return logged
+
+    def generator_terms(self, previous: Tensor, prediction: Tensor, target: Tensor) -> dict[str, Tensor]:
+        """The weighted-sum terms of G's loss; terms with weight 0 are not computed at all."""
+        weights = self.config.loss
+        terms = {
+            "intensity": intensity_loss(prediction, target),
+            "gradient": gradient_loss(prediction, target),
+        }
+        if weights.flow > 0:
+            terms["flow"] = flow_loss(self.flow, previous, prediction, target)
+        if weights.adversarial > 0:
+            self.discriminator.requires_grad_(False)
+            terms["adversarial"] = lsgan_generator_loss(self.discriminator(prediction))
+            self.discriminator.requires_grad_(True)
+        return terms
+
+    @torch.inference_mode()
+    def predict(self, clips: Tensor) -> Tensor:
+        self.generator.eval()
+        return self.generator(split_clip(clips)[0])
+
+    @torch.inference_mode()
+    def score(self, clips: Tensor) -> dict[str, Tensor]:
+        """Per-clip scores of the target frame, each oriented high = normal."""
+        return {"psnr": psnr(self.predict(clips), clips[:, -1])}

@@ -1,0 +1,180 @@
+"""The training loop shared by every pipeline: data, schedule, logging, checkpoints, resume.
+
+Batches are a pure function of (seed, step) — a fresh permutation of all clips per epoch — so a run
+resumed from a checkpoint sees exactly the batches the uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from pseudovad.config import Config, config_to_dict, save_config
+from pseudovad.data.cache import load_frames
+from pseudovad.data.clips import ClipDataset
+from pseudovad.data.layouts import load_dataset
+from pseudovad.errors import ConfigError, PseudovadError
+from pseudovad.training.checkpoint import load_checkpoint, save_checkpoint
+from pseudovad.training.ffp import NonFiniteLoss
+from pseudovad.training.pipelines import build_pipeline, load_pipeline_state, pick_device, pipeline_state
+
+CHECKPOINT_NAME = "checkpoints/latest.pt"
+
+
+def batch_indices(num_clips: int, batch_size: int, seed: int, step: int) -> np.ndarray:
+    """The clip indices of training step `step`: epoch-wise permutations, the last partial batch dropped."""
+    if num_clips < batch_size:
+        raise PseudovadError(f"only {num_clips} training clips for a batch of {batch_size}; lower train.batch_size")
+    per_epoch = num_clips // batch_size
+    epoch, position = divmod(step, per_epoch)
+    order = np.random.default_rng([seed, epoch]).permutation(num_clips)
+    return order[position * batch_size : (position + 1) * batch_size]
+
+
+def learning_rate_scale(config: Config, step: int) -> float:
+    decay_at = config.train.lr_decay_at
+    return config.train.lr_decay_factor if decay_at is not None and step >= decay_at else 1.0
+
+
+def prepare_run_dir(run_dir: Path, resume: bool, force: bool) -> None:
+    """Refuse to overwrite a run unless asked; `--force` starts over, `--resume` continues."""
+    checkpoint = run_dir / CHECKPOINT_NAME
+    if resume:
+        if not checkpoint.exists():
+            raise PseudovadError(f"--resume: no checkpoint at {checkpoint}; start without --resume")
+        return
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not force:
+            raise PseudovadError(
+                f"{run_dir} already holds a run; use --resume to continue it, --force to start over, "
+                "or choose another --out"
+            )
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _check_same_experiment(saved: dict, requested: dict, run_dir: Path) -> None:
+    """A resumed run may extend its budget, nothing else: other changes would mix two experiments."""
+    def flat(values: dict, prefix: str = "") -> dict:
+        out = {}
+        for key, value in values.items():
+            out.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+        return out
+
+    saved_flat, requested_flat = flat(saved), flat(requested)
+    changed = [k for k in requested_flat if k != "train.iterations" and saved_flat.get(k) != requested_flat[k]]
+    if changed:
+        details = ", ".join(f"{k}: {saved_flat.get(k)!r} -> {requested_flat[k]!r}" for k in changed)
+        raise ConfigError(f"--resume {run_dir}: the config differs from the saved run ({details}); only --iterations may change")
+
+
+def train(config: Config, run_dir: Path, resume: bool = False, force: bool = False) -> Path:
+    """Train `config.pipeline` for `config.train.iterations` steps; returns the checkpoint path."""
+    if config.data.root is None:
+        raise ConfigError("no dataset: pass --data ROOT or set data.root in the config")
+    prepare_run_dir(run_dir, resume, force)
+    state, saved_iterations = None, 0
+    if resume:
+        state = load_checkpoint(run_dir / CHECKPOINT_NAME)
+        saved_iterations = state["iteration"]
+        _check_same_experiment(state["config"], config_to_dict(config), run_dir)
+    save_config(config, run_dir / "config.yaml")
+
+    torch.manual_seed(config.train.seed)
+    device = pick_device(config.train.device)
+    dataset = load_dataset(Path(config.data.root), config.data.layout, Path(config.data.labels) if config.data.labels else None)
+    if not dataset.train:
+        raise PseudovadError(f"{dataset.root}: no training videos (layout '{dataset.layout}'); training needs normal videos")
+    frames = load_frames(
+        dataset.train, config.data.height, config.data.width, config.data.channels, config.data.cache_dir, "training frames"
+    )
+    clips = ClipDataset(frames, config.data.clip_length)
+    pipeline = build_pipeline(config, device)
+    if state is not None:
+        load_pipeline_state(pipeline, state)
+        torch.set_rng_state(state["torch_rng"])
+
+    checkpoint_path = run_dir / CHECKPOINT_NAME
+    base_rates = {name: [g["lr"] for g in opt.param_groups] for name, opt in pipeline.optimizers.items()}
+    sample = clips.batch(np.linspace(0, len(clips) - 1, 4).astype(int)).to(device)
+    writer = SummaryWriter(str(run_dir / "tensorboard"))
+    schedule = config.train
+    step = saved_iterations
+
+    def checkpoint() -> None:
+        save_checkpoint(
+            {
+                "iteration": step,
+                "config": config_to_dict(config),
+                "torch_rng": torch.get_rng_state(),
+                **pipeline_state(pipeline),
+            },
+            checkpoint_path,
+        )
+
+    bar = tqdm(total=schedule.iterations, initial=step, desc=f"train {config.pipeline}", unit="step", dynamic_ncols=True)
+    started = time.perf_counter()
+    try:
+        while step < schedule.iterations:
+            scale = learning_rate_scale(config, step)
+            for name, optimizer in pipeline.optimizers.items():
+                for group, rate in zip(optimizer.param_groups, base_rates[name]):
+                    group["lr"] = rate * scale
+            batch = clips.batch(batch_indices(len(clips), schedule.batch_size, schedule.seed, step)).to(device)
+            try:
+                losses = pipeline.train_step(batch)
+            except NonFiniteLoss as error:
+                if schedule.on_nonfinite == "skip":
+                    writer.add_scalar("train/skipped_nonfinite", 1, step)
+                    step += 1
+                    bar.update()
+                    continue
+                raise PseudovadError(
+                    f"training stopped at iteration {step}: {error}. The last good checkpoint "
+                    f"({checkpoint_path}) is kept; lower the learning rate, or set train.on_nonfinite=skip"
+                ) from None
+            step += 1
+            bar.update()
+            if step % schedule.log_every == 0 or step == schedule.iterations:
+                for name, value in losses.items():
+                    writer.add_scalar(f"loss/{name}", value, step)
+                writer.add_scalar("speed/steps_per_second", (step - saved_iterations) / (time.perf_counter() - started), step)
+                bar.set_postfix({name: f"{value:.4f}" for name, value in losses.items()}, refresh=False)
+            if step % schedule.sample_every == 0 or step == schedule.iterations:
+                _write_samples(writer, pipeline, sample, step)
+            if step % schedule.checkpoint_every == 0 or step == schedule.iterations:
+                checkpoint()
+    except KeyboardInterrupt:
+        checkpoint()
+        bar.close()
+        writer.close()
+        raise PseudovadError(f"interrupted at iteration {step}; checkpoint saved, continue with --resume") from None
+    bar.close()
+    writer.close()
+    (run_dir / "train_summary.json").write_text(
+        json.dumps(
+            {
+                "iterations": step,
+                "resumed_from": saved_iterations,
+                "seconds": time.perf_counter() - started,
+                "training_clips": len(clips),
+                "device": str(device),
+            },
+            indent=2,
+        )
+    )
+    return checkpoint_path
+
+
+def _write_samples(writer: SummaryWriter, pipeline, sample: torch.Tensor, step: int) -> None:
+    """Last input, prediction and target side by side, for TensorBoard's image tab."""
+    prediction = pipeline.predict(sample)
+    rows = torch.cat([sample[:, -2], prediction, sample[:, -1]], dim=-1)
+    writer.add_images("samples/last_input|prediction|target", (rows.float().cpu() + 1) / 2, step)

@@ -1,0 +1,37 @@
+"""The registry of trainable pipelines, keyed by `config.pipeline`."""
+
+from __future__ import annotations
+
+import torch
+
+from pseudovad.config import Config
+from pseudovad.training.ffp import FFPPipeline
+
+PIPELINES = {"ffp": FFPPipeline}
+
+
+def build_pipeline(config: Config, device: torch.device) -> FFPPipeline:
+    return PIPELINES[config.pipeline](config, device)
+
+
+def pick_device(name: str) -> torch.device:
+    """`auto` is CUDA when present, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def pipeline_state(pipeline: FFPPipeline) -> dict:
+    """Networks and optimizers as plain state dicts (what a checkpoint stores)."""
+    return {
+        "networks": {name: net.state_dict() for name, net in pipeline.networks.items()},
+        "optimizers": {name: opt.state_dict() for name, opt in pipeline.optimizers.items()},
+    }
+
+
+def load_pipeline_state(pipeline: FFPPipeline, state: dict, with_optimizers: bool = True) -> None:
+    for name, net in pipeline.networks.items():
+        net.load_state_dict(state["networks"][name])
+    if with_optimizers:
+        for name, optimizer in pipeline.optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][name])

@@ -1,0 +1,71 @@
+"""The evaluation protocol against hand-computed cases."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from pseudovad.evaluation.protocol import frame_auc, minmax, psnr, scored_labels, smooth
+
+
+def test_psnr_matches_hand_computation_on_unit_range():
+    target = torch.full((1, 1, 2, 2), -1.0)  # black in [0, 1]
+    prediction = torch.tensor([[[[-1.0, -1.0], [-1.0, 0.0]]]])  # one pixel at 0.5 in [0, 1]
+    mse = 0.25 / 4
+    assert psnr(prediction, target).item() == pytest.approx(10 * math.log10(1 / mse), rel=1e-6)
+
+
+def test_psnr_is_per_frame_and_finite_for_perfect_prediction():
+    frames = torch.rand(3, 1, 4, 4) * 2 - 1
+    values = psnr(frames, frames)
+    assert values.shape == (3,)
+    assert torch.isfinite(values).all() and (values == 100).all()
+
+
+def test_minmax_and_constant_scores():
+    np.testing.assert_allclose(minmax(np.array([2.0, 4.0, 3.0])), [0.0, 1.0, 0.5])
+    np.testing.assert_array_equal(minmax(np.array([5.0, 5.0])), [0.0, 0.0])
+
+
+def test_scored_labels_drop_the_first_clip_length_frames():
+    labels = np.array([1, 1, 0, 0, 1, 0])
+    np.testing.assert_array_equal(scored_labels(labels, 4), [1, 0])
+
+
+def test_micro_auc_normalises_per_video_and_raw_does_not():
+    # Video A scores ~100 dB, video B ~10 dB: raw concatenation ranks all of B as anomalous.
+    scores = [np.array([100.0, 101.0, 102.0]), np.array([10.0, 11.0, 12.0])]
+    labels = [np.array([1, 0, 0]), np.array([1, 0, 0])]
+    result = frame_auc(scores, labels)
+    # Normalised: anomalous frames both score 0, normal frames 0.5 and 1 -> perfect separation.
+    assert result["micro"] == pytest.approx(1.0)
+    # Raw: normals {101, 102, 11, 12}, anomalies {100, 10}. Pairs (anomaly lower than normal):
+    # 100 < 101, 102 but > 11, 12 -> 2 of 4; 10 below all 4 -> total 6 of 8.
+    assert result["micro_raw"] == pytest.approx(6 / 8)
+    assert result["macro"] == pytest.approx(1.0)
+    assert result["videos_in_macro"] == 2
+
+
+def test_macro_skips_one_class_videos():
+    scores = [np.array([1.0, 2.0, 3.0]), np.array([3.0, 2.0, 1.0])]
+    labels = [np.array([1, 0, 0]), np.array([0, 0, 0])]
+    result = frame_auc(scores, labels)
+    assert result["videos_in_macro"] == 1
+    assert result["macro"] == pytest.approx(1.0)
+
+
+def test_alignment_at_video_start_is_checked_not_shifted():
+    # 6 frames, clip length 4: two scored frames; passing unsliced labels must fail loudly.
+    labels = np.array([0, 0, 0, 0, 1, 0])
+    with pytest.raises(ValueError, match="2 scores for 6 labels"):
+        frame_auc([np.array([1.0, 2.0])], [labels])
+    result = frame_auc([np.array([1.0, 2.0])], [scored_labels(labels, 4)])
+    assert result["micro"] == pytest.approx(1.0)
+
+
+def test_smoothing_changes_scores_within_a_video_only():
+    values = np.array([0.0, 0.0, 10.0, 0.0, 0.0])
+    smoothed = smooth(values, 1.0)
+    assert smoothed[2] < 10 and smoothed[1] > 0
+    np.testing.assert_array_equal(smooth(values, 0), values)
