@@ -55,7 +55,7 @@ class SynthPreset:
     crowd: float
     walk_cross_frames: int
     anomaly_counts: tuple[tuple[str, int], ...]
-    noise_sigma: float = 2.0
+    noise_sigma: float = 1.0
 
     def __post_init__(self) -> None:
         unknown = {kind for kind, _ in self.anomaly_counts} - set(KINDS)
@@ -76,7 +76,7 @@ PRESETS: dict[str, SynthPreset] = {
         anomaly_counts=(("running", 1), ("vehicle", 1), ("thrown_object", 1), ("wrong_way", 1)),
     ),
     "default": SynthPreset(
-        width=160, height=120, train_videos=8, train_frames=150, test_videos=8, test_frames=150,
+        width=160, height=120, train_videos=8, train_frames=120, test_videos=8, test_frames=150,
         crowd=4.0, walk_cross_frames=120,
         anomaly_counts=(("running", 3), ("vehicle", 2), ("thrown_object", 3), ("wrong_way", 2)),
     ),
@@ -89,7 +89,7 @@ _PERSON_SIZE = 0.204  # height of a person, per unit of (feet row - horizon)
 _WALK_TOP, _WALK_BOTTOM = 0.30, 0.80  # the walkway; grass above and below it
 _LANE_FAR, _LANE_NEAR = 0.42, 0.77  # where walking pedestrians put their feet
 _SHADOW_DEPTH = 0.35  # how much a shadow darkens the ground
-_PNG = [cv2.IMWRITE_PNG_COMPRESSION, 6]
+_PNG = [cv2.IMWRITE_PNG_COMPRESSION, 3, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_PAETH]
 _SHIFT = 4  # fractional bits for cv2 drawing, so slow motion stays smooth
 
 Color = tuple[float, float, float]
@@ -138,9 +138,10 @@ def generate_synthetic(out: Path, seed: int = 0, preset: str = "default", *, ove
         name = f"{index + 1:02d}"
         rng = np.random.default_rng(video_seeds[config.train_videos + index])
         actors = _normal_walkers(scene, config, config.test_frames, rng)
-        actors += [_anomaly(scene, config, planned, rng) for planned in plan if planned.video == index]
-        video_labels, visible = _render_video(scene, background, actors, config.test_frames, rng, config.noise_sigma,
-                                              out / "testing" / "frames" / name, out / "testing" / "pixel_masks" / name)
+        actors += [_anomaly(scene, planned, rng) for planned in plan if planned.video == index]
+        video_labels, visible = _render_video(scene, background, actors, config.test_frames, rng,
+                                              config.noise_sigma, out / "testing" / "frames" / name,
+                                              out / "testing" / "pixel_masks" / name)
         for kind, frames in visible:
             events += [{"video": name, "kind": kind, "start": start, "end": end} for start, end in _runs(frames)]
         test_videos[name] = config.test_frames
@@ -149,7 +150,7 @@ def generate_synthetic(out: Path, seed: int = 0, preset: str = "default", *, ove
     np.save(out / "frame_labels_synthetic.npy", np.concatenate(labels)[None, :])
     description = {
         "generator": "pseudovad.synthetic",
-        "seed": seed,
+        "seed": int(seed),
         "preset": preset,
         "width": config.width,
         "height": config.height,
@@ -187,7 +188,7 @@ def plan_events(preset: SynthPreset, rng: np.random.Generator) -> list[PlannedEv
         room = min(n - lead - tail - min_gap * (len(members) - 1), int(0.6 * n))
         scale = min(1.0, room / sum(lengths[i] for i in members))
         video_lengths = [max(4, int(lengths[i] * scale)) for i in members]
-        spare = n - lead - tail - min_gap * (len(members) - 1) - sum(video_lengths)
+        spare = max(0, n - lead - tail - min_gap * (len(members) - 1) - sum(video_lengths))
         gaps = np.floor(rng.dirichlet(np.ones(len(members) + 1)) * spare).astype(int)
         start = lead + int(gaps[0])
         for i, length, gap in zip(members, video_lengths, gaps[1:]):
@@ -216,7 +217,8 @@ def _prepare_output(out: Path, overwrite: bool) -> None:
         raise PseudovadError(f"{out} is a file; give a folder for the synthetic dataset")
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
-            raise PseudovadError(f"{out} is not empty; choose another folder or pass overwrite (--force) to replace it")
+            raise PseudovadError(f"{out} is not empty; choose another folder, or pass overwrite (--force) to replace "
+                                 "the dataset in it")
         # Only what this generator writes, so stale frames of a larger preset cannot survive.
         for name in ("training", "testing"):
             if (out / name).is_dir():
@@ -246,7 +248,6 @@ class _Scene:
 
     def __init__(self, width: int, height: int) -> None:
         self.width, self.height = width, height
-        self.walk_top, self.walk_bottom = _WALK_TOP * height, _WALK_BOTTOM * height
         self.lane_far, self.lane_near = _LANE_FAR * height, _LANE_NEAR * height
 
     def person_height(self, feet_y: float) -> float:
@@ -257,8 +258,13 @@ class _Scene:
         return self.person_height(feet_y) / self.person_height(self.lane_near) * self.width / walk_cross_frames
 
 
-def _background(scene: _Scene, rng: np.random.Generator) -> np.ndarray:
-    """The empty scene as float32 BGR, drawn at twice the size and shrunk so that edges are smooth."""
+def _background(scene: _Scene, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The empty scene as a float32 gray image plus a per-pixel integer tint (B, G, R offsets).
+
+    The tint is added, not multiplied, so the three channels carry the same texture and noise: that
+    is what a nearly gray camera image looks like, and PNG stores such frames a third smaller.
+    Drawn at twice the size and shrunk, so edges are smooth.
+    """
     ss = 2
     h, w = scene.height * ss, scene.width * ss
     rows = (np.arange(h) + 0.5) / h  # in image heights
@@ -277,56 +283,56 @@ def _background(scene: _Scene, rng: np.random.Generator) -> np.ndarray:
     to_col_joint = np.minimum(col_f - col, col + 1 - col_f) * brick_length / depth * scene.height
     joint = np.clip(1.0 - np.minimum(to_row_joint, to_col_joint) / 0.6, 0.0, 1.0)
     brick_shade = rng.normal(0.0, 7.0, (97, 89))[row % 97, col % 89]
-    grain = cv2.GaussianBlur(rng.normal(0.0, 7.0, (h, w)), (0, 0), 0.8)
-    stains = cv2.resize(rng.normal(0.0, 7.0, (6, 8)), (w, h), interpolation=cv2.INTER_CUBIC)
-    paving = 150.0 + brick_shade - 36.0 * joint + grain + stains
+    grain = cv2.GaussianBlur(rng.normal(0.0, 2.0, (h, w)), (0, 0), 0.9)
+    paving = 150.0 + brick_shade - 36.0 * joint + grain
 
-    blades = cv2.GaussianBlur(rng.normal(0.0, 20.0, (h, w)), (0, 0), sigmaX=0.6, sigmaY=1.5)
-    patches = cv2.resize(rng.normal(0.0, 9.0, (5, 7)), (w, h), interpolation=cv2.INTER_CUBIC)
-    grass = 92.0 + blades + patches
+    blades = cv2.GaussianBlur(rng.normal(0.0, 10.0, (h, w)), (0, 0), sigmaX=1.0, sigmaY=2.0)
+    grass = 92.0 + blades
 
     on_walk = (y >= _WALK_TOP) & (y <= _WALK_BOTTOM)
     curb = on_walk & ((y < _WALK_TOP + 0.018) | (y > _WALK_BOTTOM - 0.018))
     curb_shadow = (~on_walk) & ((np.abs(y - _WALK_TOP) < 0.008) | (np.abs(y - _WALK_BOTTOM) < 0.008))
     gray = np.where(on_walk, paving, grass)
-    gray = np.where(curb, 182.0 + 0.5 * grain, gray)
-    gray = np.where(curb_shadow, 55.0 + 0.5 * grain, gray)
-    tint = np.where(on_walk[..., None], (0.98, 1.0, 1.02), (0.93, 1.04, 0.96))
-    image = (gray[..., None] * tint).astype(np.float32)
+    gray = np.where(curb, 182.0 + grain, gray)
+    gray = np.where(curb_shadow, 55.0 + grain, gray).astype(np.float32)
+    tint = np.where(on_walk[..., None], (-1.0, 0.0, 1.0), (-3.0, 3.0, -2.0)).astype(np.float32)  # grass: greenish
 
-    _draw_scenery(image, scene, ss, rng, grain)
-    image = cv2.resize(image, (scene.width, scene.height), interpolation=cv2.INTER_AREA)
-    return np.clip(image, 0, 255)
+    _draw_scenery(gray, tint, scene, ss, rng, grain)
+    gray = cv2.resize(gray, (scene.width, scene.height), interpolation=cv2.INTER_AREA)
+    tint = cv2.resize(tint, (scene.width, scene.height), interpolation=cv2.INTER_AREA)
+    return np.clip(gray, 0, 255), np.rint(tint).astype(np.int16)
 
 
-def _draw_scenery(image: np.ndarray, scene: _Scene, ss: int, rng: np.random.Generator, grain: np.ndarray) -> None:
+def _draw_scenery(gray: np.ndarray, tint: np.ndarray, scene: _Scene, ss: int, rng: np.random.Generator,
+                  grain: np.ndarray) -> None:
     """Static objects on the far grass (bushes, a lamp post, a bench) make the scene read as a place."""
-    h = scene.height * ss
-    w = scene.width * ss
-    bushes = np.zeros(image.shape[:2], np.uint8)
+    h, w = scene.height * ss, scene.width * ss
+    bushes = np.zeros(gray.shape, np.uint8)
     for cx in rng.permutation(np.linspace(0.08, 0.92, 4))[:3] * w:
         cy = rng.uniform(0.06, 0.17) * h
         for _ in range(4):
             center = (int(cx + rng.uniform(-0.06, 0.06) * h), int(cy + rng.uniform(-0.03, 0.03) * h))
             axes = (int(rng.uniform(0.04, 0.07) * h), int(rng.uniform(0.03, 0.05) * h))
             cv2.ellipse(bushes, center, axes, 0, 0, 360, 1, -1)
-    leaves = (58.0 + 2.0 * grain)[..., None] * np.array([0.92, 1.05, 0.95])
-    image[bushes > 0] = leaves[bushes > 0]
+    gray[bushes > 0] = (58.0 + 2.0 * grain)[bushes > 0]
 
+    objects = np.zeros(gray.shape, np.uint8)  # where the grass tint gives way to gray objects
     pole_x = int(rng.uniform(0.6, 0.9) * w)
-    pole = (70.0, 70.0, 72.0)
-    cv2.line(image, (pole_x, int(0.285 * h)), (pole_x, int(0.03 * h)), pole, max(1, int(0.012 * h)))
-    cv2.line(image, (pole_x, int(0.03 * h)), (pole_x + int(0.04 * h), int(0.03 * h)), pole, max(1, int(0.008 * h)))
-    cv2.ellipse(image, (pole_x + int(0.045 * h), int(0.04 * h)), (int(0.018 * h), int(0.01 * h)), 0, 0, 360,
-                (205.0, 210.0, 212.0), -1)
+    for image, value in ((gray, 70.0), (objects, 1)):
+        cv2.line(image, (pole_x, int(0.285 * h)), (pole_x, int(0.03 * h)), value, max(1, int(0.012 * h)))
+        cv2.line(image, (pole_x, int(0.03 * h)), (pole_x + int(0.04 * h), int(0.03 * h)), value, max(1, int(0.008 * h)))
+    lamp = ((pole_x + int(0.045 * h), int(0.04 * h)), (int(0.018 * h), int(0.01 * h)))
+    cv2.ellipse(gray, *lamp, 0, 0, 360, 210.0, -1)
+    cv2.ellipse(objects, *lamp, 0, 0, 360, 1, -1)
 
-    bench_x, bench_y = int(rng.uniform(0.1, 0.45) * w), int(0.25 * h)
-    half = int(0.07 * h)
-    wood = (110.0, 118.0, 128.0)
-    cv2.rectangle(image, (bench_x - half, bench_y - int(0.035 * h)), (bench_x + half, bench_y - int(0.028 * h)), wood, -1)
-    cv2.rectangle(image, (bench_x - half, bench_y - int(0.06 * h)), (bench_x + half, bench_y - int(0.05 * h)), wood, -1)
-    for leg_x in (bench_x - half + 2, bench_x + half - 2):
-        cv2.line(image, (leg_x, bench_y), (leg_x, bench_y - int(0.06 * h)), (50.0, 50.0, 52.0), max(1, ss))
+    bench_x, bench_y, half = int(rng.uniform(0.1, 0.45) * w), int(0.25 * h), int(0.07 * h)
+    for image, wood, iron in ((gray, 118.0, 50.0), (objects, 1, 1)):
+        for top, bottom in ((0.035, 0.028), (0.06, 0.05)):
+            cv2.rectangle(image, (bench_x - half, bench_y - int(top * h)), (bench_x + half, bench_y - int(bottom * h)),
+                          wood, -1)
+        for leg_x in (bench_x - half + 2, bench_x + half - 2):
+            cv2.line(image, (leg_x, bench_y), (leg_x, bench_y - int(0.06 * h)), iron, max(1, ss))
+    tint[objects > 0] = (0.0, 0.0, 2.0)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -344,7 +350,7 @@ def _draw(image: np.ndarray, shapes: list[tuple], value: float | None = None, an
     """Draw shapes in their own colours, or all in `value` (masks, shadows)."""
     line_type = cv2.LINE_AA if antialias else cv2.LINE_8
     for shape in shapes:
-        kind, color = shape[0], shape[-1] if value is None else value
+        kind, color = shape[0], (shape[-1] if value is None else value)
         if kind == "poly":
             points = np.round(shape[1] * (1 << _SHIFT)).astype(np.int32)
             cv2.fillPoly(image, [points], color, line_type, _SHIFT)
@@ -405,7 +411,7 @@ class _Look:
     def random(rng: np.random.Generator) -> _Look:
         backpack = _gray(rng.uniform(30, 110), rng) if rng.random() < 0.3 else None
         return _Look(top=_gray(rng.uniform(35, 215), rng), legs=_gray(rng.uniform(25, 130), rng),
-                     skin=_gray(rng.uniform(115, 185), rng, 0.08), hair=_gray(rng.uniform(15, 85), rng),
+                     skin=_gray(rng.uniform(115, 185), rng, 0.04), hair=_gray(rng.uniform(15, 85), rng),
                      backpack=backpack)
 
 
@@ -416,7 +422,8 @@ def _limb(start: tuple[float, float], angle: float, length: float) -> tuple[floa
 
 def _side_figure(pen: _Pen, phase: float, look: _Look, run: bool) -> None:
     """A person seen from the side: legs and arms swing in opposition over one gait cycle per 2*pi."""
-    leg_amp, knee_amp, arm_amp, elbow, lean = (0.8, 1.5, 0.95, 1.6, 0.2) if run else (0.42, 0.55, 0.4, 0.35, 0.03)
+    # Running: wider swings, knees and elbows bent more, leaning forward, a little flight phase.
+    leg_amp, knee_amp, arm_amp, elbow_bend, lean = (0.8, 1.5, 0.95, 1.6, 0.2) if run else (0.42, 0.55, 0.4, 0.35, 0.03)
     hip_v = 0.5 * math.cos(leg_amp * abs(math.sin(phase))) + (0.04 * abs(math.cos(phase)) if run else 0.0)
     hip = (0.0, hip_v)
     shoulder = (lean * 0.3, hip_v + 0.29)
@@ -431,9 +438,9 @@ def _side_figure(pen: _Pen, phase: float, look: _Look, run: bool) -> None:
 
     def arm(p: float, color: Color) -> None:
         upper = arm_amp * math.sin(p)
-        hand_elbow = _limb(shoulder, upper, 0.16)
-        pen.line(shoulder, hand_elbow, 0.065, color)
-        pen.line(hand_elbow, _limb(hand_elbow, upper + elbow, 0.15), 0.055, _shade(look.skin, 0.85))
+        elbow = _limb(shoulder, upper, 0.16)
+        pen.line(shoulder, elbow, 0.065, color)
+        pen.line(elbow, _limb(elbow, upper + elbow_bend, 0.15), 0.055, _shade(look.skin, 0.85))
 
     far = 0.72  # limbs on the far side are in the body's shade
     arm(phase, _shade(look.top, far))
@@ -567,7 +574,7 @@ def _cart(pen: _Pen, distance: float, body: Color, look: _Look) -> None:
 
 
 def _object_shapes(center: tuple[float, float], size: float, angle: float, form: str, color: Color) -> list[tuple]:
-    """A thrown bag, box or bottle, spinning as it flies."""
+    """A thrown bag, ball or bottle, spinning as it flies."""
     c, s = math.cos(angle), math.sin(angle)
 
     def rect(length: float, width: float, offset: float = 0.0) -> np.ndarray:
@@ -576,13 +583,14 @@ def _object_shapes(center: tuple[float, float], size: float, angle: float, form:
         return np.array([(center[0] + a * c - b * s, center[1] + a * s + b * c) for a, b in corners])
 
     if form == "bottle":
-        return [("poly", rect(size * 1.3, size * 0.4), color), ("poly", rect(size * 0.4, size * 0.2, size * 0.8), color)]
+        return [("poly", rect(size * 1.3, size * 0.4), color),
+                ("poly", rect(size * 0.4, size * 0.2, size * 0.8), color)]
     if form == "ball":
+        highlight = (center[0] - size * 0.15, center[1] - size * 0.15)
         return [("ellipse", center, (size * 0.5, size * 0.5), color),
-                ("ellipse", (center[0] - size * 0.15, center[1] - size * 0.15), (size * 0.15, size * 0.15),
-                 _shade(color, 1.3))]
-    return [("poly", rect(size, size * 0.75), color), ("poly", rect(size * 0.5, size * 0.75, -size * 0.25),
-                                                        _shade(color, 0.75))]
+                ("ellipse", highlight, (size * 0.15, size * 0.15), _shade(color, 1.3))]
+    return [("poly", rect(size, size * 0.75), color),
+            ("poly", rect(size * 0.5, size * 0.75, -size * 0.25), _shade(color, 0.75))]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -624,11 +632,12 @@ class _Person(_Actor):
 
     def shapes(self, t: int) -> list[tuple]:
         x, y, h = self._where(t)
-        pen = _Pen(x, y, h, 1 if self.velocity[0] >= 0 else -1)
         phase = self.phase + self.cadence * (t - self.t0)
         if self.gait in ("walk", "run"):
+            pen = _Pen(x, y, h, 1 if self.velocity[0] >= 0 else -1)
             _side_figure(pen, phase, self.look, self.gait == "run")
         else:
+            pen = _Pen(x, y, h)
             _front_figure(pen, phase, self.look, self.gait == "toward")
         return pen.shapes
 
@@ -714,14 +723,14 @@ def _normal_walkers(scene: _Scene, preset: SynthPreset, n_frames: int, rng: np.r
             y_to = float(np.clip(y + rng.uniform(-0.04, 0.04) * scene.height, scene.lane_far, scene.lane_near))
             t0 = int(round(t))
             if t0 + frames > 0:
-                walkers.append(_Person(scene, t0, t0 + frames, (x_from, y), ((x_to - x_from) / frames, (y_to - y) / frames),
-                                       size, _Look.random(rng), "walk", rng.uniform(0, 2 * math.pi),
-                                       2 * math.pi * speed / (0.75 * h)))
+                velocity = ((x_to - x_from) / frames, (y_to - y) / frames)
+                walkers.append(_Person(scene, t0, t0 + frames, (x_from, y), velocity, size, _Look.random(rng), "walk",
+                                       rng.uniform(0, 2 * math.pi), 2 * math.pi * speed / (0.75 * h)))
             t += gap * rng.uniform(0.4, 1.6)
     return walkers
 
 
-def _anomaly(scene: _Scene, preset: SynthPreset, planned: PlannedEvent, rng: np.random.Generator) -> _Actor:
+def _anomaly(scene: _Scene, planned: PlannedEvent, rng: np.random.Generator) -> _Actor:
     """The actor of a planned anomaly: it enters view at `start` and leaves after `length` frames."""
     t0, t1, last = planned.start, planned.start + planned.length, planned.length - 1
     width, height = scene.width, scene.height
@@ -762,7 +771,7 @@ def _anomaly(scene: _Scene, preset: SynthPreset, planned: PlannedEvent, rng: np.
         return _Thrown(t0, t1, (x_from, x_to), ys, rise, size, facing * rng.uniform(0.25, 0.6), form,
                        _gray(level, rng, 0.08))
 
-    # wrong_way: from beyond the top edge down to below the bottom one (or back), across both grass strips.
+    # wrong_way: from the top edge down past the bottom one (or back up), across both grass strips.
     down = rng.random() < 0.5
     size = rng.uniform(0.95, 1.1)
     y_from, y_to = 1.0, height + 0.95 * scene.person_height(height) * size
@@ -780,7 +789,7 @@ def _anomaly(scene: _Scene, preset: SynthPreset, planned: PlannedEvent, rng: np.
 # Rendering
 
 
-def _render_video(scene: _Scene, background: np.ndarray, actors: list[_Actor], n_frames: int,
+def _render_video(scene: _Scene, background: tuple[np.ndarray, np.ndarray], actors: list[_Actor], n_frames: int,
                   rng: np.random.Generator, noise_sigma: float, frame_dir: Path,
                   mask_dir: Path | None) -> tuple[np.ndarray, list[tuple[str, list[int]]]]:
     """Write one video's frames (and masks); return its frame labels and each anomaly's visible frames.
@@ -791,6 +800,7 @@ def _render_video(scene: _Scene, background: np.ndarray, actors: list[_Actor], n
     frame_dir.mkdir(parents=True)
     if mask_dir is not None:
         mask_dir.mkdir(parents=True)
+    gray, tint = background
     # Slow, mild lighting drift: a global gain following a long sine.
     t = np.arange(n_frames)
     gain = rng.uniform(0.94, 1.04) + rng.uniform(0.02, 0.05) * np.sin(2 * np.pi * t / rng.uniform(250, 600)
@@ -804,8 +814,8 @@ def _render_video(scene: _Scene, background: np.ndarray, actors: list[_Actor], n
         shadows = np.zeros(shape, np.uint8)
         for actor in active:
             _draw(shadows, actor.shadow(f), 255)
-        ground = background * (1.0 - _SHADOW_DEPTH / 255.0 * shadows.astype(np.float32))[..., None]
-        canvas = np.clip(np.rint(ground), 0, 255).astype(np.uint8)
+        ground = np.rint(gray * (1.0 - _SHADOW_DEPTH / 255.0 * shadows.astype(np.float32)))
+        canvas = np.clip(ground[..., None] + tint, 0, 255).astype(np.uint8)
         mask = np.zeros(shape, np.uint8)
         for actor in active:
             shapes = actor.shapes(f)
@@ -816,8 +826,10 @@ def _render_video(scene: _Scene, background: np.ndarray, actors: list[_Actor], n
                 if own.any():
                     visible[id(actor)].append(f)
                     mask |= own
-        noise = rng.normal(0.0, noise_sigma, shape).astype(np.float32)
-        frame = np.clip(np.rint(canvas.astype(np.float32) * gain[f] + noise[..., None]), 0, 255).astype(np.uint8)
+        # Lighting and sensor noise change all channels alike, as in a nearly gray camera image.
+        luma = canvas.mean(axis=2, dtype=np.float32)
+        change = np.rint((gain[f] - 1.0) * luma + rng.normal(0.0, noise_sigma, shape)).astype(np.int16)
+        frame = np.clip(canvas + change[..., None], 0, 255).astype(np.uint8)
         _write_png(frame_dir / f"{f:03d}.png", frame)
         if mask_dir is not None:
             _write_png(mask_dir / f"{f:03d}.png", mask)

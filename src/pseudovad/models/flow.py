@@ -20,8 +20,7 @@ _LUMA = (0.299, 0.587, 0.114)
 # The coarsest pyramid level keeps at least this many pixels per side; smaller levels hold too
 # little structure to estimate anything and make the warp normalisation degenerate.
 _MIN_LEVEL_SIZE = 8
-# Pre-smoothing: a sigma = 1 px Gaussian (radius 2) at every level suppresses the noise and
-# aliasing that the linearised brightness constancy is most sensitive to.
+# Pre-smoothing at every pyramid level: a sigma = 1 px Gaussian, radius 2.
 _GAUSSIAN = tuple(math.exp(-(x**2) / 2) for x in range(-2, 3))
 _GAUSSIAN = tuple(tap / sum(_GAUSSIAN) for tap in _GAUSSIAN)
 
@@ -41,8 +40,9 @@ def _separable(image: Tensor, taps: tuple[float, ...]) -> Tensor:
 
 
 def _weighted_sum(tensors: list[Tensor], weights: tuple[float, ...]) -> Tensor:
-    # torch.add's alpha fuses each multiply into the add, which matters inside the HS loop.
-    result = tensors[0] * weights[0]
+    # Inside the HS loop every op counts: torch.add's alpha fuses each multiply into its add,
+    # and a leading weight of 1 (the binomial) needs no multiply at all.
+    result = tensors[0] if weights[0] == 1 else tensors[0] * weights[0]
     for tensor, weight in zip(tensors[1:], weights[1:]):
         result = torch.add(result, tensor, alpha=weight)
     return result
@@ -69,19 +69,28 @@ class HornSchunckFlow(nn.Module):
     """Coarse-to-fine Horn-Schunck optical flow with warping; weight-free and differentiable.
 
     At each pyramid level (coarsest first) the upsampled coarser flow `w0` warps `second` towards
-    `first`; the brightness-constancy constraint is linearised around `w0` and `iterations` Jacobi
-    updates of the classic HS scheme solve for the flow there. The smoothness term acts on the
-    whole flow, so the increment found at a level is the one that keeps the total flow smooth.
+    `first`; brightness constancy is linearised around `w0` and `iterations` Jacobi updates of the
+    classic HS scheme solve for the flow there. The smoothness term acts on the whole flow, so the
+    increment found at a level is the one that keeps the total flow smooth. With `warp=False`
+    the coarser flow only warm-starts plain HS, linearised around zero motion.
+
+    The module is frozen by construction: it has no parameters, only constants, so optimisers
+    never see it, while gradients still reach both input images.
 
     `alpha` is the smoothness weight for intensities in [0, 1] (inputs in [-1, 1] are rescaled
-    first). HS compares `alpha**2` with the squared image gradient `Ix**2 + Iy**2`: blurred
-    natural frames have gradients of roughly 0.01-0.1 per pixel in [0, 1] units, and `alpha`
-    of that order lets well-textured pixels follow their data while flat regions (sky, road,
-    the inside of a uniform coat) are filled in from their surroundings.
+    first); HS weighs `alpha**2` against the squared image gradient, so it must suit the contrast
+    of surveillance frames, which is often low. Mean end-point errors for 0.4-7 px translations
+    at the default levels and iterations, alpha = 0.01 / 0.02 / 0.05:
+      low-contrast texture (mean |grad I| ~ 0.011 per pixel)   0.08 / 0.19 / 1.43 px
+      the same with noise (std 0.01)                           0.36 / 0.33 / 1.43 px
+      4x that contrast                                         0.13 / 0.10 / 0.08 px
+      a noisy real photograph                                  0.52 / 0.50 / 0.51 px
+    A larger alpha cannot converge on low-contrast frames within the iteration budget; a smaller
+    one follows noise. 0.02 is never far from the best.
     """
 
     def __init__(
-        self, levels: int = 3, iterations: int = 20, alpha: float = 0.03, warp: bool = True
+        self, levels: int = 3, iterations: int = 20, alpha: float = 0.02, warp: bool = True
     ) -> None:
         super().__init__()
         if levels < 1 or iterations < 1 or alpha <= 0:
@@ -90,21 +99,26 @@ class HornSchunckFlow(nn.Module):
         self.iterations = iterations
         self.alpha = alpha
         self.warp = warp
-        # Non-persistent buffers: they follow .to(device) but stay out of checkpoints, since
-        # they are constants of the algorithm rather than state.
+        # A non-persistent buffer follows .to(device) but stays out of checkpoints: it is a
+        # constant of the algorithm, not state.
         self.register_buffer("luma", torch.tensor(_LUMA).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, first: Tensor, second: Tensor) -> Tensor:
-        """first, second: (B, C, H, W) images in [-1, 1], C = 1 or 3 (converted to luminance internally).
-        Returns flow (B, 2, H, W) in pixels (dx, dy) at the input resolution, from first to second."""
-        if first.shape != second.shape or first.dim() != 4 or first.shape[1] not in (1, 3):
+        """Flow from `first` to `second`, i.e. first(x) ~ second(x + flow(x)).
+
+        first, second: (B, C, H, W) images in [-1, 1], C = 1 or 3 (converted to luminance
+        internally). Returns flow (B, 2, H, W) in pixels (dx, dy) at the input resolution, from
+        first to second, in the input dtype.
+        """
+        shape = first.shape
+        if shape != second.shape or len(shape) != 4 or shape[1] not in (1, 3) or min(shape[2:]) < 2:
             raise ValueError(
-                f"expected two (B, 1|3, H, W) images of equal shape, got "
+                f"expected two (B, 1|3, H, W) images of equal shape, H, W >= 2, got "
                 f"{tuple(first.shape)} and {tuple(second.shape)}"
             )
         height, width = first.shape[-2:]
-        # Float32 throughout: bfloat16 derivatives of nearly equal frames are mostly rounding noise,
-        # and an enclosing autocast region must not downcast the convolutions either.
+        # Float32 throughout: bfloat16 differences of nearly equal frames are mostly rounding
+        # noise, so an enclosing autocast region must not downcast anything here either.
         with torch.autocast(device_type=first.device.type, enabled=False):
             levels = self._usable_levels(height, width)
             pyramids = [self._pyramid(self._gray(image), levels) for image in (first, second)]
@@ -149,10 +163,11 @@ class HornSchunckFlow(nn.Module):
 
     @staticmethod
     def _smooth(image: Tensor) -> Tensor:
+        """Pre-smoothing: noise and fine detail break the linearised brightness constancy first."""
         return _separable(image, _GAUSSIAN)
 
     def _refine(self, first: Tensor, second: Tensor, flow: Tensor) -> Tensor:
-        """Run the HS Jacobi iterations at one level, starting from (and linearised around) `flow`."""
+        """HS Jacobi iterations at one level, starting from (and linearised around) `flow`."""
         if self.warp:
             second = self._warp(second, flow)
             initial = flow
@@ -171,7 +186,7 @@ class HornSchunckFlow(nn.Module):
 
     @staticmethod
     def _warp(image: Tensor, flow: Tensor) -> Tensor:
-        """Sample `image` at x + flow(x) (bilinear, border padding): aligns `second` with `first`."""
+        """Sample `image` at x + flow(x), bilinear with border padding: aligns second with first."""
         _, _, height, width = image.shape
         ys = torch.arange(height, device=image.device, dtype=image.dtype)
         xs = torch.arange(width, device=image.device, dtype=image.dtype)
@@ -179,4 +194,6 @@ class HornSchunckFlow(nn.Module):
         x = (xs.view(1, 1, width) + flow[:, 0]) * (2 / (width - 1)) - 1
         y = (ys.view(1, height, 1) + flow[:, 1]) * (2 / (height - 1)) - 1
         grid = torch.stack([x, y], dim=-1)
-        return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)
+        return F.grid_sample(
+            image, grid, mode="bilinear", padding_mode="border", align_corners=True
+        )

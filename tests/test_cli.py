@@ -1,0 +1,88 @@
+"""End to end through the command line: synthetic data -> train -> resume -> evaluate."""
+
+import json
+
+import pytest
+import torch
+
+from pseudovad.cli import main
+from pseudovad.data.synthetic import generate_synthetic
+from pseudovad.training.checkpoint import load_checkpoint
+
+TINY = [
+    "--set", "data.height=32", "--set", "data.width=32",
+    "--set", "generator.width=4", "--set", "generator.levels=3",
+    "--set", "discriminator.width=4", "--set", "flow.iterations=5",
+    "--set", "train.checkpoint_every=2", "--set", "train.sample_every=2",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synthetic")
+    generate_synthetic(root, seed=0, preset="tiny", overwrite=True)
+    return root
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("PSEUDOVAD_CACHE", str(tmp_path / "cache"))
+
+
+def train(tiny_data, out, *extra):
+    return main(["train", "synthetic_ffp", "--data", str(tiny_data), "--out", str(out), *TINY, *extra])
+
+
+def test_inspect_real_ped2_json(shared_data, capsys):
+    assert main(["inspect", str(shared_data / "ped2"), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["layout"] == "frames"
+    assert (summary["train"]["videos"], summary["train"]["frames"]) == (16, 2550)
+    assert (summary["test"]["videos"], summary["test"]["frames"], summary["test"]["anomalous"]) == (12, 2010, 1648)
+
+
+def test_train_then_evaluate_writes_results(tiny_data, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert train(tiny_data, run, "--iterations", "3", "--evaluate") == 0
+    results = json.loads((run / "results.json").read_text())
+    assert set(results["auc"]["psnr"]) >= {"micro", "micro_raw", "macro"}
+    assert results["label_version"].startswith("frame_labels_synthetic.npy")
+    assert results["frames_scored"] == sum(len(v["labels"]) for v in results["videos"])
+    assert set(results["auc_per_kind"]["psnr"]) == {"running", "vehicle", "thrown_object", "wrong_way"}
+    assert (run / "tensorboard").is_dir()
+    assert "micro AUC" in capsys.readouterr().out
+
+
+def test_resumed_run_matches_uninterrupted_run(tiny_data, tmp_path):
+    assert train(tiny_data, tmp_path / "straight", "--iterations", "4") == 0
+    assert train(tiny_data, tmp_path / "resumed", "--iterations", "2") == 0
+    assert train(tiny_data, tmp_path / "resumed", "--iterations", "4", "--resume") == 0
+    straight = load_checkpoint(tmp_path / "straight" / "checkpoints" / "latest.pt")
+    resumed = load_checkpoint(tmp_path / "resumed" / "checkpoints" / "latest.pt")
+    assert resumed["iteration"] == 4
+    for network in ("generator", "discriminator"):
+        for name, value in straight["networks"][network].items():
+            torch.testing.assert_close(resumed["networks"][network][name], value, msg=f"{network}.{name}")
+
+
+def test_existing_run_is_not_overwritten(tiny_data, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert train(tiny_data, run, "--iterations", "2") == 0
+    before = (run / "checkpoints" / "latest.pt").read_bytes()
+    assert train(tiny_data, run, "--iterations", "2") == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert (run / "checkpoints" / "latest.pt").read_bytes() == before
+
+
+def test_resume_refuses_a_changed_experiment(tiny_data, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert train(tiny_data, run, "--iterations", "2") == 0
+    assert train(tiny_data, run, "--iterations", "4", "--resume", "--set", "loss.flow=0") == 2
+    assert "loss.flow: 2.0 -> 0.0" in capsys.readouterr().err
+
+
+def test_synth_and_planned_commands(tmp_path, capsys):
+    assert main(["synth", str(tmp_path / "s"), "--preset", "tiny"]) == 0
+    assert "running" in capsys.readouterr().out
+    assert main(["synth", str(tmp_path / "s"), "--preset", "tiny"]) == 2
+    assert main(["report", "x"]) == 2

@@ -1,0 +1,134 @@
+"""HornSchunckFlow: accuracy on known motions, differentiability, shapes and dtypes.
+
+Thresholds are about 2-3x the errors measured with the defaults (noted next to each), so they
+catch a broken estimator without tripping on harmless numerical changes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from pseudovad.models.flow import HornSchunckFlow
+
+
+def _texture(height: int, width: int, shift: tuple[float, float] = (0.0, 0.0), seed: int = 0):
+    """A smooth random texture (1, 1, H, W), roughly in [-1, 1], moved by `shift` = (dx, dy) px.
+
+    A sum of random plane waves evaluated at (x - dx, y - dy), so sub-pixel shifts are exact.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    waves = 24
+    wavelength = 6 + 30 * torch.rand(waves, 1, 1, generator=gen, dtype=torch.float64)
+    angle = 2 * math.pi * torch.rand(waves, 1, 1, generator=gen, dtype=torch.float64)
+    phase = 2 * math.pi * torch.rand(waves, 1, 1, generator=gen, dtype=torch.float64)
+    ys, xs = torch.meshgrid(
+        torch.arange(height, dtype=torch.float64),
+        torch.arange(width, dtype=torch.float64),
+        indexing="ij",
+    )
+    along = torch.cos(angle) * (xs - shift[0]) + torch.sin(angle) * (ys - shift[1])
+    image = torch.cos(2 * math.pi * along / wavelength + phase).sum(dim=0)
+    return (0.35 / math.sqrt(waves) * image).float()[None, None]
+
+
+def _interior_epe(flow: torch.Tensor, shift: tuple[float, float], border: int = 8) -> float:
+    inner = flow[..., border:-border, border:-border]
+    return ((inner[:, 0] - shift[0]) ** 2 + (inner[:, 1] - shift[1]) ** 2).sqrt().mean().item()
+
+
+@pytest.fixture(scope="module")
+def flow() -> HornSchunckFlow:
+    return HornSchunckFlow()
+
+
+def test_identical_images_give_zero_flow(flow):
+    image = torch.cat([_texture(64, 64, seed=s) for s in range(2)]).expand(-1, 3, -1, -1)
+    assert flow(image, image).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize(
+    ("shift", "max_epe"),
+    [
+        ((1.5, -1.0), 0.15),  # measured 0.058
+        ((-3.2, 0.7), 0.2),  # measured 0.070
+        ((4.0, 2.5), 0.25),  # measured 0.103; needs the pyramid
+        ((6.0, -4.0), 0.6),  # measured 0.254
+    ],
+)
+def test_recovers_global_translation(flow, shift, max_epe):
+    first, second = _texture(128, 128), _texture(128, 128, shift=shift)
+    assert _interior_epe(flow(first, second), shift) < max_epe
+
+
+def test_pyramid_is_what_recovers_large_motion():
+    shift = (4.0, 2.5)
+    first, second = _texture(128, 128), _texture(128, 128, shift=shift)
+    single_level = _interior_epe(HornSchunckFlow(levels=1)(first, second), shift)
+    assert single_level > 0.6  # measured 1.36 (0.10 with 3 levels): 4.7 px is out of HS's reach
+
+
+def test_moving_blob_on_static_background(flow):
+    """A textured, pedestrian-sized blob moves 2 px right over a static textured scene."""
+    height, width, step = 128, 128, 2.0
+    ys, xs = torch.meshgrid(
+        torch.arange(height, dtype=torch.float32),
+        torch.arange(width, dtype=torch.float32),
+        indexing="ij",
+    )
+    background = 0.5 * _texture(height, width, seed=1)
+
+    def frame(centre_x: float) -> tuple[torch.Tensor, torch.Tensor]:
+        pattern = _texture(height, width, shift=(centre_x, 0.0), seed=2)
+        radius = ((xs - centre_x) / 8) ** 2 + ((ys - 64) / 16) ** 2
+        mask = torch.sigmoid(6 * (1 - radius))
+        return background * (1 - mask) + (0.4 + 0.5 * pattern) * mask, mask
+
+    first, mask = frame(50.0)
+    second, _ = frame(50.0 + step)
+    motion = flow(first, second)[0]
+    on_blob = mask > 0.5
+    assert 0.6 * step < motion[0][on_blob].mean() < 1.3 * step  # measured 1.86
+    assert motion[1][on_blob].mean().abs() < 0.5  # measured 0.19
+    far = (xs - 50).abs() > 30
+    assert motion[:, far].norm(dim=0).mean() < 0.1  # measured 0.001
+
+
+def test_gradients_reach_both_inputs_and_module_is_frozen(flow):
+    assert list(flow.parameters()) == []
+    assert not any(buffer.requires_grad for buffer in flow.buffers())
+    first = _texture(48, 48).expand(2, 3, -1, -1).clone().requires_grad_()
+    second = _texture(48, 48, shift=(1.0, 0.5)).expand(2, 3, -1, -1).clone().requires_grad_()
+    flow(first, second).abs().mean().backward()
+    for image in (first, second):
+        assert torch.isfinite(image.grad).all()
+        assert image.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize(("height", "width"), [(45, 61), (37, 20), (5, 7)])
+def test_odd_sizes_and_channel_counts(flow, height, width):
+    gray = torch.cat([_texture(height, width, seed=s) for s in range(3)])
+    moved = torch.cat([_texture(height, width, shift=(1.0, 0.0), seed=s) for s in range(3)])
+    gray_flow = flow(gray, moved)
+    assert gray_flow.shape == (3, 2, height, width)
+    # Equal RGB channels have exactly the grey image as luminance.
+    colour_flow = flow(gray.expand(-1, 3, -1, -1), moved.expand(-1, 3, -1, -1))
+    torch.testing.assert_close(colour_flow, gray_flow, atol=1e-4, rtol=0)
+
+
+def test_bfloat16_and_autocast(flow):
+    first, second = _texture(45, 61), _texture(45, 61, shift=(1.0, -0.5))
+    reference = flow(first, second)
+    low = flow(first.bfloat16(), second.bfloat16())
+    assert low.dtype == torch.bfloat16 and low.shape == (1, 2, 45, 61)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        autocast = flow(first, second)
+    assert autocast.dtype == torch.float32
+    torch.testing.assert_close(autocast, reference)
+
+
+def test_rejects_mismatched_inputs(flow):
+    with pytest.raises(ValueError, match="equal shape"):
+        flow(torch.zeros(1, 3, 32, 32), torch.zeros(1, 3, 32, 31))
