@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import yaml
 import torch
 
 from pseudovad.cli import main
@@ -86,3 +87,15 @@ def test_synth_and_planned_commands(tmp_path, capsys):
     assert "running" in capsys.readouterr().out
     assert main(["synth", str(tmp_path / "s"), "--preset", "tiny"]) == 2
     assert main(["report", "x"]) == 2
+
+
+def test_experiment_grid_runs_and_tabulates(tiny_data, tmp_path, capsys):
+    grid = tmp_path / "grid.yaml"
+    overrides = {key: yaml.safe_load(value) for key, value in (pair.split("=") for pair in TINY[1::2])}
+    overrides["train.iterations"] = 2
+    grid.write_text(json.dumps({"base": "synthetic_ffp", "seeds": [0], "overrides": overrides,
+                                "variants": {"ffp": {}, "no_flow": {"loss.flow": 0}}}))
+    assert main(["experiment", str(grid), "--data", str(tiny_data), "--out", str(tmp_path / "exp")]) == 0
+    report = json.loads((tmp_path / "exp" / "experiment.json").read_text())
+    assert {run["variant"] for run in report["runs"]} == {"ffp", "no_flow"}
+    assert "| no_flow | psnr |" in (tmp_path / "exp" / "experiment.md").read_text()

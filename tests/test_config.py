@@ -32,3 +32,13 @@ def test_wrong_type_and_bad_choice_are_named():
 def test_missing_config_lists_packaged_names():
     with pytest.raises(ConfigError, match="synthetic_ffp"):
         load_config("no_such_config")
+
+
+def test_every_packaged_grid_validates():
+    from pseudovad.experiment import load_grid
+
+    grids = sorted((PACKAGED_CONFIGS / "grids").glob("*.yaml"))
+    assert grids
+    for path in grids:
+        grid = load_grid(path)
+        assert grid.variants and grid.seeds

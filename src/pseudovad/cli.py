@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--iterations", type=int, help="override the demo config's training steps")
     demo.add_argument("--force", action="store_true", help="start over if --out already holds a demo")
 
+    experiment = sub.add_parser("experiment", help="train and evaluate a grid of config variants over seeds; Markdown + JSON table")
+    experiment.add_argument("grid", type=Path, help="grid YAML: base config, seeds, variants (see configs/grids/)")
+    experiment.add_argument("--data", type=Path, required=True, help="dataset folder")
+    experiment.add_argument("--out", type=Path, required=True, help="folder for the runs and the table; rerun to continue")
+    experiment.add_argument("--jobs", type=int, default=1, help="runs in parallel (the CPU threads are split between them)")
+
     for name, issue in (("report", "HTML report"), ("score", "scoring a user's own video")):
         planned = sub.add_parser(name, help=f"{issue} (planned; not implemented yet)")
         planned.add_argument("args", nargs="*")
@@ -165,6 +171,14 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     print(f"demo finished in {time.perf_counter() - started:.0f} s")
 
 
+def _cmd_experiment(args: argparse.Namespace) -> None:
+    from pseudovad.experiment import run_grid
+
+    report = run_grid(args.grid, args.data, args.out, args.jobs)
+    print((args.out / "experiment.md").read_text())
+    print(f"{len(report['runs'])} runs; table: {args.out / 'experiment.md'}, data: {args.out / 'experiment.json'}")
+
+
 def _cmd_planned(args: argparse.Namespace) -> None:
     raise PseudovadError(f"`pseudovad {args.command}` is planned but not implemented in this version")
 
@@ -175,6 +189,7 @@ COMMANDS = {
     "train": _cmd_train,
     "evaluate": _cmd_evaluate,
     "demo": _cmd_demo,
+    "experiment": _cmd_experiment,
     "report": _cmd_planned,
     "score": _cmd_planned,
 }
