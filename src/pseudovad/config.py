@@ -76,7 +76,11 @@ class LossWeights:
 
 @dataclass
 class TrainConfig:
-    """Optimisation schedule. A fixed iteration budget: no checkpoint is picked on test data."""
+    """Optimisation schedule. A fixed iteration budget: no checkpoint is picked on test data.
+
+    `precision: bf16` runs the networks under bfloat16 autocast (losses, flow and scores stay in
+    float32): on CPUs with AVX512-BF16 and on recent GPUs it is 2-3x faster.
+    """
 
     iterations: int = 2000
     batch_size: int = 4
@@ -86,6 +90,8 @@ class TrainConfig:
     lr_decay_factor: float = 0.1
     seed: int = 0
     device: str = "auto"
+    precision: str = "fp32"
+    channels_last: bool = False
     log_every: int = 20
     sample_every: int = 500
     checkpoint_every: int = 500
@@ -122,6 +128,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "discriminator.norm": ("none", "batch"),
     "flow.estimator": ("horn_schunck",),
     "train.on_nonfinite": ("stop", "skip"),
+    "train.precision": ("fp32", "bf16"),
 }
 
 

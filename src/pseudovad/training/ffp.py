@@ -57,11 +57,30 @@ class FFPPipeline:
         g, d = config.generator, config.discriminator
         self.generator = UNet(t * channels, channels, g.width, g.levels, g.norm, g.dropout).to(device)
         self.discriminator = PatchDiscriminator(channels, d.width, d.norm).to(device)
+        if config.train.channels_last:
+            self.generator.to(memory_format=torch.channels_last)
+            self.discriminator.to(memory_format=torch.channels_last)
         self.flow = build_flow_estimator(config).to(device)
         self.optimizers = {
             "generator": torch.optim.Adam(self.generator.parameters(), lr=config.train.lr_generator),
             "discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=config.train.lr_discriminator),
         }
+
+    def autocast(self) -> torch.autocast:
+        """bfloat16 autocast for the networks when `train.precision` is bf16, a no-op otherwise."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.train.precision == "bf16")
+
+    def _layout(self, images: Tensor) -> Tensor:
+        return images.contiguous(memory_format=torch.channels_last) if self.config.train.channels_last else images
+
+    def run_generator(self, clips: Tensor) -> Tensor:
+        """Predict the last frame of each clip from the others; float32 output whatever the precision."""
+        with self.autocast():
+            return self.generator(self._layout(split_clip(clips)[0])).float()
+
+    def run_discriminator(self, frames: Tensor) -> Tensor:
+        with self.autocast():
+            return self.discriminator(self._layout(frames)).float()
 
     @property
     def networks(self) -> dict[str, nn.Module]:
@@ -70,14 +89,14 @@ class FFPPipeline:
     def train_step(self, clips: Tensor) -> dict[str, float]:
         """One D update then one G update on a batch of clips; returns the loss values."""
         weights = self.config.loss
-        inputs, target = split_clip(clips)
+        target = clips[:, -1]
         self.generator.train()
         self.discriminator.train()
-        prediction = self.generator(inputs)
+        prediction = self.run_generator(clips)
         logged: dict[str, float] = {}
 
         if weights.adversarial > 0:
-            d_loss = lsgan_discriminator_loss(self.discriminator(target), self.discriminator(prediction.detach()))
+            d_loss = lsgan_discriminator_loss(self.run_discriminator(target), self.run_discriminator(prediction.detach()))
             _check_finite({"discriminator": d_loss})
             self.optimizers["discriminator"].zero_grad(set_to_none=True)
             d_loss.backward()
@@ -105,14 +124,14 @@ class FFPPipeline:
             terms["flow"] = flow_loss(self.flow, previous, prediction, target)
         if weights.adversarial > 0:
             self.discriminator.requires_grad_(False)
-            terms["adversarial"] = lsgan_generator_loss(self.discriminator(prediction))
+            terms["adversarial"] = lsgan_generator_loss(self.run_discriminator(prediction))
             self.discriminator.requires_grad_(True)
         return terms
 
     @torch.inference_mode()
     def predict(self, clips: Tensor) -> Tensor:
         self.generator.eval()
-        return self.generator(split_clip(clips)[0])
+        return self.run_generator(clips)
 
     @torch.inference_mode()
     def score(self, clips: Tensor) -> dict[str, Tensor]:
