@@ -99,3 +99,14 @@ def test_experiment_grid_runs_and_tabulates(tiny_data, tmp_path, capsys):
     report = json.loads((tmp_path / "exp" / "experiment.json").read_text())
     assert {run["variant"] for run in report["runs"]} == {"ffp", "no_flow"}
     assert "| no_flow | psnr |" in (tmp_path / "exp" / "experiment.md").read_text()
+
+
+def test_two_branch_results_have_every_score(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", "synthetic_two_branch", "--data", str(tiny_data), "--out", str(run), *TINY,
+                 "--set", "classifier.width=4", "--iterations", "2", "--evaluate"]) == 0
+    results = json.loads((run / "results.json").read_text())
+    assert set(results["auc"]) == {"psnr", "classifier", "classifier_abnormal", "combined"}
+    state = load_checkpoint(run / "checkpoints" / "latest.pt")
+    assert set(state["networks"]) == {"classifier", "pseudo_generator", "pseudo_discriminator",
+                                      "normal_generator", "normal_discriminator"}

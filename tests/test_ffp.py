@@ -40,14 +40,14 @@ def generator_grad_norm(pipeline: FFPPipeline) -> float:
 
 def test_flow_loss_alone_trains_the_generator():
     pipeline = tiny_pipeline(intensity=0, gradient=0, flow=2, adversarial=0)
-    losses = pipeline.train_step(moving_clips())
+    losses = pipeline.train_step({"clips": moving_clips()})
     assert losses["flow"] > 0
     assert generator_grad_norm(pipeline) > 0
 
 
 def test_zero_flow_weight_sends_no_gradient_and_skips_the_term():
     pipeline = tiny_pipeline(intensity=0, gradient=0, flow=0, adversarial=0)
-    losses = pipeline.train_step(moving_clips())
+    losses = pipeline.train_step({"clips": moving_clips()})
     assert "flow" not in losses
     assert generator_grad_norm(pipeline) == 0
 
@@ -63,7 +63,7 @@ def test_discriminator_gradients_come_only_from_its_own_loss():
     lsgan_discriminator_loss(discriminator(target), discriminator(prediction)).backward()
     expected = [p.grad.clone() for p in discriminator.parameters()]
 
-    pipeline.train_step(clips)
+    pipeline.train_step({"clips": clips})
     for got, want in zip((p.grad for p in pipeline.discriminator.parameters()), expected):
         torch.testing.assert_close(got, want)
     assert all(p.requires_grad for p in pipeline.discriminator.parameters())
@@ -71,7 +71,7 @@ def test_discriminator_gradients_come_only_from_its_own_loss():
 
 def test_adversarial_term_reaches_the_generator():
     pipeline = tiny_pipeline(intensity=0, gradient=0, flow=0, adversarial=1)
-    pipeline.train_step(moving_clips())
+    pipeline.train_step({"clips": moving_clips()})
     assert generator_grad_norm(pipeline) > 0
 
 
@@ -81,7 +81,7 @@ def test_nonfinite_loss_is_named_and_no_step_is_applied():
     clips = moving_clips()
     clips[0, -1, 0, 0, 0] = float("nan")
     with pytest.raises(NonFiniteLoss, match="intensity"):
-        pipeline.train_step(clips)
+        pipeline.train_step({"clips": clips})
     for old, new in zip(before, pipeline.generator.parameters()):
         torch.testing.assert_close(old, new)
 

@@ -137,10 +137,10 @@ def _evaluate(run: Path, data: Path | None, labels: Path | None) -> dict:
 def _print_results(results: dict) -> None:
     print(f"\n{results['dataset']} | labels: {results['label_version']} | {results['frames_scored']} frames scored "
           f"| iteration {results['iteration']} (fixed budget)")
-    print(f"{'score':<12}{'micro AUC':>11}{'micro raw':>11}{'macro AUC':>11}")
+    print(f"{'score':<20}{'micro AUC':>11}{'micro raw':>11}{'macro AUC':>11}")
     for name, auc in results["auc"].items():
         cells = "".join(f"{auc[key]:>11.4f}" if auc[key] is not None else f"{'-':>11}" for key in ("micro", "micro_raw", "macro"))
-        print(f"{name:<12}{cells}")
+        print(f"{name:<20}{cells}")
     for name, kinds in results.get("auc_per_kind", {}).items():
         if kinds:
             print(f"{name} micro AUC per anomaly kind: " + ", ".join(f"{k} {v:.4f}" for k, v in kinds.items()))

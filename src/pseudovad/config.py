@@ -75,6 +75,44 @@ class LossWeights:
 
 
 @dataclass
+class PseudoConfig:
+    """How the pseudo-anomaly generator (branch A) is pushed near, but out of, the normal data.
+
+    objectives: `inverted_flow` (gradient ascent on the flow loss, weight -lambda_flow),
+    `hinge_flow` (flow error pushed up to `flow_margin` pixels and no further), `kl` (KL divergence
+    between prediction and target maximised with weight lambda_kl, optionally with a perceptual loss
+    and dropout), `skip_frames` (LNTRA-style: input frames `skip` apart, the normal next frame as
+    target, no negative loss).
+    """
+
+    objective: str = "inverted_flow"
+    lambda_flow: float = 0.5
+    swap_flow_inputs: bool = False
+    flow_margin: float = 1.0
+    lambda_kl: float = 0.1
+    lambda_perceptual: float = 0.0
+    perceptual_weights: str | None = None
+    dropout: float = 0.0
+    skip: int = 3
+
+
+@dataclass
+class ClassifierConfig:
+    """The frame classifier trained from scratch on pseudo-anomalies ([1, 0]) vs normal frames ([0, 1]).
+
+    `input` is what it judges at test time: the normal branch's `prediction` of the frame, or the
+    real `frame`. `fused_index` picks which output enters the fused score (both are evaluated).
+    """
+
+    width: int = 64
+    lr: float = 1e-4
+    momentum: float = 0.0
+    generator_weight: float = 1.0
+    input: str = "prediction"
+    fused_index: str = "normal"
+
+
+@dataclass
 class TrainConfig:
     """Optimisation schedule. A fixed iteration budget: no checkpoint is picked on test data.
 
@@ -116,12 +154,17 @@ class Config:
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     flow: FlowConfig = field(default_factory=FlowConfig)
     loss: LossWeights = field(default_factory=LossWeights)
+    pseudo: PseudoConfig = field(default_factory=PseudoConfig)
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "pipeline": ("ffp",),
+    "pipeline": ("ffp", "single_branch", "two_branch"),
+    "pseudo.objective": ("inverted_flow", "hinge_flow", "kl", "skip_frames"),
+    "classifier.input": ("prediction", "frame"),
+    "classifier.fused_index": ("normal", "abnormal"),
     "data.layout": ("frames", "ucsd", "avenue", "footage"),
     "data.channels": ("1", "3"),
     "generator.norm": ("none", "batch"),
@@ -215,14 +258,35 @@ def _deep_copy(values: dict) -> dict:
     return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in values.items()}
 
 
-def load_config(path: str | Path, overrides: list[tuple[str, Any]] = ()) -> Config:
-    """Read a YAML config (a path or a packaged config name) and apply overrides."""
-    path = resolve_config_path(path)
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """A config file's values; `base: other.yaml` (beside it, or a packaged name) is read first and
+    this file's values are merged over it, so variants list only what they change."""
+    if path.resolve() in seen:
+        raise ConfigError(f"{path}: 'base' chain loops back to itself")
     try:
         values = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}") from None
-    return build_config(values, overrides, source=str(path))
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: a config must be a mapping of sections, got {type(values).__name__}")
+    base = values.pop("base", None)
+    if base is None:
+        return values
+    beside = path.parent / str(base)
+    return _merge(_read_yaml(beside if beside.is_file() else resolve_config_path(base), (*seen, path.resolve())), values)
+
+
+def _merge(base: dict, update: dict) -> dict:
+    merged = _deep_copy(base)
+    for key, value in update.items():
+        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+    return merged
+
+
+def load_config(path: str | Path, overrides: list[tuple[str, Any]] = ()) -> Config:
+    """Read a YAML config (a path or a packaged config name) and apply overrides."""
+    path = resolve_config_path(path)
+    return build_config(_read_yaml(path), overrides, source=str(path))
 
 
 def config_to_dict(config: Config) -> dict:

@@ -47,3 +47,33 @@ def lsgan_discriminator_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor
 def lsgan_generator_loss(fake_scores: Tensor) -> Tensor:
     """LSGAN: the generator wants its patches scored as real (1)."""
     return 0.5 * torch.mean((fake_scores - 1) ** 2)
+
+
+def directed_flow_loss(flow: nn.Module, previous: Tensor, prediction: Tensor, target: Tensor, swap: bool) -> Tensor:
+    """The flow loss with the flow inputs in FFP's order, or swapped (from the frame to I_t)."""
+    if not swap:
+        return flow_loss(flow, previous, prediction, target)
+    with torch.no_grad():
+        target_flow = flow(target, previous)
+    return torch.mean((flow(prediction, previous) - target_flow).abs())
+
+
+def flow_hinge_loss(flow_error: Tensor, margin: float) -> Tensor:
+    """Zero once the flow error reaches `margin`: pushes the prediction out of the normal motion,
+    but only so far, unlike plain gradient ascent which can run away or drift back."""
+    return torch.relu(margin - flow_error)
+
+
+def pixel_kl_divergence(prediction: Tensor, target: Tensor) -> Tensor:
+    """KL(P_target || P_prediction), each frame channel read as a distribution over its pixels
+    (softmax of the pixel values), averaged over batch and channels."""
+    target_log = torch.log_softmax(target.flatten(2), dim=-1)
+    prediction_log = torch.log_softmax(prediction.flatten(2), dim=-1)
+    return torch.sum(target_log.exp() * (target_log - prediction_log), dim=-1).mean()
+
+
+def classifier_loss(probabilities: Tensor, abnormal: bool) -> Tensor:
+    """BCE against [1, 0] (pseudo-anomaly) or [0, 1] (normal) for (B, 2) sigmoid outputs."""
+    labels = torch.zeros_like(probabilities)
+    labels[:, 0 if abnormal else 1] = 1.0
+    return nn.functional.binary_cross_entropy(probabilities.float().clamp(1e-6, 1 - 1e-6), labels)

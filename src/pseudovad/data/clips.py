@@ -25,15 +25,18 @@ class ClipDataset(torch.utils.data.Dataset):
     def __init__(self, frames: FrameArray, clip_length: int) -> None:
         self.frames = frames
         self.clip_length = clip_length
-        starts = []
+        starts, video_bounds = [], []
         for index, video in enumerate(frames.videos):
             if video.num_frames <= clip_length:
                 raise DataError(
                     f"{video.path}: {video.num_frames} frames is too short for a clip of "
                     f"{clip_length} inputs + 1 target; remove the video or lower data.clip_length"
                 )
-            starts.append(frames.offsets[index] + np.arange(video.num_frames - clip_length))
+            first, end = frames.offsets[index], frames.offsets[index + 1]
+            starts.append(first + np.arange(video.num_frames - clip_length))
+            video_bounds.append(np.tile([first, end], (video.num_frames - clip_length, 1)))
         self.starts = np.concatenate(starts)
+        self.video_bounds = np.concatenate(video_bounds)
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -41,7 +44,16 @@ class ClipDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> Tensor:
         return self.batch(np.array([index]))[0]
 
-    def batch(self, indices: np.ndarray) -> Tensor:
-        """Clips for many indices at once: (B, clip_length + 1, C, H, W)."""
-        window = self.starts[indices][:, None] + np.arange(self.clip_length + 1)
-        return to_model_range(self.frames.frames[window])
+    def batch(self, indices: np.ndarray, skip: int = 1) -> Tensor:
+        """Clips for many indices at once: (B, clip_length + 1, C, H, W).
+
+        With `skip` > 1 the inputs are `skip` frames apart (abnormally fast motion: LNTRA's
+        skip-frame pseudo-anomaly) and the target is the frame right after the last input; a
+        window that would run past its video's end is moved back to fit.
+        """
+        offsets = np.append(np.arange(self.clip_length) * skip, (self.clip_length - 1) * skip + 1)
+        first, end = self.video_bounds[indices].T
+        starts = np.minimum(self.starts[indices], end - offsets[-1] - 1)
+        if np.any(starts < first):
+            raise DataError(f"a training video is shorter than a clip with skip {skip} ({offsets[-1] + 1} frames)")
+        return to_model_range(self.frames.frames[starts[:, None] + offsets])

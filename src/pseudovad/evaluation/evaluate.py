@@ -19,7 +19,7 @@ from pseudovad.data.clips import to_model_range
 from pseudovad.data.dataset import VideoDataset
 from pseudovad.data.layouts import load_dataset
 from pseudovad.errors import PseudovadError
-from pseudovad.evaluation.protocol import frame_auc, minmax, scored_labels
+from pseudovad.evaluation.protocol import frame_auc, fuse, minmax, scored_labels
 from pseudovad.training.checkpoint import load_checkpoint
 from pseudovad.training.loop import CHECKPOINT_NAME
 from pseudovad.training.pipelines import build_pipeline, load_pipeline_state, pick_device
@@ -102,15 +102,20 @@ def evaluate_pipeline(config: Config, pipeline, dataset: VideoDataset) -> dict:
     t = config.data.clip_length
     frames = load_frames(dataset.test, config.data.height, config.data.width, config.data.channels, config.data.cache_dir, "test frames")
     per_video = score_videos(pipeline, frames, t, config.eval.batch_size)
+    score_names = list(pipeline.score_names)
+    if "classifier" in score_names:
+        fused_input = "classifier" if config.classifier.fused_index == "normal" else "classifier_abnormal"
+        for video in per_video:
+            video["combined"] = fuse(video["psnr"], video[fused_input])
+        score_names.append("combined")
     labels = [scored_labels(lab, t) for lab in dataset.test_labels]
     auc = {}
-    for name in pipeline.score_names:
+    for name in score_names:
         scores = [video[name] for video in per_video]
         auc[name] = frame_auc(scores, labels)
         if config.eval.smoothing_sigma > 0:
             smoothed = frame_auc(scores, labels, config.eval.smoothing_sigma)
             auc[name].update({f"{key}_smoothed": smoothed[key] for key in ("micro", "micro_raw", "macro")})
-    first_score = [video[pipeline.score_names[0]] for video in per_video]
     return {
         "dataset": str(dataset.root),
         "layout": dataset.layout,
@@ -122,7 +127,7 @@ def evaluate_pipeline(config: Config, pipeline, dataset: VideoDataset) -> dict:
         "frames_scored": int(sum(len(lab) for lab in labels)),
         "anomalous_frames_scored": int(sum(int(lab.sum()) for lab in labels)),
         "auc": auc,
-        "auc_per_kind": {pipeline.score_names[0]: per_kind_auc(dataset, first_score, labels, t)},
+        "auc_per_kind": {name: per_kind_auc(dataset, [v[name] for v in per_video], labels, t) for name in score_names},
         "videos": [
             {
                 "name": video.name,

@@ -73,3 +73,8 @@ def frame_auc(scores: list[np.ndarray], labels: list[np.ndarray], sigma: float =
         "macro": float(np.mean(defined)) if defined else None,
         "videos_in_macro": len(defined),
     }
+
+
+def fuse(psnr_scores: np.ndarray, classifier_scores: np.ndarray) -> np.ndarray:
+    """One video's fused score S = minmax(minmax(PSNR) + minmax(C)); both inputs high = normal."""
+    return minmax(minmax(psnr_scores) + minmax(classifier_scores))

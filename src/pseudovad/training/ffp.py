@@ -7,12 +7,23 @@ mix with G's loss; the flow term keeps its graph so it really trains the generat
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from pseudovad.config import Config
+from pseudovad.data.clips import ClipDataset
 from pseudovad.evaluation.protocol import psnr
-from pseudovad.losses import flow_loss, gradient_loss, intensity_loss, lsgan_discriminator_loss, lsgan_generator_loss
+from pseudovad.losses import (
+    directed_flow_loss,
+    gradient_loss,
+    intensity_loss,
+    lsgan_discriminator_loss,
+    lsgan_generator_loss,
+)
 from pseudovad.models.flow import HornSchunckFlow
 from pseudovad.models.patchgan import PatchDiscriminator
 from pseudovad.models.unet import UNet
@@ -39,6 +50,16 @@ def split_clip(clips: Tensor) -> tuple[Tensor, Tensor]:
     return clips[:, :-1].flatten(1, 2), clips[:, -1]
 
 
+@contextmanager
+def frozen(network: nn.Module) -> Iterator[None]:
+    """Let gradients pass through `network` to its input without accumulating in its parameters."""
+    network.requires_grad_(False)
+    try:
+        yield
+    finally:
+        network.requires_grad_(True)
+
+
 def _check_finite(losses: dict[str, Tensor]) -> None:
     for name, value in losses.items():
         if not torch.isfinite(value):
@@ -49,13 +70,15 @@ class FFPPipeline:
     """A U-Net generator and a PatchGAN discriminator trained with FFP's four losses."""
 
     score_names = ("psnr",)
+    swap_flow_inputs = False
 
-    def __init__(self, config: Config, device: torch.device) -> None:
+    def __init__(self, config: Config, device: torch.device, dropout: float | None = None) -> None:
         channels, t = config.data.channels, config.data.clip_length
         self.config = config
         self.device = device
         g, d = config.generator, config.discriminator
-        self.generator = UNet(t * channels, channels, g.width, g.levels, g.norm, g.dropout).to(device)
+        dropout = g.dropout if dropout is None else dropout
+        self.generator = UNet(t * channels, channels, g.width, g.levels, g.norm, dropout).to(device)
         self.discriminator = PatchDiscriminator(channels, d.width, d.norm).to(device)
         if config.train.channels_last:
             self.generator.to(memory_format=torch.channels_last)
@@ -86,16 +109,29 @@ class FFPPipeline:
     def networks(self) -> dict[str, nn.Module]:
         return {"generator": self.generator, "discriminator": self.discriminator}
 
-    def train_step(self, clips: Tensor) -> dict[str, float]:
-        """One D update then one G update on a batch of clips; returns the loss values."""
+    def term_weights(self) -> dict[str, float]:
+        """The weight of each term of the generator's loss (a subclass may add or invert terms)."""
         weights = self.config.loss
+        return {"intensity": weights.intensity, "gradient": weights.gradient, "flow": weights.flow, "adversarial": weights.adversarial}
+
+    def make_batch(self, clips: ClipDataset, indices: np.ndarray) -> dict[str, Tensor]:
+        """The tensors one training step needs (FFP: consecutive clips)."""
+        return {"clips": clips.batch(indices)}
+
+    def train_step(self, batch: dict[str, Tensor]) -> dict[str, float]:
+        return self.update(batch["clips"])[0]
+
+    def update(self, clips: Tensor) -> tuple[dict[str, float], Tensor]:
+        """One D update then one G update on a batch of clips; returns the losses and the
+        (detached) predictions, which other branches of a pipeline may reuse."""
         target = clips[:, -1]
         self.generator.train()
         self.discriminator.train()
         prediction = self.run_generator(clips)
         logged: dict[str, float] = {}
+        weights = self.term_weights()
 
-        if weights.adversarial > 0:
+        if weights["adversarial"] > 0:
             d_loss = lsgan_discriminator_loss(self.run_discriminator(target), self.run_discriminator(prediction.detach()))
             _check_finite({"discriminator": d_loss})
             self.optimizers["discriminator"].zero_grad(set_to_none=True)
@@ -105,28 +141,31 @@ class FFPPipeline:
 
         terms = self.generator_terms(clips[:, -2], prediction, target)
         _check_finite(terms)
-        total = sum(getattr(weights, name) * value for name, value in terms.items())
+        total = sum(weights[name] * value for name, value in terms.items())
         self.optimizers["generator"].zero_grad(set_to_none=True)
         total.backward()
         self.optimizers["generator"].step()
         logged.update({name: value.item() for name, value in terms.items()})
         logged["generator"] = total.item()
-        return logged
+        return logged, prediction.detach()
 
     def generator_terms(self, previous: Tensor, prediction: Tensor, target: Tensor) -> dict[str, Tensor]:
-        """The weighted-sum terms of G's loss; terms with weight 0 are not computed at all."""
-        weights = self.config.loss
+        """The terms of G's loss; the flow and adversarial terms are not computed at weight 0."""
+        weights = self.term_weights()
         terms = {
             "intensity": intensity_loss(prediction, target),
             "gradient": gradient_loss(prediction, target),
         }
-        if weights.flow > 0:
-            terms["flow"] = flow_loss(self.flow, previous, prediction, target)
-        if weights.adversarial > 0:
-            self.discriminator.requires_grad_(False)
-            terms["adversarial"] = lsgan_generator_loss(self.run_discriminator(prediction))
-            self.discriminator.requires_grad_(True)
+        if weights["flow"] != 0:
+            terms["flow"] = directed_flow_loss(self.flow, previous, prediction, target, self.swap_flow_inputs)
+        if weights["adversarial"] > 0:
+            with frozen(self.discriminator):
+                terms["adversarial"] = lsgan_generator_loss(self.run_discriminator(prediction))
         return terms
+
+    def sample_images(self, clips: Tensor) -> dict[str, Tensor]:
+        """Named image columns for TensorBoard and galleries."""
+        return {"last input": clips[:, -2], "prediction": self.predict(clips), "target": clips[:, -1]}
 
     @torch.inference_mode()
     def predict(self, clips: Tensor) -> Tensor:

@@ -127,7 +127,8 @@ def train(config: Config, run_dir: Path, resume: bool = False, force: bool = Fal
             for name, optimizer in pipeline.optimizers.items():
                 for group, rate in zip(optimizer.param_groups, base_rates[name]):
                     group["lr"] = rate * scale
-            batch = clips.batch(batch_indices(len(clips), schedule.batch_size, schedule.seed, step)).to(device)
+            indices = batch_indices(len(clips), schedule.batch_size, schedule.seed, step)
+            batch = {name: value.to(device) for name, value in pipeline.make_batch(clips, indices).items()}
             try:
                 losses = pipeline.train_step(batch)
             except NonFiniteLoss as error:
@@ -174,7 +175,7 @@ def train(config: Config, run_dir: Path, resume: bool = False, force: bool = Fal
 
 
 def _write_samples(writer: SummaryWriter, pipeline, sample: torch.Tensor, step: int) -> None:
-    """Last input, prediction and target side by side, for TensorBoard's image tab."""
-    prediction = pipeline.predict(sample)
-    rows = torch.cat([sample[:, -2], prediction, sample[:, -1]], dim=-1)
-    writer.add_images("samples/last_input|prediction|target", (rows.float().cpu() + 1) / 2, step)
+    """The pipeline's sample images side by side (e.g. last input | prediction | target)."""
+    columns = pipeline.sample_images(sample)
+    rows = torch.cat(list(columns.values()), dim=-1)
+    writer.add_images("samples/" + " | ".join(columns), (rows.float().cpu() + 1) / 2, step)

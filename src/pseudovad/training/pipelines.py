@@ -6,11 +6,13 @@ import torch
 
 from pseudovad.config import Config
 from pseudovad.training.ffp import FFPPipeline
+from pseudovad.training.pseudo import PseudoAnomalyPipeline
 
-PIPELINES = {"ffp": FFPPipeline}
+PIPELINES = {"ffp": FFPPipeline, "single_branch": PseudoAnomalyPipeline, "two_branch": PseudoAnomalyPipeline}
+Pipeline = FFPPipeline | PseudoAnomalyPipeline
 
 
-def build_pipeline(config: Config, device: torch.device) -> FFPPipeline:
+def build_pipeline(config: Config, device: torch.device) -> Pipeline:
     return PIPELINES[config.pipeline](config, device)
 
 
@@ -21,7 +23,7 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def pipeline_state(pipeline: FFPPipeline) -> dict:
+def pipeline_state(pipeline: Pipeline) -> dict:
     """Networks and optimizers as plain state dicts (what a checkpoint stores)."""
     return {
         "networks": {name: net.state_dict() for name, net in pipeline.networks.items()},
@@ -29,7 +31,7 @@ def pipeline_state(pipeline: FFPPipeline) -> dict:
     }
 
 
-def load_pipeline_state(pipeline: FFPPipeline, state: dict, with_optimizers: bool = True) -> None:
+def load_pipeline_state(pipeline: Pipeline, state: dict, with_optimizers: bool = True) -> None:
     for name, net in pipeline.networks.items():
         net.load_state_dict(state["networks"][name])
     if with_optimizers:

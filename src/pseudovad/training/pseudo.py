@@ -1,0 +1,173 @@
+"""The pseudo-anomaly pipeline: a generator kept near, but out of, the normal data; a classifier
+trained from scratch on its outputs against normal frames; PSNR and classifier fused.
+
+- single-branch (the thesis as built): one generator, trained with a pseudo-anomaly objective,
+  gives both the pseudo-anomalies and the PSNR score;
+- two-branch (the thesis's proposed fix): branch B is a plain FFP predictor whose PSNR is the score,
+  branch A generates pseudo-anomalies, and the classifier learns B's predictions and real frames
+  (normal) against A's outputs (pseudo-anomalous). All trained jointly, one step each per batch.
+
+The defects of the first implementation are avoided by construction: the flow term keeps its graph
+(so inverting it does something), the KL term is real, every network's optimiser steps, and every
+score is oriented high = normal before fusion.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from pseudovad.config import Config
+from pseudovad.data.clips import ClipDataset
+from pseudovad.evaluation.protocol import psnr
+from pseudovad.losses import classifier_loss, directed_flow_loss, flow_hinge_loss, pixel_kl_divergence
+from pseudovad.models.classifier import FrameClassifier
+from pseudovad.training.ffp import FFPPipeline, _check_finite, frozen
+
+
+class PseudoAnomalyGenerator(FFPPipeline):
+    """Branch A: an FFP generator (with its own discriminator) whose loss is modified by
+    `config.pseudo.objective`, plus the classifier's loss on its outputs labelled pseudo-anomalous."""
+
+    def __init__(self, config: Config, device: torch.device, classifier: nn.Module) -> None:
+        super().__init__(config, device, dropout=config.pseudo.dropout)
+        self.classifier = classifier
+        self.swap_flow_inputs = config.pseudo.swap_flow_inputs
+        self.features = None
+        if config.pseudo.objective == "kl" and config.pseudo.lambda_perceptual > 0:
+            from pseudovad.models.features import load_vgg_features
+
+            self.features, self.features_source = load_vgg_features(config.pseudo.perceptual_weights)
+            self.features.to(device)
+
+    def term_weights(self) -> dict[str, float]:
+        pseudo = self.config.pseudo
+        weights = super().term_weights()
+        if pseudo.objective == "inverted_flow":
+            weights["flow"] = -pseudo.lambda_flow
+        elif pseudo.objective == "hinge_flow":
+            weights["flow"] = 0.0
+            weights["flow_hinge"] = pseudo.lambda_flow
+        elif pseudo.objective == "kl":
+            weights["kl"] = -pseudo.lambda_kl
+            weights["perceptual"] = pseudo.lambda_perceptual
+        weights["classifier"] = self.config.classifier.generator_weight
+        return weights
+
+    def generator_terms(self, previous: Tensor, prediction: Tensor, target: Tensor) -> dict[str, Tensor]:
+        weights = self.term_weights()
+        terms = super().generator_terms(previous, prediction, target)
+        if weights.get("flow_hinge"):
+            error = directed_flow_loss(self.flow, previous, prediction, target, self.swap_flow_inputs)
+            terms["flow_hinge"] = flow_hinge_loss(error, self.config.pseudo.flow_margin)
+        if weights.get("kl"):
+            terms["kl"] = pixel_kl_divergence(prediction, target)
+        if weights.get("perceptual"):
+            from pseudovad.models.features import perceptual_loss
+
+            terms["perceptual"] = perceptual_loss(self.features, prediction, target)
+        if weights["classifier"]:
+            with frozen(self.classifier), self.autocast():
+                terms["classifier"] = classifier_loss(self.classifier(self._layout(prediction)), abnormal=True)
+        return terms
+
+
+class PseudoAnomalyPipeline:
+    """Single- or two-branch pseudo-anomaly pipeline (`config.pipeline`)."""
+
+    score_names = ("psnr", "classifier", "classifier_abnormal")
+
+    def __init__(self, config: Config, device: torch.device) -> None:
+        self.config = config
+        self.device = device
+        channels = config.data.channels
+        self.classifier = FrameClassifier(channels, config.data.height, config.data.width, config.classifier.width).to(device)
+        if config.train.channels_last:
+            self.classifier.to(memory_format=torch.channels_last)
+        self.pseudo = PseudoAnomalyGenerator(config, device, self.classifier)
+        self.normal = FFPPipeline(config, device) if config.pipeline == "two_branch" else None
+        self.classifier_optimizer = torch.optim.SGD(
+            self.classifier.parameters(), lr=config.classifier.lr, momentum=config.classifier.momentum
+        )
+
+    @property
+    def scoring_branch(self) -> FFPPipeline:
+        """The generator whose prediction error is the PSNR score."""
+        return self.normal or self.pseudo
+
+    @property
+    def networks(self) -> dict[str, nn.Module]:
+        networks = {"classifier": self.classifier}
+        networks.update({f"pseudo_{name}": net for name, net in self.pseudo.networks.items()})
+        if self.normal:
+            networks.update({f"normal_{name}": net for name, net in self.normal.networks.items()})
+        return networks
+
+    @property
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        optimizers = {"classifier": self.classifier_optimizer}
+        optimizers.update({f"pseudo_{name}": opt for name, opt in self.pseudo.optimizers.items()})
+        if self.normal:
+            optimizers.update({f"normal_{name}": opt for name, opt in self.normal.optimizers.items()})
+        return optimizers
+
+    def make_batch(self, clips: ClipDataset, indices: np.ndarray) -> dict[str, Tensor]:
+        batch = {"clips": clips.batch(indices)}
+        if self.config.pseudo.objective == "skip_frames":
+            batch["pseudo_clips"] = clips.batch(indices, skip=self.config.pseudo.skip)
+        return batch
+
+    def train_step(self, batch: dict[str, Tensor]) -> dict[str, float]:
+        """B's FFP step, then A's step, then one classifier step on the fresh outputs of both."""
+        clips = batch["clips"]
+        logged: dict[str, float] = {}
+        normal_frames = [clips[:, -1]]
+        if self.normal:
+            normal_losses, normal_prediction = self.normal.update(clips)
+            logged.update({f"normal/{k}": v for k, v in normal_losses.items()})
+            normal_frames.append(normal_prediction)
+        pseudo_losses, pseudo_anomalies = self.pseudo.update(batch.get("pseudo_clips", clips))
+        logged.update({f"pseudo/{k}": v for k, v in pseudo_losses.items()})
+
+        self.classifier.train()
+        with self.pseudo.autocast():
+            abnormal = classifier_loss(self.classifier(self.pseudo._layout(pseudo_anomalies)), abnormal=True)
+            normal = classifier_loss(self.classifier(self.pseudo._layout(torch.cat(normal_frames))), abnormal=False)
+        loss = (abnormal + normal) / 2
+        _check_finite({"classifier": loss})
+        self.classifier_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.classifier_optimizer.step()
+        logged["classifier"] = loss.item()
+        return logged
+
+    @torch.inference_mode()
+    def predict(self, clips: Tensor) -> Tensor:
+        return self.scoring_branch.predict(clips)
+
+    @torch.inference_mode()
+    def classify(self, frames: Tensor) -> Tensor:
+        """(B, 2) probabilities: [P(abnormal), P(normal)]."""
+        self.classifier.eval()
+        with self.pseudo.autocast():
+            return self.classifier(self.pseudo._layout(frames)).float()
+
+    @torch.inference_mode()
+    def score(self, clips: Tensor) -> dict[str, Tensor]:
+        """PSNR of the scoring branch and both classifier indices, all oriented high = normal."""
+        prediction = self.predict(clips)
+        judged = prediction if self.config.classifier.input == "prediction" else clips[:, -1]
+        probabilities = self.classify(judged)
+        return {
+            "psnr": psnr(prediction, clips[:, -1]),
+            "classifier": probabilities[:, 1],
+            "classifier_abnormal": 1 - probabilities[:, 0],
+        }
+
+    @torch.inference_mode()
+    def sample_images(self, clips: Tensor) -> dict[str, Tensor]:
+        self.pseudo.generator.eval()
+        images = self.scoring_branch.sample_images(clips)
+        images["pseudo-anomaly"] = self.pseudo.run_generator(clips)
+        return images
