@@ -133,6 +133,7 @@ class TrainConfig:
     log_every: int = 20
     sample_every: int = 500
     checkpoint_every: int = 500
+    gallery_at: list[int] = field(default_factory=list)
     on_nonfinite: str = "stop"
 
 
@@ -177,6 +178,11 @@ CHOICES: dict[str, tuple[str, ...]] = {
 
 def _coerce(value: Any, annotation: Any, key: str, source: str) -> Any:
     """Return `value` as the annotated scalar type (int -> float allowed), else raise ConfigError."""
+    if typing.get_origin(annotation) is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{source}: '{key}' must be a list, got {type(value).__name__} {value!r}")
+        (item_type,) = typing.get_args(annotation)
+        return [_coerce(item, item_type, f"{key}[{i}]", source) for i, item in enumerate(value)]
     union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
     options = typing.get_args(annotation) if union else (annotation,)
     if value is None and type(None) in options:

@@ -163,9 +163,22 @@ class FFPPipeline:
                 terms["adversarial"] = lsgan_generator_loss(self.run_discriminator(prediction))
         return terms
 
+    @torch.inference_mode()
+    def flow_error_image(self, clips: Tensor, frames: Tensor) -> Tensor:
+        """|F(I_t, frames) - F(I_t, target)| as an image in [-1, 1] (2 px or more shows white)."""
+        previous, target = clips[:, -2], clips[:, -1]
+        error = (self.flow(previous, frames) - self.flow(previous, target)).norm(dim=1, keepdim=True)
+        return (error / 2).clamp(max=1) * 2 - 1
+
     def sample_images(self, clips: Tensor) -> dict[str, Tensor]:
         """Named image columns for TensorBoard and galleries."""
-        return {"last input": clips[:, -2], "prediction": self.predict(clips), "target": clips[:, -1]}
+        prediction = self.predict(clips)
+        return {
+            "last input": clips[:, -2],
+            "target": clips[:, -1],
+            "prediction": prediction,
+            "flow error": self.flow_error_image(clips, prediction).expand_as(prediction),
+        }
 
     @torch.inference_mode()
     def predict(self, clips: Tensor) -> Tensor:

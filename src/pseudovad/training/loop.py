@@ -21,6 +21,7 @@ from pseudovad.data.cache import load_frames
 from pseudovad.data.clips import ClipDataset
 from pseudovad.data.layouts import load_dataset
 from pseudovad.errors import ConfigError, PseudovadError
+from pseudovad.reporting.gallery import save_gallery
 from pseudovad.training.checkpoint import load_checkpoint, save_checkpoint
 from pseudovad.training.ffp import NonFiniteLoss
 from pseudovad.training.pipelines import build_pipeline, load_pipeline_state, pick_device, pipeline_state
@@ -148,8 +149,8 @@ def train(config: Config, run_dir: Path, resume: bool = False, force: bool = Fal
                     writer.add_scalar(f"loss/{name}", value, step)
                 writer.add_scalar("speed/steps_per_second", (step - saved_iterations) / (time.perf_counter() - started), step)
                 bar.set_postfix({name: f"{value:.4f}" for name, value in losses.items()}, refresh=False)
-            if step % schedule.sample_every == 0 or step == schedule.iterations:
-                _write_samples(writer, pipeline, sample, step)
+            if step % schedule.sample_every == 0 or step == schedule.iterations or step in schedule.gallery_at:
+                _write_samples(writer, pipeline, sample, step, run_dir if step in schedule.gallery_at else None)
             if step % schedule.checkpoint_every == 0 or step == schedule.iterations:
                 checkpoint()
     except KeyboardInterrupt:
@@ -174,8 +175,11 @@ def train(config: Config, run_dir: Path, resume: bool = False, force: bool = Fal
     return checkpoint_path
 
 
-def _write_samples(writer: SummaryWriter, pipeline, sample: torch.Tensor, step: int) -> None:
-    """The pipeline's sample images side by side (e.g. last input | prediction | target)."""
+def _write_samples(writer: SummaryWriter, pipeline, sample: torch.Tensor, step: int, gallery_dir: Path | None) -> None:
+    """The pipeline's sample images side by side in TensorBoard, and as a PNG gallery at the
+    iterations listed in `train.gallery_at`."""
     columns = pipeline.sample_images(sample)
     rows = torch.cat(list(columns.values()), dim=-1)
     writer.add_images("samples/" + " | ".join(columns), (rows.float().cpu() + 1) / 2, step)
+    if gallery_dir is not None:
+        save_gallery(columns, gallery_dir / "gallery" / f"step_{step:06d}.png", f"iteration {step}")

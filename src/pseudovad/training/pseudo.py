@@ -169,5 +169,7 @@ class PseudoAnomalyPipeline:
     def sample_images(self, clips: Tensor) -> dict[str, Tensor]:
         self.pseudo.generator.eval()
         images = self.scoring_branch.sample_images(clips)
-        images["pseudo-anomaly"] = self.pseudo.run_generator(clips)
+        pseudo_anomaly = self.pseudo.run_generator(clips)
+        images["pseudo-anomaly"] = pseudo_anomaly
+        images["pseudo flow error"] = self.pseudo.flow_error_image(clips, pseudo_anomaly).expand_as(pseudo_anomaly)
         return images
