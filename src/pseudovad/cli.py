@@ -1,4 +1,4 @@
-"""The `pseudovad` command line: synth, inspect, train, evaluate, demo (report and score come later).
+"""The `pseudovad` command line: synth, inspect, train, evaluate, report, score, demo, experiment.
 
 Every user-fixable problem is a PseudovadError: printed as one clear line, exit status 2.
 """
@@ -19,6 +19,8 @@ EXAMPLES = """examples:
   pseudovad inspect ../shared/data/ped2 --json     what a dataset folder holds
   pseudovad train configs/ped2_ffp.yaml --data ../shared/data/ped2 --out runs/ped2_ffp
   pseudovad evaluate runs/ped2_ffp                 frame-level AUCs into runs/ped2_ffp/results.json
+  pseudovad report runs/ped2_ffp                   HTML report: runs/ped2_ffp/report/index.html
+  pseudovad score my_video.mp4 --run runs/ped2_ffp --out scored/   per-frame scores and anomalous segments
 """
 
 
@@ -75,9 +77,19 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument("--out", type=Path, required=True, help="folder for the runs and the table; rerun to continue")
     experiment.add_argument("--jobs", type=int, default=1, help="runs in parallel (the CPU threads are split between them)")
 
-    for name, issue in (("report", "HTML report"), ("score", "scoring a user's own video")):
-        planned = sub.add_parser(name, help=f"{issue} (planned; not implemented yet)")
-        planned.add_argument("args", nargs="*")
+    report = sub.add_parser("report", help="HTML report of an evaluated run: AUCs vs published, ROC, per-video plots, galleries")
+    report.add_argument("run", type=Path, help="run folder holding results.json (from `pseudovad evaluate`)")
+
+    score = sub.add_parser("score", help="score your own video(s) with a trained run: per-frame scores and anomalous segments")
+    score.add_argument("source", type=Path, help="a video file, a folder of frame images, or a folder of several of either")
+    score.add_argument("--run", type=Path, required=True, help="run folder written by `pseudovad train`")
+    score.add_argument("--out", type=Path, required=True, help="output folder (one subfolder per video for a folder of several)")
+    score.add_argument("--percentile", type=float, default=1.0,
+                       help="flag frames whose PSNR is below this percentile of the training clips' PSNRs (default 1)")
+    score.add_argument("--threshold-clips", type=int, default=500, help="training clips scored for the threshold (default 500)")
+    score.add_argument("--threshold", type=float, metavar="DB", help="PSNR threshold in dB instead of one from the training data")
+    score.add_argument("--fps", type=float, default=25.0, help="frame rate of frame folders, for the time column (default 25)")
+    score.add_argument("--video", action="store_true", help="also write annotated.mp4: prediction-error heat map and flagged frames")
     return parser
 
 
@@ -154,6 +166,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 def _cmd_demo(args: argparse.Namespace) -> None:
     from pseudovad.config import load_config
     from pseudovad.data.synthetic import generate_synthetic
+    from pseudovad.reporting.report import build_report
     from pseudovad.training.loop import train
 
     started = time.perf_counter()
@@ -168,7 +181,9 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     train(config, run, force=True)
     results = _evaluate(run, None, None)
     _print_results(results)
+    page = build_report(run)
     print(f"demo finished in {time.perf_counter() - started:.0f} s")
+    print(f"report: {page}")
 
 
 def _cmd_experiment(args: argparse.Namespace) -> None:
@@ -179,8 +194,23 @@ def _cmd_experiment(args: argparse.Namespace) -> None:
     print(f"{len(report['runs'])} runs; table: {args.out / 'experiment.md'}, data: {args.out / 'experiment.json'}")
 
 
-def _cmd_planned(args: argparse.Namespace) -> None:
-    raise PseudovadError(f"`pseudovad {args.command}` is planned but not implemented in this version")
+def _cmd_report(args: argparse.Namespace) -> None:
+    from pseudovad.reporting.report import build_report
+
+    print(f"report: {build_report(args.run)}")
+
+
+def _cmd_score(args: argparse.Namespace) -> None:
+    from pseudovad.scoring import score_source, threshold_rule
+
+    summaries = score_source(args.source, args.run, args.out, args.percentile, args.threshold_clips, args.threshold,
+                             args.fps, args.video)
+    threshold = summaries[0]["threshold"]
+    print(f"threshold: PSNR below {threshold['psnr_db']:.2f} dB ({threshold_rule(threshold)})")
+    for summary in summaries:
+        print(f"{summary['source']}: {summary['frames']} frames, {summary['flagged_frames']} flagged in "
+              f"{len(summary['segments'])} segment(s)")
+    print(f"results: {args.out}")
 
 
 COMMANDS = {
@@ -190,8 +220,8 @@ COMMANDS = {
     "evaluate": _cmd_evaluate,
     "demo": _cmd_demo,
     "experiment": _cmd_experiment,
-    "report": _cmd_planned,
-    "score": _cmd_planned,
+    "report": _cmd_report,
+    "score": _cmd_score,
 }
 
 

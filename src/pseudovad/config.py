@@ -83,6 +83,11 @@ class PseudoConfig:
     between prediction and target maximised with weight lambda_kl, optionally with a perceptual loss
     and dropout), `skip_frames` (LNTRA-style: input frames `skip` apart, the normal next frame as
     target, no negative loss).
+
+    `generator` is branch A's network: the FFP `unet`, or `dcgan` (no skips, see models/dcgan.py).
+    `source` is where the classifier's pseudo-anomalies come from: branch A's outputs (`generator`),
+    or OGNet's mixtures G_new((G_old(x_i) + G_old(x_j)) / 2) (`ognet_mix`, two-branch only: an OGNet
+    generator pair configured by the `ognet` section replaces branch A).
     """
 
     objective: str = "inverted_flow"
@@ -94,6 +99,8 @@ class PseudoConfig:
     perceptual_weights: str | None = None
     dropout: float = 0.0
     skip: int = 3
+    generator: str = "unet"
+    source: str = "generator"
 
 
 @dataclass
@@ -110,6 +117,62 @@ class ClassifierConfig:
     generator_weight: float = 1.0
     input: str = "prediction"
     fused_index: str = "normal"
+
+    @property
+    def fused_score(self) -> str:
+        """The score name of the classifier output that enters the fused score."""
+        return "classifier" if self.fused_index == "normal" else "classifier_abnormal"
+
+
+@dataclass
+class OGNetConfig:
+    """OGNet (Zaheer et al., CVPR 2020); the loss weights and `finetune_lr` are the authors' values.
+
+    Phase 1 trains an adversarial denoising autoencoder (`width` 64 gives the paper's 64-512 filters)
+    for the budget minus the last `phase2_iterations` steps; G_old is a copy of the generator taken
+    after `old_at` steps. Phase 2 fine-tunes only the discriminator (Adam `finetune_lr`) on bad
+    examples G_old(x) and G_new((G_old(x_i) + G_old(x_j)) / 2) and good examples G_new(x) and x,
+    weighted `weight_old`, `weight_pseudo`, `weight_new`, `weight_real`.
+    """
+
+    width: int = 64
+    noise_std: float = 0.1
+    reconstruction_weight: float = 0.5
+    adversarial_weight: float = 0.5
+    old_at: int = 100
+    phase2_iterations: int = 100
+    finetune_lr: float = 5.0e-5
+    weight_old: float = 0.001
+    weight_pseudo: float = 0.999
+    weight_new: float = 0.9
+    weight_real: float = 0.1
+
+
+@dataclass
+class AutoencoderConfig:
+    """The MNAD-style autoencoder (no memory) and its gradient-ascent pseudo-anomalies (thesis 4.3.1).
+
+    The network sees frames in `input_range` (`zero_one` or `minus_one_one`, the thesis compared
+    both). A pseudo-anomaly is the frame after `ascent_steps` steps of `ascent_step_size` (in that
+    range's units) up the sign of the gradient of its reconstruction error. With `pseudo_weight` > 0
+    the autoencoder also learns to reconstruct the normal frame from its pseudo-anomaly (LNTRA's
+    bounded use of pseudo-anomalies); at 0 it is a plain autoencoder and they are only shown.
+    """
+
+    width: int = 64
+    levels: int = 4
+    input_range: str = "minus_one_one"
+    ascent_steps: int = 5
+    ascent_step_size: float = 0.02
+    pseudo_weight: float = 0.0
+
+
+@dataclass
+class DCGANConfig:
+    """The DCGAN generator of `pseudo.generator: dcgan`: generator.width and generator.levels shape
+    its convs, and all it passes from the clip to the frame is a `bottleneck`-long vector."""
+
+    bottleneck: int = 100
 
 
 @dataclass
@@ -157,13 +220,19 @@ class Config:
     loss: LossWeights = field(default_factory=LossWeights)
     pseudo: PseudoConfig = field(default_factory=PseudoConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    ognet: OGNetConfig = field(default_factory=OGNetConfig)
+    autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    dcgan: DCGANConfig = field(default_factory=DCGANConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "pipeline": ("ffp", "single_branch", "two_branch"),
+    "pipeline": ("ffp", "single_branch", "two_branch", "ognet", "autoencoder"),
     "pseudo.objective": ("inverted_flow", "hinge_flow", "kl", "skip_frames"),
+    "pseudo.generator": ("unet", "dcgan"),
+    "pseudo.source": ("generator", "ognet_mix"),
+    "autoencoder.input_range": ("zero_one", "minus_one_one"),
     "classifier.input": ("prediction", "frame"),
     "classifier.fused_index": ("normal", "abnormal"),
     "data.layout": ("frames", "ucsd", "avenue", "footage"),

@@ -74,6 +74,8 @@ def pixel_kl_divergence(prediction: Tensor, target: Tensor) -> Tensor:
 
 def classifier_loss(probabilities: Tensor, abnormal: bool) -> Tensor:
     """BCE against [1, 0] (pseudo-anomaly) or [0, 1] (normal) for (B, 2) sigmoid outputs."""
-    labels = torch.zeros_like(probabilities)
+    labels = torch.zeros_like(probabilities, dtype=torch.float32)
     labels[:, 0 if abnormal else 1] = 1.0
-    return nn.functional.binary_cross_entropy(probabilities.float().clamp(1e-6, 1 - 1e-6), labels)
+    # BCE on probabilities is refused under CUDA autocast; it is cheap, so run it in float32.
+    with torch.autocast(probabilities.device.type, enabled=False):
+        return nn.functional.binary_cross_entropy(probabilities.float().clamp(1e-6, 1 - 1e-6), labels)

@@ -104,9 +104,8 @@ def evaluate_pipeline(config: Config, pipeline, dataset: VideoDataset) -> dict:
     per_video = score_videos(pipeline, frames, t, config.eval.batch_size)
     score_names = list(pipeline.score_names)
     if "classifier" in score_names:
-        fused_input = "classifier" if config.classifier.fused_index == "normal" else "classifier_abnormal"
         for video in per_video:
-            video["combined"] = fuse(video["psnr"], video[fused_input])
+            video["combined"] = fuse(video["psnr"], video[config.classifier.fused_score])
         score_names.append("combined")
     labels = [scored_labels(lab, t) for lab in dataset.test_labels]
     auc = {}

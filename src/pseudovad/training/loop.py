@@ -16,7 +16,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from pseudovad.config import Config, config_to_dict, save_config
+from pseudovad.config import Config, build_config, config_to_dict, save_config
 from pseudovad.data.cache import load_frames
 from pseudovad.data.clips import ClipDataset
 from pseudovad.data.layouts import load_dataset
@@ -69,7 +69,8 @@ def _check_same_experiment(saved: dict, requested: dict, run_dir: Path) -> None:
             out.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
         return out
 
-    saved_flat, requested_flat = flat(saved), flat(requested)
+    saved_flat = flat(config_to_dict(build_config(saved, source=str(run_dir))))
+    requested_flat = flat(requested)
     changed = [k for k in requested_flat if k != "train.iterations" and saved_flat.get(k) != requested_flat[k]]
     if changed:
         details = ", ".join(f"{k}: {saved_flat.get(k)!r} -> {requested_flat[k]!r}" for k in changed)

@@ -5,11 +5,19 @@ from __future__ import annotations
 import torch
 
 from pseudovad.config import Config
+from pseudovad.training.autoencoder import AutoencoderPipeline
 from pseudovad.training.ffp import FFPPipeline
+from pseudovad.training.ognet import OGNetPipeline
 from pseudovad.training.pseudo import PseudoAnomalyPipeline
 
-PIPELINES = {"ffp": FFPPipeline, "single_branch": PseudoAnomalyPipeline, "two_branch": PseudoAnomalyPipeline}
-Pipeline = FFPPipeline | PseudoAnomalyPipeline
+PIPELINES = {
+    "ffp": FFPPipeline,
+    "single_branch": PseudoAnomalyPipeline,
+    "two_branch": PseudoAnomalyPipeline,
+    "ognet": OGNetPipeline,
+    "autoencoder": AutoencoderPipeline,
+}
+Pipeline = FFPPipeline | PseudoAnomalyPipeline | OGNetPipeline | AutoencoderPipeline
 
 
 def build_pipeline(config: Config, device: torch.device) -> Pipeline:

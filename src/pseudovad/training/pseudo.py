@@ -10,6 +10,10 @@ trained from scratch on its outputs against normal frames; PSNR and classifier f
 The defects of the first implementation are avoided by construction: the flow term keeps its graph
 (so inverting it does something), the KL term is real, every network's optimiser steps, and every
 score is oriented high = normal before fusion.
+
+Two options swap a part for a baseline's, to compare them on equal terms: `pseudo.generator: dcgan`
+makes branch A a DCGAN generator without skips (thesis 4.4.1), and `pseudo.source: ognet_mix`
+replaces branch A with OGNet's pseudo-anomaly module (see PseudoAnomalyPipeline).
 """
 
 from __future__ import annotations
@@ -20,10 +24,13 @@ from torch import Tensor, nn
 
 from pseudovad.config import Config
 from pseudovad.data.clips import ClipDataset
+from pseudovad.errors import ConfigError
 from pseudovad.evaluation.protocol import psnr
 from pseudovad.losses import classifier_loss, directed_flow_loss, flow_hinge_loss, pixel_kl_divergence
 from pseudovad.models.classifier import FrameClassifier
+from pseudovad.models.dcgan import DCGANGenerator
 from pseudovad.training.ffp import FFPPipeline, _check_finite, frozen
+from pseudovad.training.ognet import OGNetPipeline
 
 
 class PseudoAnomalyGenerator(FFPPipeline):
@@ -32,6 +39,15 @@ class PseudoAnomalyGenerator(FFPPipeline):
 
     def __init__(self, config: Config, device: torch.device, classifier: nn.Module) -> None:
         super().__init__(config, device, dropout=config.pseudo.dropout)
+        if config.pseudo.generator == "dcgan":
+            # The DCGAN generator takes the place of the U-Net FFPPipeline built, with its own optimiser.
+            data, g = config.data, config.generator
+            self.generator = DCGANGenerator(
+                data.clip_length * data.channels, data.channels, data.height, data.width, g.width, g.levels, config.dcgan.bottleneck
+            ).to(device)
+            if config.train.channels_last:
+                self.generator.to(memory_format=torch.channels_last)
+            self.optimizers["generator"] = torch.optim.Adam(self.generator.parameters(), lr=config.train.lr_generator)
         self.classifier = classifier
         self.swap_flow_inputs = config.pseudo.swap_flow_inputs
         self.features = None
@@ -74,7 +90,16 @@ class PseudoAnomalyGenerator(FFPPipeline):
 
 
 class PseudoAnomalyPipeline:
-    """Single- or two-branch pseudo-anomaly pipeline (`config.pipeline`)."""
+    """Single- or two-branch pseudo-anomaly pipeline (`config.pipeline`).
+
+    With `pseudo.source: ognet_mix` (two-branch only) branch A is OGNet's module instead: an OGNet
+    generator and discriminator trained on the clips' last frames exactly as in the `ognet`
+    pipeline (same `ognet` options and schedule; its phase 2 only fine-tunes OGNet's own
+    discriminator, so `ognet.phase2_iterations: 0` skips it), and the classifier's pseudo-anomalies
+    are the mixtures G_new((G_old(x_i) + G_old(x_j)) / 2) of the current generators. The classifier
+    starts once G_old is taken (after `ognet.old_at` steps), and its loss does not reach OGNet's
+    generator (`classifier.generator_weight` does not apply). Branch B and the scores are unchanged.
+    """
 
     score_names = ("psnr", "classifier", "classifier_abnormal")
 
@@ -85,7 +110,13 @@ class PseudoAnomalyPipeline:
         self.classifier = FrameClassifier(channels, config.data.height, config.data.width, config.classifier.width).to(device)
         if config.train.channels_last:
             self.classifier.to(memory_format=torch.channels_last)
-        self.pseudo = PseudoAnomalyGenerator(config, device, self.classifier)
+        self.pseudo, self.ognet = None, None
+        if config.pseudo.source == "ognet_mix":
+            if config.pipeline != "two_branch":
+                raise ConfigError("pseudo.source=ognet_mix needs pipeline two_branch: OGNet's generator predicts no frame to score")
+            self.ognet = OGNetPipeline(config, device)
+        else:
+            self.pseudo = PseudoAnomalyGenerator(config, device, self.classifier)
         self.normal = FFPPipeline(config, device) if config.pipeline == "two_branch" else None
         self.classifier_optimizer = torch.optim.SGD(
             self.classifier.parameters(), lr=config.classifier.lr, momentum=config.classifier.momentum
@@ -99,7 +130,10 @@ class PseudoAnomalyPipeline:
     @property
     def networks(self) -> dict[str, nn.Module]:
         networks = {"classifier": self.classifier}
-        networks.update({f"pseudo_{name}": net for name, net in self.pseudo.networks.items()})
+        if self.pseudo:
+            networks.update({f"pseudo_{name}": net for name, net in self.pseudo.networks.items()})
+        if self.ognet:
+            networks.update({f"ognet_{name}": net for name, net in self.ognet.networks.items()})
         if self.normal:
             networks.update({f"normal_{name}": net for name, net in self.normal.networks.items()})
         return networks
@@ -107,7 +141,10 @@ class PseudoAnomalyPipeline:
     @property
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         optimizers = {"classifier": self.classifier_optimizer}
-        optimizers.update({f"pseudo_{name}": opt for name, opt in self.pseudo.optimizers.items()})
+        if self.pseudo:
+            optimizers.update({f"pseudo_{name}": opt for name, opt in self.pseudo.optimizers.items()})
+        if self.ognet:
+            optimizers.update({f"ognet_{name}": opt for name, opt in self.ognet.optimizers.items()})
         if self.normal:
             optimizers.update({f"normal_{name}": opt for name, opt in self.normal.optimizers.items()})
         return optimizers
@@ -127,13 +164,21 @@ class PseudoAnomalyPipeline:
             normal_losses, normal_prediction = self.normal.update(clips)
             logged.update({f"normal/{k}": v for k, v in normal_losses.items()})
             normal_frames.append(normal_prediction)
-        pseudo_losses, pseudo_anomalies = self.pseudo.update(batch.get("pseudo_clips", clips))
-        logged.update({f"pseudo/{k}": v for k, v in pseudo_losses.items()})
+        if self.ognet:
+            ognet_losses = self.ognet.train_step({"frames": clips[:, -1]})
+            logged.update({f"ognet/{k}": v for k, v in ognet_losses.items()})
+            if not self.ognet.has_old_generator:
+                return logged
+            pseudo_anomalies = self.ognet.pseudo_anomalies(clips[:, -1])["pseudo"]
+        else:
+            pseudo_losses, pseudo_anomalies = self.pseudo.update(batch.get("pseudo_clips", clips))
+            logged.update({f"pseudo/{k}": v for k, v in pseudo_losses.items()})
 
         self.classifier.train()
-        with self.pseudo.autocast():
-            abnormal = classifier_loss(self.classifier(self.pseudo._layout(pseudo_anomalies)), abnormal=True)
-            normal = classifier_loss(self.classifier(self.pseudo._layout(torch.cat(normal_frames))), abnormal=False)
+        branch = self.scoring_branch
+        with branch.autocast():
+            abnormal = classifier_loss(self.classifier(branch._layout(pseudo_anomalies)), abnormal=True)
+            normal = classifier_loss(self.classifier(branch._layout(torch.cat(normal_frames))), abnormal=False)
         loss = (abnormal + normal) / 2
         _check_finite({"classifier": loss})
         self.classifier_optimizer.zero_grad(set_to_none=True)
@@ -150,8 +195,8 @@ class PseudoAnomalyPipeline:
     def classify(self, frames: Tensor) -> Tensor:
         """(B, 2) probabilities: [P(abnormal), P(normal)]."""
         self.classifier.eval()
-        with self.pseudo.autocast():
-            return self.classifier(self.pseudo._layout(frames)).float()
+        with self.scoring_branch.autocast():
+            return self.classifier(self.scoring_branch._layout(frames)).float()
 
     @torch.inference_mode()
     def score(self, clips: Tensor) -> dict[str, Tensor]:
@@ -167,8 +212,11 @@ class PseudoAnomalyPipeline:
 
     @torch.inference_mode()
     def sample_images(self, clips: Tensor) -> dict[str, Tensor]:
-        self.pseudo.generator.eval()
         images = self.scoring_branch.sample_images(clips)
+        if self.ognet:
+            images["pseudo-anomaly"] = self.ognet.pseudo_anomalies(clips[:, -1])["pseudo"]
+            return images
+        self.pseudo.generator.eval()
         pseudo_anomaly = self.pseudo.run_generator(clips)
         images["pseudo-anomaly"] = pseudo_anomaly
         images["pseudo flow error"] = self.pseudo.flow_error_image(clips, pseudo_anomaly).expand_as(pseudo_anomaly)

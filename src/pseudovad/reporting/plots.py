@@ -1,0 +1,133 @@
+"""The report's and the `score` command's figures: scores over frames with the anomalous intervals
+shaded, and ROC curves. One look at where a score drops inside and outside the true intervals says
+more about a detector than its AUC."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn.metrics import roc_curve  # noqa: E402
+
+SCORE_LABELS = {
+    "psnr": "PSNR",
+    "classifier": "classifier P(normal)",
+    "classifier_abnormal": "classifier 1 - P(abnormal)",
+    "combined": "fused score",
+}
+_COLORS = {"psnr": "tab:blue", "classifier": "tab:orange", "classifier_abnormal": "tab:purple", "combined": "tab:green"}
+_ANOMALY_COLOR = "#f4a3a3"
+_UNSCORED_COLOR = "#d9d9d9"
+DPI = 90
+
+
+def mask_runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """The runs of True in a boolean array as [start, end) index pairs."""
+    padded = np.concatenate([[False], np.asarray(mask, dtype=bool), [False]])
+    edges = np.flatnonzero(padded[1:] != padded[:-1])
+    return [(int(start), int(end)) for start, end in zip(edges[::2], edges[1::2])]
+
+
+def _shade(axis: plt.Axes, mask: np.ndarray, color: str, label: str, x: np.ndarray | None = None) -> None:
+    """Shade each run of `mask` (one entry per frame, drawn half a frame either side); label it once."""
+    x = np.arange(len(mask), dtype=float) if x is None else np.asarray(x, dtype=float)
+    half = (x[1] - x[0]) / 2 if len(x) > 1 else 0.5
+    for index, (start, end) in enumerate(mask_runs(mask)):
+        axis.axvspan(x[start] - half, x[end - 1] + half, color=color, alpha=0.6, lw=0, label=label if index == 0 else None)
+
+
+def _save(figure: plt.Figure, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=DPI)
+    plt.close(figure)
+
+
+def plot_video_scores(
+    path: Path, title: str, labels: np.ndarray, first_scored_frame: int, curves: dict[str, np.ndarray], legend: dict[str, str]
+) -> None:
+    """One test video: each curve (one value per scored frame, in [0, 1], high = normal) over the
+    frame index, the ground-truth anomalous frames shaded red and the unscored first frames grey.
+
+    `labels` covers the scored frames only; `legend` gives each curve's legend text.
+    """
+    frames = first_scored_frame + len(labels)
+    figure, axis = plt.subplots(figsize=(11, 3.2))
+    axis.axvspan(-0.5, first_scored_frame - 0.5, color=_UNSCORED_COLOR, alpha=0.6, lw=0, label="no score (first frames)")
+    full_labels = np.concatenate([np.zeros(first_scored_frame, bool), np.asarray(labels, bool)])
+    _shade(axis, full_labels, _ANOMALY_COLOR, "ground truth: anomalous")
+    x = np.arange(first_scored_frame, frames)
+    for name, values in curves.items():
+        axis.plot(x, values, color=_COLORS.get(name), lw=2.0 if name == "combined" else 1.3, label=legend[name])
+    axis.set_xlim(-0.5, frames - 0.5)
+    axis.set_ylim(-0.03, 1.03)
+    axis.set_xlabel("frame index")
+    axis.set_ylabel("score (high = normal)")
+    axis.set_title(title)
+    axis.grid(alpha=0.3)
+    axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, frameon=False)
+    figure.tight_layout()
+    _save(figure, path)
+
+
+def plot_roc(path: Path, labels: np.ndarray, normality: dict[str, np.ndarray], aucs: dict[str, float | None], title: str) -> None:
+    """ROC curves for detecting anomalous frames (label 1) from scores oriented high = normal."""
+    figure, axis = plt.subplots(figsize=(6.4, 5.8))
+    for name, values in normality.items():
+        false_positive, true_positive, _ = roc_curve(np.asarray(labels, int), -np.asarray(values, float))
+        auc = aucs.get(name)
+        text = f"{SCORE_LABELS.get(name, name)} (AUC {auc:.3f})" if auc is not None else SCORE_LABELS.get(name, name)
+        axis.plot(false_positive, true_positive, color=_COLORS.get(name), lw=1.6, label=text)
+    axis.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="chance")
+    axis.set_xlim(0, 1)
+    axis.set_ylim(0, 1.01)
+    axis.set_aspect("equal")
+    axis.set_xlabel("false positive rate (normal frames flagged)")
+    axis.set_ylabel("true positive rate (anomalous frames found)")
+    axis.set_title(title, fontsize=10)
+    axis.grid(alpha=0.3)
+    axis.legend(loc="lower right", fontsize=9)
+    figure.tight_layout()
+    _save(figure, path)
+
+
+def plot_timeline(
+    path: Path,
+    title: str,
+    times: np.ndarray,
+    psnr: np.ndarray,
+    threshold: float,
+    flagged: np.ndarray,
+    others: dict[str, np.ndarray],
+) -> None:
+    """A scored video: raw PSNR in dB against the threshold with the flagged frames shaded, and below
+    it any other score (classifier, fused). Frames without a score are NaN and leave gaps."""
+    rows = 2 if others else 1
+    figure, axes = plt.subplots(rows, 1, figsize=(11, 2.9 * rows + 0.3), sharex=True, squeeze=False)
+    unscored = np.isnan(psnr)
+    top = axes[0][0]
+    _shade(top, unscored, _UNSCORED_COLOR, "no score (first frames)", times)
+    _shade(top, flagged, _ANOMALY_COLOR, "flagged anomalous", times)
+    top.plot(times, psnr, color=_COLORS["psnr"], lw=1.2, label="PSNR of the predicted frame")
+    top.axhline(threshold, color="tab:red", ls="--", lw=1.2, label=f"threshold {threshold:.2f} dB")
+    top.set_ylabel("PSNR (dB, high = normal)")
+    top.set_title(title)
+    for axis in axes[:, 0]:
+        axis.grid(alpha=0.3)
+    if others:
+        bottom = axes[1][0]
+        _shade(bottom, unscored, _UNSCORED_COLOR, "no score (first frames)", times)
+        _shade(bottom, flagged, _ANOMALY_COLOR, "flagged anomalous", times)
+        for name, values in others.items():
+            bottom.plot(times, values, color=_COLORS.get(name), lw=1.2, label=SCORE_LABELS.get(name, name))
+        bottom.set_ylim(-0.03, 1.03)
+        bottom.set_ylabel("score (high = normal)")
+    for axis in axes[:, 0]:
+        axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, frameon=False)
+    axes[-1][0].set_xlabel("time (s)")
+    axes[-1][0].set_xlim(times[0], times[-1] if len(times) > 1 else times[0] + 1)
+    figure.tight_layout()
+    _save(figure, path)

@@ -1,0 +1,363 @@
+"""`pseudovad report RUN`: one HTML page that shows what a trained run does, written to RUN/report/.
+
+People judge an anomaly detector by looking at it, so next to the AUC table (and the papers'
+numbers) the page shows every test video's scores against its true anomalous intervals, the frames
+the detector gets most wrong, and the pseudo-anomalies over training. The page is self-contained:
+plain HTML without scripts, the images as files beside it, so it can be copied or archived whole.
+Every number comes from RUN/results.json; the page names the labels and protocol that produced it.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from pseudovad import __version__
+from pseudovad.config import load_config
+from pseudovad.data.decode import iter_frames
+from pseudovad.data.layouts import load_dataset
+from pseudovad.errors import PseudovadError
+from pseudovad.evaluation.protocol import frame_auc, minmax
+from pseudovad.reporting.plots import SCORE_LABELS, plot_roc, plot_video_scores
+from pseudovad.reporting.published import ANCHORS, BENCHMARKS, detect_benchmark, published_for
+
+WORST_FRAMES = 6
+FRAME_WIDTH = 240
+_GALLERY = re.compile(r"^step_(\d+)\.png$")
+_PROBABILITIES = ("classifier", "classifier_abnormal")  # in [0, 1] already: plotted as they are
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 1180px; margin: 1.5em auto; padding: 0 1em; color: #222; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { margin-top: 1.8em; border-bottom: 1px solid #ccc; padding-bottom: 0.2em; }
+table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.92em; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f2f2f2; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.measured td:first-child { border-left: 4px solid #2b7a2b; } tr.published td:first-child { border-left: 4px solid #8a8a8a; }
+tr.published { color: #555; }
+.provenance { background: #fff8e1; border: 1px solid #e0c060; padding: 0.6em 0.9em; }
+.note { color: #555; font-size: 0.92em; }
+img.plot { max-width: 100%; display: block; margin: 0.4em 0 1.2em; }
+.frames { display: flex; flex-wrap: wrap; gap: 0.8em; }
+figure { margin: 0; width: 240px; font-size: 0.82em; } figure img { width: 240px; display: block; }
+pre { background: #f6f6f6; padding: 0.6em; overflow-x: auto; font-size: 0.85em; }
+"""
+
+
+def build_report(run_dir: Path) -> Path:
+    """Write RUN/report/index.html (and its images) from the run's results; return the page's path."""
+    run_dir = Path(run_dir)
+    results_path = run_dir / "results.json"
+    if not results_path.is_file():
+        raise PseudovadError(f"{run_dir}: no results.json, so nothing to report; run `pseudovad evaluate {run_dir}` first")
+    results = json.loads(results_path.read_text())
+    out = run_dir / "report"
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+
+    config_path = run_dir / "config.yaml"
+    config = load_config(config_path) if config_path.is_file() else None
+    plotted = _plotted_scores(results, config)
+    sections = [
+        _provenance(results),
+        _run_section(run_dir, results, config_path),
+        _auc_section(results),
+        _per_kind_section(results),
+        _roc_section(results, out),
+        _videos_section(results, plotted, out),
+        _worst_frames_section(results, out),
+        _gallery_section(run_dir, out),
+    ]
+    page = out / "index.html"
+    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    page.write_text(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>pseudovad report: {_e(run_dir.resolve().name)}</title><style>{_STYLE}</style></head><body>\n"
+        f"<h1>pseudovad report: {_e(run_dir.resolve().name)}</h1>\n"
+        f"<p class=\"note\">run folder {_e(run_dir.resolve())} &middot; written {generated} by pseudovad {__version__}</p>\n"
+        + "\n".join(sections)
+        + "\n</body></html>\n"
+    )
+    return page
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value))
+
+
+def _table(headers: list[str], rows: list[tuple[str, list[str]]], numeric: range) -> str:
+    """An HTML table; each row is (css class, cells); the `numeric` columns are right-aligned."""
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = []
+    for css, cells in rows:
+        tds = "".join(f"<td class=\"num\">{_e(c)}</td>" if i in numeric else f"<td>{_e(c)}</td>" for i, c in enumerate(cells))
+        body.append(f"<tr class=\"{css}\">{tds}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}"
+
+
+def _label_source(results: dict) -> str:
+    version = results.get("label_version") or "unknown label version"
+    label_file = results.get("label_file")
+    return f"{version}, file {label_file}" if label_file else version
+
+
+def _provenance(results: dict) -> str:
+    """The one statement that says which labels and protocol produced every measured number."""
+    smoothing = results.get("smoothing_sigma", 0.0)
+    smoothing_text = (
+        f"Columns marked 'smoothed' use Gaussian temporal smoothing with sigma {smoothing} frames; all others none."
+        if smoothing else "No temporal smoothing."
+    )
+    return (
+        "<div class=\"provenance\"><p><b>Every number measured here</b> (tables, ROC curves, per-video plots and "
+        f"frame rankings) comes from <b>labels {_e(_label_source(results))}</b> and the protocol: "
+        f"<i>{_e(results['protocol'])}</i>.</p><p>{results['frames_scored']} test frames scored, "
+        f"{results['anomalous_frames_scored']} of them anomalous; the first {results['clip_length']} frames of each test "
+        f"video have no prediction and no score. {_e(smoothing_text)} The model is the run's checkpoint at iteration "
+        f"{results['iteration']} (a fixed budget; no checkpoint was picked on test data). Dataset: "
+        f"{_e(results['dataset'])} (layout {_e(results['layout'])}).</p></div>"
+    )
+
+
+def _run_section(run_dir: Path, results: dict, config_path: Path) -> str:
+    summary_path = run_dir / "train_summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
+    rows = [("", ["evaluated at iteration", str(results["iteration"])])]
+    if summary is None:
+        budget = "<p class=\"note\">No train_summary.json in the run (training did not finish), so no training time.</p>"
+    else:
+        seconds = summary["seconds"]
+        rows += [
+            ("", ["iterations trained", str(summary["iterations"])]),
+            ("", ["training time", _duration(seconds) + (
+                f", since the resume at iteration {summary['resumed_from']}" if summary.get("resumed_from") else "")]),
+            ("", ["device", str(summary.get("device", "?"))]),
+            ("", ["training clips", str(summary.get("training_clips", "?"))]),
+        ]
+        budget = ""
+    config_text = config_path.read_text() if config_path.is_file() else "(no config.yaml in the run folder)"
+    return (
+        "<h2>Run: configuration and budget</h2>" + _table(["", "value"], rows, range(1, 2)) + budget
+        + f"<details><summary>full configuration (config.yaml)</summary><pre>{_e(config_text)}</pre></details>"
+    )
+
+
+def _auc_section(results: dict) -> str:
+    benchmark = detect_benchmark(results["dataset"], results.get("label_file"))
+    keys = ["micro", "micro_raw", "macro"]
+    if any("micro_smoothed" in auc for auc in results["auc"].values()):
+        keys += ["micro_smoothed", "micro_raw_smoothed", "macro_smoothed"]
+    headers = ["source", "score / method", *(f"{k.replace('_', ' ')} AUC %" for k in keys), "labels / paper"]
+    labels = results.get("label_version") or "unknown"
+    rows = [
+        ("measured", [f"measured here (iteration {results['iteration']})", SCORE_LABELS.get(name, name),
+                      *(_percent(auc.get(k)) for k in keys), labels])
+        for name, auc in results["auc"].items()
+    ]
+    published = published_for(benchmark)
+    for entry in published:
+        method = f"{entry.method} ({entry.note})" if entry.note else entry.method
+        rows.append(("published", ["published", method, f"{entry.auc:g}", *(["-"] * (len(keys) - 1)), entry.paper]))
+    if benchmark is None:
+        comparison = ("<p class=\"note\">No published numbers: the dataset is not recognised as Ped1, Ped2, Avenue or "
+                      "ShanghaiTech (the synthetic scene has none).</p>")
+    else:
+        comparison = (f"<p class=\"note\">Dataset recognised as {_e(BENCHMARKS[benchmark])}. Published rows are copied "
+                      f"from the papers (collected in {_e(ANCHORS)}); the papers report the micro AUC only, under their own "
+                      "training budgets and with the label files of their code, which can differ from the labels above.</p>")
+    return (
+        "<h2>Frame-level AUC</h2><p class=\"note\">micro: per-video min-max normalised scores of all videos concatenated "
+        "(the FFP protocol, the field's headline number); micro raw: the same without normalisation; macro: the mean of "
+        "per-video AUCs. Rows with a green edge are <b>measured here</b>, grey ones are <b>published</b>.</p>"
+        + _table(headers, rows, range(2, 2 + len(keys))) + comparison
+    )
+
+
+def _per_kind_section(results: dict) -> str:
+    per_kind = {name: kinds for name, kinds in results.get("auc_per_kind", {}).items() if kinds}
+    if not per_kind:
+        return ""
+    kinds = sorted({kind for values in per_kind.values() for kind in values})
+    rows = [
+        ("measured", [SCORE_LABELS.get(name, name), *(_percent(values.get(k)) for k in kinds)])
+        for name, values in per_kind.items()
+    ]
+    return (
+        "<h2>AUC per anomaly kind</h2><p class=\"note\">Micro AUC (%) of each kind of anomaly against all normal frames, "
+        "the other kinds' anomalous frames left out; measured here with the labels and protocol stated above.</p>"
+        + _table(["score", *kinds], rows, range(1, 1 + len(kinds)))
+    )
+
+
+def _normalised(results: dict, name: str) -> list[np.ndarray]:
+    return [minmax(np.asarray(video["scores"][name])) for video in results["videos"]]
+
+
+def _roc_section(results: dict, out: Path) -> str:
+    labels = np.concatenate([video["labels"] for video in results["videos"]])
+    if labels.min() == labels.max():
+        return "<h2>ROC curves</h2><p class=\"note\">The test labels hold one class only, so there is no ROC curve.</p>"
+    normality = {name: np.concatenate(_normalised(results, name)) for name in results["auc"]}
+    aucs = {name: auc["micro"] for name, auc in results["auc"].items()}
+    plot_roc(out / "roc.png", labels, normality, aucs, "Frame-level ROC, per-video min-max scores (FFP micro protocol)")
+    return (
+        "<h2>ROC curves</h2><p class=\"note\">All test frames, each video's scores min-max normalised (the micro AUC's "
+        "protocol); anomalous frames are the positives.</p><img class=\"plot\" src=\"roc.png\" alt=\"ROC curves\">"
+    )
+
+
+def _headline(results: dict) -> str:
+    """The score frames are ranked by: the fused score when there is one, else the pipeline's first score."""
+    return "combined" if "combined" in results["auc"] else next(iter(results["auc"]))
+
+
+def _plotted_scores(results: dict, config) -> list[str]:
+    """Every score of the run except the classifier output that does not enter the fused score."""
+    fused = config.classifier.fused_score if config is not None else "classifier"
+    return [name for name in results["auc"] if name not in set(_PROBABILITIES) - {fused}]
+
+
+def _curve_label(name: str) -> str:
+    """A score's name as plotted: probabilities as they are, every other score min-max normalised per video."""
+    if name in _PROBABILITIES or name == "combined":
+        return SCORE_LABELS.get(name, name)
+    return f"{SCORE_LABELS.get(name, name)}, min-max normalised"
+
+
+def _videos_section(results: dict, plotted: list[str], out: Path) -> str:
+    headline = _headline(results)
+    parts = []
+    for index, video in enumerate(results["videos"]):
+        labels = np.asarray(video["labels"])
+        curves, legend = {}, {}
+        for name in plotted:
+            values = np.asarray(video["scores"][name], dtype=float)
+            curves[name] = values if name in _PROBABILITIES else minmax(values)
+            auc = frame_auc([values], [labels])["macro"]
+            legend[name] = f"{_curve_label(name)}\n(AUC {auc:.3f})" if auc is not None else _curve_label(name)
+        auc = frame_auc([np.asarray(video["scores"][headline])], [labels])["macro"]
+        name = SCORE_LABELS.get(headline, headline)
+        auc_text = f"{name} AUC {auc:.3f}" if auc is not None else "no AUC: one class only in this video"
+        image = f"videos/{index:03d}_{_slug(video['name'])}.png"
+        title = f"test video {video['name']}: {auc_text}"
+        plot_video_scores(out / image, title, labels, video["first_scored_frame"], curves, legend)
+        parts.append(f"<img class=\"plot\" src=\"{_e(image)}\" alt=\"scores of test video {_e(video['name'])}\">")
+    return (
+        f"<h2>Scores of every test video ({len(results['videos'])})</h2><p class=\"note\">Per frame, high = normal: "
+        + _e("; ".join(_curve_label(name) for name in plotted))
+        + (" (the classifier output shown is the one fused with PSNR)" if "combined" in plotted else "")
+        + ". Red: frames labelled anomalous; grey: the first frames, which have no score. The AUC in each legend is this "
+        "video's alone.</p>" + "\n".join(parts)
+    )
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def _worst_frames(results: dict, name: str) -> tuple[list[tuple], list[tuple]]:
+    """(video index, frame index, score) of the lowest-scored normal and highest-scored anomalous frames."""
+    normal, anomalous = [], []
+    for index, (video, scores) in enumerate(zip(results["videos"], _normalised(results, name))):
+        for offset, (label, score) in enumerate(zip(video["labels"], scores)):
+            entry = (index, video["first_scored_frame"] + offset, float(score))
+            (anomalous if label else normal).append(entry)
+    normal.sort(key=lambda e: e[2])
+    anomalous.sort(key=lambda e: -e[2])
+    return normal[:WORST_FRAMES], anomalous[:WORST_FRAMES]
+
+
+def _decode_frames(results: dict, wanted: list[tuple[int, int]]) -> tuple[dict[tuple[int, int], np.ndarray], str]:
+    """The RGB frames at (video index, frame index) decoded from the dataset, or ({}, why not)."""
+    try:
+        dataset = load_dataset(Path(results["dataset"]), results["layout"],
+                               Path(results["label_file"]) if results.get("label_file") else None)
+    except PseudovadError as error:
+        return {}, f"The frame images are not shown: the dataset cannot be read any more ({error})."
+    expected = [(v["name"], v["first_scored_frame"] + len(v["labels"])) for v in results["videos"]]
+    if [(v.name, v.num_frames) for v in dataset.test] != expected:
+        return {}, f"The frame images are not shown: the test videos in {results['dataset']} no longer match the evaluated ones."
+    images = {}
+    for video_index in sorted({v for v, _ in wanted}):
+        needed = {f for v, f in wanted if v == video_index}
+        for frame_index, rgb in enumerate(iter_frames(dataset.test[video_index])):
+            if frame_index in needed:
+                images[video_index, frame_index] = rgb
+            if frame_index >= max(needed):
+                break
+    return images, ""
+
+
+def _worst_frames_section(results: dict, out: Path) -> str:
+    headline = _headline(results)
+    normal, anomalous = _worst_frames(results, headline)
+    images, problem = _decode_frames(results, [(v, f) for v, f, _ in normal + anomalous])
+    score_name = SCORE_LABELS.get(headline, headline)
+    if headline != "combined":
+        score_name = f"normalised {score_name}"
+
+    def gallery(entries: list[tuple], kind: str) -> str:
+        if not entries:
+            return f"<p class=\"note\">No {kind} frames among the scored ones.</p>"
+        figures = []
+        for video_index, frame_index, score in entries:
+            name = results["videos"][video_index]["name"]
+            caption = f"video {name}, frame {frame_index}: labelled {kind}, {score_name} {score:.3f}"
+            rgb = images.get((video_index, frame_index))
+            if rgb is None:
+                figures.append(f"<figure><figcaption>{_e(caption)}</figcaption></figure>")
+                continue
+            image = f"frames/{kind}_{_slug(name)}_{frame_index:06d}.png"
+            height = round(rgb.shape[0] * FRAME_WIDTH / rgb.shape[1])
+            shrinking = rgb.shape[1] > FRAME_WIDTH
+            small = cv2.resize(rgb, (FRAME_WIDTH, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_NEAREST)
+            (out / "frames").mkdir(exist_ok=True)
+            cv2.imwrite(str(out / image), cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
+            figures.append(f"<figure><img src=\"{_e(image)}\" alt=\"{_e(caption)}\" width=\"{FRAME_WIDTH}\" "
+                           f"height=\"{height}\"><figcaption>{_e(caption)}</figcaption></figure>")
+        return "<div class=\"frames\">" + "".join(figures) + "</div>"
+
+    note = f"<p class=\"note\">{_e(problem)}</p>" if problem else ""
+    return (
+        f"<h2>Where the {_e(score_name)} disagrees most with the labels</h2><p class=\"note\">Scores min-max normalised "
+        "per video, high = normal (micro protocol).</p>" + note
+        + f"<h3>False alarms: the {WORST_FRAMES} lowest-scored normal frames</h3>" + gallery(normal, "normal")
+        + f"<h3>Misses: the {WORST_FRAMES} highest-scored anomalous frames</h3>" + gallery(anomalous, "anomalous")
+    )
+
+
+def _gallery_section(run_dir: Path, out: Path) -> str:
+    found = sorted(
+        (int(match.group(1)), path)
+        for path in (run_dir / "gallery").glob("step_*.png")
+        if (match := _GALLERY.match(path.name))
+    )
+    if not found:
+        return ("<h2>Pseudo-anomaly galleries</h2><p class=\"note\">The run saved no galleries "
+                "(set train.gallery_at to the iterations to save).</p>")
+    (out / "gallery").mkdir()
+    parts = []
+    for step, path in found:
+        shutil.copy2(path, out / "gallery" / path.name)
+        parts.append(f"<img class=\"plot\" src=\"gallery/{_e(path.name)}\" alt=\"gallery at iteration {step}\">")
+    return (
+        "<h2>Pseudo-anomaly galleries over training</h2><p class=\"note\">The fixed training sample at iterations "
+        f"{', '.join(str(step) for step, _ in found)} (each image is titled with its iteration): one row per clip, one "
+        "column per image (inputs, the predictions, the pseudo-anomalies and their flow errors, as the pipeline makes "
+        "them).</p>" + "\n".join(parts)
+    )

@@ -1,0 +1,241 @@
+"""OGNet: phase 1 trains an adversarial autoencoder, G_old is a frozen early copy, phase 2 trains D
+alone on the pseudo-anomalies it claims, and the run trains, evaluates and resumes via the CLI."""
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from pseudovad.cli import main
+from pseudovad.config import build_config
+from pseudovad.data.synthetic import generate_synthetic
+from pseudovad.errors import ConfigError
+from pseudovad.training.checkpoint import load_checkpoint
+from pseudovad.training.ognet import OGNetPipeline
+from pseudovad.training.pseudo import PseudoAnomalyPipeline
+
+from test_ffp import moving_clips
+from test_pseudo import TINY as TINY_PSEUDO
+
+
+def tiny_ognet(iterations: int = 3, **ognet) -> OGNetPipeline:
+    torch.manual_seed(0)
+    config = build_config(
+        {
+            "pipeline": "ognet",
+            "data": {"height": 24, "width": 24, "channels": 1},
+            "ognet": {"width": 4, "old_at": 1, "phase2_iterations": 1, **ognet},
+            "train": {"iterations": iterations},
+        }
+    )
+    return OGNetPipeline(config, torch.device("cpu"))
+
+
+def frames(batch: int = 4) -> torch.Tensor:
+    return torch.rand(batch, 1, 24, 24, generator=torch.Generator().manual_seed(1)) * 2 - 1
+
+
+def state(network: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: value.clone() for name, value in network.state_dict().items()}
+
+
+def assert_same(first: dict, second: dict) -> None:
+    for name, value in first.items():
+        torch.testing.assert_close(second[name], value, msg=name)
+
+
+def changed(before: dict, network: nn.Module) -> bool:
+    return any(not torch.equal(before[name], value) for name, value in network.named_parameters())
+
+
+def test_phase_one_generator_loss_combines_mse_and_adversarial():
+    losses = tiny_ognet(reconstruction_weight=0.3, adversarial_weight=0.7).train_step({"frames": frames()})
+    assert losses["phase"] == 1.0
+    assert losses["generator"] == pytest.approx(0.3 * losses["reconstruction"] + 0.7 * losses["adversarial"], rel=1e-5)
+
+    # Without noise every run sees the same D step, so G's gradient is the weighted sum of each term's.
+    def generator_gradient(reconstruction: float, adversarial: float) -> list[torch.Tensor]:
+        model = tiny_ognet(noise_std=0.0, reconstruction_weight=reconstruction, adversarial_weight=adversarial)
+        model.train_step({"frames": frames()})
+        return [p.grad for p in model.generator.parameters()]
+
+    mse_only, adversarial_only = generator_gradient(1.0, 0.0), generator_gradient(0.0, 1.0)
+    assert all(g.abs().sum() > 0 for g in mse_only) and all(g.abs().sum() > 0 for g in adversarial_only)
+    for combined, mse, adversarial in zip(generator_gradient(0.5, 0.5), mse_only, adversarial_only):
+        torch.testing.assert_close(combined, 0.5 * mse + 0.5 * adversarial, rtol=1e-4, atol=1e-7)
+
+
+def test_old_generator_is_a_frozen_copy_taken_at_old_at():
+    model = tiny_ognet(iterations=6, old_at=2, phase2_iterations=2)
+    for _ in range(2):
+        model.train_step({"frames": frames()})
+    after_two_steps = state(model.generator)
+    assert not model.has_old_generator
+    model.train_step({"frames": frames()})
+    assert model.has_old_generator
+    assert_same(after_two_steps, model.old_generator.state_dict())
+    model.train_step({"frames": frames()})
+    assert_same(after_two_steps, model.old_generator.state_dict())
+    assert changed(after_two_steps, model.generator)
+    assert not any(p.requires_grad for p in model.old_generator.parameters())
+    optimised = {id(p) for optimizer in model.optimizers.values() for group in optimizer.param_groups for p in group["params"]}
+    assert not optimised & {id(p) for p in model.old_generator.parameters()}
+
+
+def test_phase_two_updates_only_the_discriminator():
+    model = tiny_ognet(iterations=3, old_at=1, phase2_iterations=1)
+    for _ in range(2):
+        assert model.train_step({"frames": frames()})["phase"] == 1.0
+    generator, old_generator, discriminator = state(model.generator), state(model.old_generator), state(model.discriminator)
+    losses = model.train_step({"frames": frames()})
+    assert losses["phase"] == 2.0 and int(model.progress.phase) == 2
+    assert set(losses) >= {"finetune_old", "finetune_pseudo", "finetune_new", "finetune_real"}
+    assert_same(generator, model.generator.state_dict())  # parameters and BatchNorm statistics
+    assert_same(old_generator, model.old_generator.state_dict())
+    assert changed(discriminator, model.discriminator)
+    assert all(p.requires_grad for p in model.discriminator.parameters())
+
+
+class Elementwise(nn.Module):
+    """A fixed, non-linear 'generator', so mixing before or after it gives different images."""
+
+    def __init__(self, function) -> None:
+        super().__init__()
+        self.function = function
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.function(x)
+
+
+def test_pseudo_anomalies_are_the_claimed_mixtures_of_old_outputs():
+    model = tiny_ognet()
+    old, new = Elementwise(lambda x: x**3 + 0.1), Elementwise(lambda x: torch.tanh(3 * x))
+    model.old_generator, model.generator = old, new
+    x = frames(5)
+    outputs = model.pseudo_anomalies(x)
+    partners = outputs["partners"]
+    assert sorted(partners.tolist()) == list(range(5))
+    assert all(j != i for i, j in enumerate(partners.tolist()))
+    torch.testing.assert_close(outputs["old"], old(x))
+    torch.testing.assert_close(model.reconstruct(x), new(x))
+    for i, j in enumerate(partners.tolist()):
+        torch.testing.assert_close(outputs["pseudo"][i], new((old(x[i]) + old(x[j])) / 2))
+
+
+def test_score_is_d_of_g_high_for_normal():
+    model = tiny_ognet()
+    model.train_step({"frames": frames()})
+    clips = frames(3)[:, None].expand(3, 5, 1, 24, 24)  # the last frame of each clip is scored
+    score = model.score(clips)["ognet"]
+    model.generator.eval()
+    model.discriminator.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(score.sigmoid(), model.discriminator(model.generator(frames(3))))
+
+
+def test_old_at_must_lie_in_phase_one():
+    with pytest.raises(ConfigError, match="ognet.old_at"):
+        tiny_ognet(iterations=10, old_at=8, phase2_iterations=2)
+
+
+def ognet_mix_pipeline(kind: str = "two_branch") -> PseudoAnomalyPipeline:
+    torch.manual_seed(0)
+    values = {
+        **TINY_PSEUDO,
+        "pipeline": kind,
+        "pseudo": {"source": "ognet_mix"},
+        "ognet": {"width": 4, "old_at": 1, "phase2_iterations": 0},
+        "train": {"iterations": 4},
+    }
+    return PseudoAnomalyPipeline(build_config(values), torch.device("cpu"))
+
+
+def test_ognet_mix_feeds_the_classifier_the_mixtures():
+    model = ognet_mix_pipeline()
+    assert model.pseudo is None
+    assert {"ognet_generator", "ognet_old_generator", "ognet_discriminator", "ognet_progress"} <= set(model.networks)
+    clips = moving_clips(2)
+    clips[1] = clips[1].flip(-1)  # two different frames to mix
+
+    before = state(model.classifier)
+    losses = model.train_step({"clips": clips})
+    assert "classifier" not in losses  # no pseudo-anomalies before G_old exists
+    assert not changed(before, model.classifier)
+
+    seen = []
+    handle = model.classifier.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].detach().clone()))
+    losses = model.train_step({"clips": clips})
+    handle.remove()
+    assert "classifier" in losses and "ognet/generator" in losses
+    assert [len(batch) for batch in seen] == [2, 4]  # the mixtures, then real frames and B's predictions
+    torch.testing.assert_close(seen[0], model.ognet.pseudo_anomalies(clips[:, -1])["pseudo"])
+    assert changed(before, model.classifier)
+    assert "pseudo-anomaly" in model.sample_images(clips)
+
+
+def test_ognet_mix_needs_the_two_branch_pipeline():
+    with pytest.raises(ConfigError, match="two_branch"):
+        ognet_mix_pipeline("single_branch")
+
+
+# --- end to end through the command line -------------------------------------------------------
+
+TINY_RUN = [
+    "--set", "ognet.width=4", "--set", "ognet.old_at=1", "--set", "ognet.phase2_iterations=2",
+    "--set", "train.batch_size=8", "--set", "train.checkpoint_every=2", "--set", "train.sample_every=2",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synthetic")
+    generate_synthetic(root, seed=0, preset="tiny", overwrite=True)
+    return root
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("PSEUDOVAD_CACHE", str(tmp_path / "cache"))
+
+
+def train(tiny_data, out, *extra) -> int:
+    return main(["train", "synthetic_ognet", "--data", str(tiny_data), "--out", str(out), *TINY_RUN, "--iterations", "4", *extra])
+
+
+def test_train_then_evaluate_reports_the_ognet_score(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    assert train(tiny_data, run, "--evaluate") == 0
+    results = json.loads((run / "results.json").read_text())
+    assert set(results["auc"]) == {"ognet"}
+    assert results["auc"]["ognet"]["micro"] is not None
+    assert results["clip_length"] == 4
+    saved = load_checkpoint(run / "checkpoints" / "latest.pt")
+    assert set(saved["networks"]) == {"generator", "old_generator", "discriminator", "progress"}
+    assert int(saved["networks"]["progress"]["phase"]) == 2
+
+
+def test_run_resumed_in_phase_two_matches_uninterrupted_run(tiny_data, tmp_path, monkeypatch):
+    assert train(tiny_data, tmp_path / "straight") == 0
+
+    # Interrupt (as Ctrl-C does) before the 4th step: phase 2 began at the 3rd.
+    step = OGNetPipeline.train_step
+
+    def interrupted(self, batch):
+        if int(self.progress.iteration) == 3:
+            raise KeyboardInterrupt
+        return step(self, batch)
+
+    monkeypatch.setattr(OGNetPipeline, "train_step", interrupted)
+    assert train(tiny_data, tmp_path / "resumed") == 2
+    middle = load_checkpoint(tmp_path / "resumed" / "checkpoints" / "latest.pt")
+    assert middle["iteration"] == 3 and int(middle["networks"]["progress"]["phase"]) == 2
+    monkeypatch.setattr(OGNetPipeline, "train_step", step)
+    assert train(tiny_data, tmp_path / "resumed", "--resume") == 0
+
+    straight = load_checkpoint(tmp_path / "straight" / "checkpoints" / "latest.pt")
+    resumed = load_checkpoint(tmp_path / "resumed" / "checkpoints" / "latest.pt")
+    assert resumed["iteration"] == 4
+    for network, values in straight["networks"].items():
+        for name, value in values.items():
+            torch.testing.assert_close(resumed["networks"][network][name], value, msg=f"{network}.{name}")

@@ -1,0 +1,166 @@
+"""`pseudovad report` on a tiny evaluated run: the page, its images, its provenance statement, the
+published numbers, and (where Chromium is installed) that a browser renders it with every image."""
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pseudovad.cli import main
+from pseudovad.data.synthetic import generate_synthetic
+from pseudovad.reporting.published import PUBLISHED, detect_benchmark, published_for
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCORES = ("psnr", "classifier", "classifier_abnormal", "combined")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def private_cache(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PSEUDOVAD_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    data = tmp_path_factory.mktemp("synthetic")
+    generate_synthetic(data, seed=0, preset="tiny", overwrite=True)
+    run = tmp_path_factory.mktemp("runs") / "two_branch"
+    assert main([
+        "train", "synthetic_two_branch", "--data", str(data), "--out", str(run), "--iterations", "3", "--evaluate",
+        "--set", "data.height=32", "--set", "data.width=32", "--set", "generator.width=4", "--set", "generator.levels=3",
+        "--set", "discriminator.width=4", "--set", "classifier.width=4", "--set", "train.gallery_at=[2]",
+    ]) == 0
+    return run
+
+
+@pytest.fixture(scope="module")
+def report(run):
+    assert main(["report", str(run)]) == 0
+    return run / "report" / "index.html"
+
+
+def image_sources(page: Path) -> list[str]:
+    return re.findall(r"<img [^>]*src=\"([^\"]+)\"", page.read_text())
+
+
+def test_every_image_exists_beside_the_page(run, report):
+    sources = image_sources(report)
+    results = json.loads((run / "results.json").read_text())
+    assert len([s for s in sources if s.startswith("videos/")]) == len(results["videos"])
+    assert len([s for s in sources if s.startswith("frames/")]) == 12
+    assert "roc.png" in sources and "gallery/step_000002.png" in sources
+    for source in sources:
+        path = report.parent / source
+        assert path.resolve().is_relative_to(report.parent.resolve()), source
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", source
+
+
+def test_the_page_is_self_contained_and_script_free(report):
+    text = report.read_text()
+    assert "<script" not in text.lower()
+    assert not re.search(r"(src|href)=\"(https?:)?//", text)
+
+
+def test_the_page_states_labels_protocol_budget_and_every_score(run, report):
+    text = report.read_text()
+    results = json.loads((run / "results.json").read_text())
+    summary = json.loads((run / "train_summary.json").read_text())
+    for needed in (results["label_version"], results["label_file"], results["protocol"]):
+        assert needed.replace("&", "&amp;") in text
+    assert "iterations trained</td><td class=\"num\">3<" in text
+    assert f"{summary['seconds']:.1f} s" in text
+    assert text.count("<tr class=\"measured\"><td>measured here") == len(SCORES)
+    assert f"{100 * results['auc']['combined']['micro']:.2f}" in text
+    for kind in ("running", "vehicle", "thrown_object", "wrong_way"):
+        assert f"<th>{kind}</th>" in text
+    assert "No published numbers" in text and "class=\"published\"" not in text
+
+
+def test_a_recognised_benchmark_gets_its_published_numbers_and_a_gone_dataset_is_said(run, tmp_path):
+    copy = tmp_path / "ped2_run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("report", "checkpoints", "tensorboard"))
+    results = json.loads((copy / "results.json").read_text())
+    results.update(dataset=str(tmp_path / "data" / "ped2"), label_file=str(tmp_path / "data" / "ped2" / "ped2.mat"))
+    (copy / "results.json").write_text(json.dumps(results))
+    assert main(["report", str(copy)]) == 0
+    text = (copy / "report" / "index.html").read_text()
+    assert "Dataset recognised as UCSD Ped2" in text
+    assert text.count("<tr class=\"published\"><td>published</td><td>") == len(published_for("ped2"))
+    assert "<td>FFP</td><td class=\"num\">95.4</td>" in text and "Liu et al., Future Frame Prediction" in text
+    assert "dataset cannot be read any more" in text
+    assert not [s for s in image_sources(copy / "report" / "index.html") if s.startswith("frames/")]
+
+
+def test_a_pipeline_without_psnr_gets_a_report_of_its_own_score(run, tmp_path):
+    """Other pipelines (OGNet: D(G(x))) have other score names; the page plots and ranks by them."""
+    copy = tmp_path / "other_run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("report", "checkpoints", "tensorboard"))
+    results = json.loads((copy / "results.json").read_text())
+    results["auc"] = {"ognet": results["auc"]["psnr"]}
+    results["auc_per_kind"] = {"ognet": results["auc_per_kind"]["psnr"]}
+    for video in results["videos"]:
+        video["scores"] = {"ognet": video["scores"]["psnr"]}
+    (copy / "results.json").write_text(json.dumps(results))
+    assert main(["report", str(copy)]) == 0
+    page = copy / "report" / "index.html"
+    assert "Where the normalised ognet disagrees most" in page.read_text()
+    assert all((page.parent / source).is_file() for source in image_sources(page))
+
+
+def test_missing_results_asks_for_evaluate_first(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    assert f"run `pseudovad evaluate {tmp_path}` first" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("dataset", "label_file", "expected"),
+    [
+        ("/data/ped2", "/data/ped2/frame_labels_ped2.npy", "ped2"),
+        ("/data/UCSD_Anomaly_Dataset.v1p2/UCSDped1", None, "ped1"),
+        ("/data/mine", "/data/mine/frame_labels_avenue.npy", "avenue"),
+        ("/datasets/Avenue Dataset", "/datasets/Avenue Dataset/testing_label_mask", "avenue"),
+        ("/data/shanghaitech/frames", None, "shanghaitech"),
+        ("/data/my_footage", None, None),
+    ],
+)
+def test_detect_benchmark(dataset, label_file, expected):
+    assert detect_benchmark(dataset, label_file) == expected
+
+
+def test_the_synthetic_scene_is_no_benchmark_and_every_published_number_has_a_source(run):
+    results = json.loads((run / "results.json").read_text())
+    assert detect_benchmark(results["dataset"], results["label_file"]) is None
+    assert {entry.benchmark for entry in PUBLISHED} == {"ped1", "ped2", "avenue", "shanghaitech"}
+    assert all(entry.paper and "ANCHORS.md" in entry.source and 0 < entry.auc < 100 for entry in PUBLISHED)
+
+
+def chromium(*arguments: str, profile: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={profile}", *arguments],
+        capture_output=True, text=True, timeout=120,
+    )
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Chromium is not installed (.ci/run installs it)")
+def test_headless_chromium_renders_the_page_with_every_image_loaded(report, tmp_path):
+    screenshot = tmp_path / "page.png"
+    size = ["--hide-scrollbars", "--window-size=1200,3000"]
+    chromium(*size, f"--screenshot={screenshot}", report.as_uri(), profile=tmp_path / "profile")
+    assert screenshot.stat().st_size > 50_000
+    probe = report.with_name("probe.html")
+    count = "Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).length"
+    script = (f"<script>window.addEventListener('load', () => {{ document.title = "
+              f"'images ' + document.images.length + ' broken ' + {count}; }});</script>")
+    probe.write_text(report.read_text().replace("</body>", script + "</body>"))
+    try:
+        dom = chromium("--dump-dom", probe.as_uri(), profile=tmp_path / "profile").stdout
+    finally:
+        probe.unlink()
+    assert re.search(r"<title>images (\d+) broken 0</title>", dom), dom[:500]
+    assert int(re.search(r"<title>images (\d+)", dom).group(1)) == len(image_sources(report))
