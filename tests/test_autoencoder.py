@@ -8,7 +8,6 @@ import torch
 
 from pseudovad.cli import main
 from pseudovad.config import build_config
-from pseudovad.data.synthetic import generate_synthetic
 from pseudovad.losses import intensity_loss
 from pseudovad.training.autoencoder import AutoencoderPipeline
 
@@ -71,10 +70,8 @@ def test_gradient_ascent_leaves_the_autoencoder_untouched():
         torch.testing.assert_close(value, before[name], msg=name)  # BatchNorm statistics included
 
 
-def test_train_then_evaluate_through_the_cli(tmp_path, monkeypatch):
-    monkeypatch.setenv("PSEUDOVAD_CACHE", str(tmp_path / "cache"))
-    data = tmp_path / "synthetic"
-    generate_synthetic(data, seed=0, preset="tiny", overwrite=True)
+def test_train_then_evaluate_through_the_cli(tmp_path, tiny_data):
+    data = tiny_data
     run = tmp_path / "run"
     tiny = ["--set", "data.height=32", "--set", "data.width=32", "--set", "autoencoder.width=4", "--set", "autoencoder.levels=3"]
     assert main(["train", "synthetic_autoencoder", "--data", str(data), "--out", str(run), *tiny, "--iterations", "2", "--evaluate"]) == 0

@@ -7,7 +7,6 @@ import yaml
 import torch
 
 from pseudovad.cli import main
-from pseudovad.data.synthetic import generate_synthetic
 from pseudovad.training.checkpoint import load_checkpoint
 
 TINY = [
@@ -16,18 +15,6 @@ TINY = [
     "--set", "discriminator.width=4", "--set", "flow.iterations=5",
     "--set", "train.checkpoint_every=2", "--set", "train.sample_every=2",
 ]
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synthetic")
-    generate_synthetic(root, seed=0, preset="tiny", overwrite=True)
-    return root
-
-
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("PSEUDOVAD_CACHE", str(tmp_path / "cache"))
 
 
 def train(tiny_data, out, *extra):

@@ -9,7 +9,6 @@ from torch import nn
 
 from pseudovad.cli import main
 from pseudovad.config import build_config
-from pseudovad.data.synthetic import generate_synthetic
 from pseudovad.errors import ConfigError
 from pseudovad.training.checkpoint import load_checkpoint
 from pseudovad.training.ognet import OGNetPipeline
@@ -185,18 +184,6 @@ TINY_RUN = [
     "--set", "ognet.width=4", "--set", "ognet.old_at=1", "--set", "ognet.phase2_iterations=2",
     "--set", "train.batch_size=8", "--set", "train.checkpoint_every=2", "--set", "train.sample_every=2",
 ]
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synthetic")
-    generate_synthetic(root, seed=0, preset="tiny", overwrite=True)
-    return root
-
-
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("PSEUDOVAD_CACHE", str(tmp_path / "cache"))
 
 
 def train(tiny_data, out, *extra) -> int:

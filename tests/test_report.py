@@ -10,27 +10,17 @@ from pathlib import Path
 import pytest
 
 from pseudovad.cli import main
-from pseudovad.data.synthetic import generate_synthetic
 from pseudovad.reporting.published import PUBLISHED, detect_benchmark, published_for
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCORES = ("psnr", "classifier", "classifier_abnormal", "combined")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def private_cache(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PSEUDOVAD_CACHE", str(tmp_path_factory.mktemp("cache")))
-        yield
-
-
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    data = tmp_path_factory.mktemp("synthetic")
-    generate_synthetic(data, seed=0, preset="tiny", overwrite=True)
+def run(tmp_path_factory, tiny_data):
     run = tmp_path_factory.mktemp("runs") / "two_branch"
     assert main([
-        "train", "synthetic_two_branch", "--data", str(data), "--out", str(run), "--iterations", "3", "--evaluate",
+        "train", "synthetic_two_branch", "--data", str(tiny_data), "--out", str(run), "--iterations", "3", "--evaluate",
         "--set", "data.height=32", "--set", "data.width=32", "--set", "generator.width=4", "--set", "generator.levels=3",
         "--set", "discriminator.width=4", "--set", "classifier.width=4", "--set", "train.gallery_at=[2]",
     ]) == 0

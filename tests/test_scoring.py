@@ -1,4 +1,4 @@
-"""`pseudovad score` on a tiny trained run: CSV/JSON/plot outputs, thresholds from the training data,
+"""`pseudovad score` on a tiny trained run: CSV/JSON/plot outputs, thresholds from the training tiny_data,
 flagged segments where the anomalies are, video files and folders, streaming."""
 
 import csv
@@ -12,7 +12,6 @@ import pytest
 
 from pseudovad.cli import main
 from pseudovad.data.dataset import Video
-from pseudovad.data.synthetic import generate_synthetic
 from pseudovad.evaluation.evaluate import load_trained
 from pseudovad.scoring import CSV_COLUMNS, score_video
 from pseudovad.training.checkpoint import load_checkpoint, save_checkpoint
@@ -26,25 +25,11 @@ TINY = [
 CLIP_LENGTH = 4
 
 
-@pytest.fixture(scope="module", autouse=True)
-def private_cache(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PSEUDOVAD_CACHE", str(tmp_path_factory.mktemp("cache")))
-        yield
-
-
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synthetic")
-    generate_synthetic(root, seed=0, preset="tiny", overwrite=True)
-    return root
-
-
-@pytest.fixture(scope="module")
-def run(data, tmp_path_factory):
+def run(tiny_data, tmp_path_factory):
     """Two-branch pipeline, 30 iterations at 32x32: enough for PSNR to drop on the larger anomalies."""
     run = tmp_path_factory.mktemp("runs") / "two_branch"
-    assert main(["train", "synthetic_two_branch", "--data", str(data), "--out", str(run), "--iterations", "30", *TINY]) == 0
+    assert main(["train", "synthetic_two_branch", "--data", str(tiny_data), "--out", str(run), "--iterations", "30", *TINY]) == 0
     return run
 
 
@@ -57,8 +42,8 @@ def flagged_frames(rows):
     return {int(row["frame"]) for row in rows if row["flagged"] == "1"}
 
 
-def test_scores_csv_segments_and_plot_for_a_frame_folder(data, run, tmp_path, capsys):
-    video = data / "testing" / "frames" / "02"
+def test_scores_csv_segments_and_plot_for_a_frame_folder(tiny_data, run, tmp_path, capsys):
+    video = tiny_data / "testing" / "frames" / "02"
     assert main(["score", str(video), "--run", str(run), "--out", str(tmp_path / "out")]) == 0
     assert "percentile 1 of the training PSNRs" in capsys.readouterr().out
     rows = read_csv(tmp_path / "out" / "scores.csv")
@@ -80,23 +65,23 @@ def test_scores_csv_segments_and_plot_for_a_frame_folder(data, run, tmp_path, ca
     assert (tmp_path / "out" / "scores.png").stat().st_size > 10_000
 
 
-def test_flags_overlap_the_true_event_of_the_clearest_test_video(data, run, tmp_path):
+def test_flags_overlap_the_true_event_of_the_clearest_test_video(tiny_data, run, tmp_path):
     """The vehicle (a large object moving fast) is the synthetic test set's clearest event."""
-    events = json.loads((data / "dataset.json").read_text())["events"]
+    events = json.loads((tiny_data / "dataset.json").read_text())["events"]
     event = next(e for e in events if e["kind"] == "vehicle")
     out = tmp_path / "out"
-    assert main(["score", str(data / "testing" / "frames" / event["video"]), "--run", str(run), "--out", str(out)]) == 0
+    assert main(["score", str(tiny_data / "testing" / "frames" / event["video"]), "--run", str(run), "--out", str(out)]) == 0
     segments = json.loads((out / "segments.json").read_text())["segments"]
     assert any(s["start_frame"] < event["end"] and s["end_frame"] >= event["start"] for s in segments), (segments, event)
     flagged = flagged_frames(read_csv(out / "scores.csv"))
     assert len(flagged - set(range(event["start"], event["end"]))) <= 2, (flagged, event)
 
 
-def test_an_injected_anomaly_is_flagged_and_the_normal_frames_before_it_are_not(data, run, tmp_path):
+def test_an_injected_anomaly_is_flagged_and_the_normal_frames_before_it_are_not(tiny_data, run, tmp_path):
     """A bright square jumping to a new place in every frame of a normal training video: no
     predictor trained on the scene can predict it, whatever its training went like."""
     video = tmp_path / "injected"
-    shutil.copytree(data / "training" / "frames" / "02", video)
+    shutil.copytree(tiny_data / "training" / "frames" / "02", video)
     frames = sorted(video.iterdir())
     injected = range(12, 18)
     rng = np.random.default_rng(0)
@@ -122,10 +107,10 @@ def write_avi(frame_folder, path, fps):
     return len(images)
 
 
-def test_a_folder_of_video_files_with_annotated_videos(data, run, tmp_path):
+def test_a_folder_of_video_files_with_annotated_videos(tiny_data, run, tmp_path):
     footage = tmp_path / "footage"
     footage.mkdir()
-    counts = {name: write_avi(data / "testing" / "frames" / name, footage / f"cam_{name}.avi", 10) for name in ("01", "03")}
+    counts = {name: write_avi(tiny_data / "testing" / "frames" / name, footage / f"cam_{name}.avi", 10) for name in ("01", "03")}
     out = tmp_path / "out"
     assert main(["score", str(footage), "--run", str(run), "--out", str(out), "--video", "--threshold", "18"]) == 0
     for name, count in counts.items():
@@ -143,12 +128,12 @@ def test_a_folder_of_video_files_with_annotated_videos(data, run, tmp_path):
         assert ok and frame.shape[1] >= 480  # small frames are enlarged so the text is readable
 
 
-def test_missing_training_data_is_an_error_unless_a_threshold_is_given(data, run, tmp_path, capsys):
+def test_missing_training_data_is_an_error_unless_a_threshold_is_given(tiny_data, run, tmp_path, capsys):
     moved = tmp_path / "moved_run"
     state = load_checkpoint(run / "checkpoints" / "latest.pt")
     state["config"]["data"]["root"] = str(tmp_path / "gone")
     save_checkpoint(state, moved / "checkpoints" / "latest.pt")
-    video = data / "testing" / "frames" / "01"
+    video = tiny_data / "testing" / "frames" / "01"
     assert main(["score", str(video), "--run", str(moved), "--out", str(tmp_path / "out")]) == 2
     error = capsys.readouterr().err
     assert "training data is unavailable" in error and "--threshold" in error
@@ -179,9 +164,9 @@ def test_frames_are_streamed_not_held(run, tmp_path, monkeypatch, annotate):
     assert peak <= bound
 
 
-def test_bad_arguments_are_clear_errors(data, run, tmp_path, capsys):
+def test_bad_arguments_are_clear_errors(tiny_data, run, tmp_path, capsys):
     out = ["--run", str(run), "--out", str(tmp_path / "out")]
     assert main(["score", str(tmp_path / "nothing.mp4"), *out]) == 2
     assert "not found" in capsys.readouterr().err
-    assert main(["score", str(data / "testing" / "frames" / "01"), *out, "--percentile", "0"]) == 2
+    assert main(["score", str(tiny_data / "testing" / "frames" / "01"), *out, "--percentile", "0"]) == 2
     assert "--percentile" in capsys.readouterr().err
