@@ -348,7 +348,7 @@ def _gallery_section(run_dir: Path, out: Path) -> str:
         if (match := _GALLERY.match(path.name))
     )
     if not found:
-        return ("<h2>Pseudo-anomaly galleries</h2><p class=\"note\">The run saved no galleries "
+        return ("<h2>Galleries over training</h2><p class=\"note\">The run saved no galleries "
                 "(set train.gallery_at to the iterations to save).</p>")
     (out / "gallery").mkdir()
     parts = []
@@ -356,8 +356,9 @@ def _gallery_section(run_dir: Path, out: Path) -> str:
         shutil.copy2(path, out / "gallery" / path.name)
         parts.append(f"<img class=\"plot\" src=\"gallery/{_e(path.name)}\" alt=\"gallery at iteration {step}\">")
     return (
-        "<h2>Pseudo-anomaly galleries over training</h2><p class=\"note\">The fixed training sample at iterations "
+        "<h2>Galleries over training</h2><p class=\"note\">The fixed training sample at iterations "
         f"{', '.join(str(step) for step, _ in found)} (each image is titled with its iteration): one row per clip, one "
-        "column per image (inputs, the predictions, the pseudo-anomalies and their flow errors, as the pipeline makes "
-        "them).</p>" + "\n".join(parts)
+        "column per image as the pipeline makes them (the last input, the target, the prediction, and for the "
+        "pseudo-anomaly pipelines the pseudo-anomalies; flow error images show |F(last input, image) - F(last input, "
+        "target)|, white at 2 px or more).</p>" + "\n".join(parts)
     )
