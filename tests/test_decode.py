@@ -19,14 +19,7 @@ from pseudovad.data.decode import (
 )
 from pseudovad.errors import DataError
 
-
-def write_video(path: Path, num_frames: int, size: tuple[int, int] = (32, 48)) -> None:
-    """A small MJPG .avi whose frame i has gray level 20*i."""
-    height, width = size
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (width, height))
-    for i in range(num_frames):
-        writer.write(np.full((height, width, 3), 20 * i, dtype=np.uint8))
-    writer.release()
+from media import truncate, write_video
 
 
 def test_natural_order() -> None:
@@ -97,8 +90,7 @@ def test_video_file_decodes_in_order(tmp_path: Path) -> None:
 def test_truncated_video_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "cut.avi"
     write_video(path, 10)
-    data = path.read_bytes()
-    path.write_bytes(data[: int(len(data) * 0.8)])
+    truncate(path)
     video = video_file_video(path)
     assert video.num_frames == 10  # the header still promises all frames
     with pytest.raises(DataError, match=r"cut\.avi is truncated or corrupt: its header reports 10 frames but only \d"):

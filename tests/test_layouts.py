@@ -13,22 +13,9 @@ from pseudovad.data.decode import iter_frames
 from pseudovad.data.layouts import detect_layout, load_dataset
 from pseudovad.errors import DataError
 
-SIZE = (12, 16)  # height, width of the generated frames
+from media import truncate, write_frames, write_video
 
-
-def write_frames(folder: Path, num_frames: int, ext: str = ".jpg", first: int = 0) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(first, first + num_frames):
-        cv2.imwrite(str(folder / f"{i:03d}{ext}"), np.full(SIZE, 10 * i % 256, dtype=np.uint8))
-
-
-def write_video(path: Path, num_frames: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    height, width = 32, 48
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (width, height))
-    for i in range(num_frames):
-        writer.write(np.full((height, width, 3), 20 * i, dtype=np.uint8))
-    writer.release()
+SIZE = (12, 16)  # height, width of the frames media.write_frames makes by default
 
 
 def save_gt_mat(path: Path, ranges: list[list[tuple[int, int]]]) -> None:
@@ -323,8 +310,7 @@ def test_missing_root_and_bad_layout(tmp_path: Path) -> None:
 
 def test_truncated_video_counted_but_caught_on_decode(tmp_path: Path) -> None:
     write_video(tmp_path / "cam.avi", 10)
-    data = (tmp_path / "cam.avi").read_bytes()
-    (tmp_path / "cam.avi").write_bytes(data[: int(len(data) * 0.8)])
+    truncate(tmp_path / "cam.avi")
     (video,) = load_dataset(tmp_path).test
     with pytest.raises(DataError, match=r"cam\.avi is truncated"):
         list(iter_frames(video))

@@ -316,7 +316,12 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 def build_config(values: dict, overrides: list[tuple[str, Any]] = (), source: str = "config") -> Config:
-    """Merge dotted overrides into `values` and validate the result into a Config."""
+    """Merge dotted overrides into `values` and validate the result into a Config.
+
+    The values are validated alone first, so an error names the file it is in, or `--set`."""
+    config = _from_dict(Config, values, "", source)
+    if not overrides:
+        return config
     merged = _deep_copy(values)
     for key, value in overrides:
         node = merged
@@ -326,7 +331,7 @@ def build_config(values: dict, overrides: list[tuple[str, Any]] = (), source: st
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {key}: '{part}' is not a section")
         node[parts[-1]] = value
-    return _from_dict(Config, merged, "", source)
+    return _from_dict(Config, merged, "", "--set")
 
 
 def _deep_copy(values: dict) -> dict:

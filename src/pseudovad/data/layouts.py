@@ -61,6 +61,8 @@ def detect_layout(root: Path) -> str:
         raise DataError(
             f"{root} is a file but not a video; point at a dataset folder or a video file.\n{_EXPECTED}"
         )
+    if not any(root.iterdir()):
+        raise DataError(f"{root} is an empty folder; point at a dataset folder.\n{_EXPECTED}")
     if (root / "testing" / "frames").is_dir():
         return "frames"
     if _ucsd_dirs(root):

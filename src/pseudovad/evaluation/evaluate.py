@@ -103,6 +103,13 @@ def evaluate_pipeline(config: Config, pipeline, dataset: VideoDataset) -> dict:
     frames = load_frames(dataset.test, config.data.height, config.data.width, config.data.channels, config.data.cache_dir, "test frames")
     per_video = score_videos(pipeline, frames, t, config.eval.batch_size)
     score_names = list(pipeline.score_names)
+    for name in score_names:
+        broken = [video.name for video, scores in zip(dataset.test, per_video) if not np.isfinite(scores[name]).all()]
+        if broken:
+            raise PseudovadError(
+                f"the '{name}' score is NaN or infinite on test videos {', '.join(broken)}: the model has diverged; "
+                "retrain with a lower learning rate (and train.on_nonfinite=stop, the default)"
+            )
     if "classifier" in score_names:
         for video in per_video:
             video["combined"] = fuse(video["psnr"], video[config.classifier.fused_score])

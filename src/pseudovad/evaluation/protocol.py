@@ -63,6 +63,8 @@ def frame_auc(scores: list[np.ndarray], labels: list[np.ndarray], sigma: float =
     for index, (score, label) in enumerate(zip(scores, labels)):
         if len(score) != len(label):
             raise ValueError(f"video {index}: {len(score)} scores for {len(label)} labels")
+        if not np.isfinite(score).all():
+            raise ValueError(f"video {index}: {int((~np.isfinite(score)).sum())} scores are NaN or infinite")
     smoothed = [smooth(s, sigma) for s in scores]
     all_labels = np.concatenate(labels)
     per_video = [_auc(label, score) for score, label in zip(smoothed, labels)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -38,16 +39,24 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
         os.close(directory)
 
 
+def remove_stale_temporaries(folder: Path) -> None:
+    """Delete the temporary files of writers that were killed mid-write (they are never complete)."""
+    for temporary in folder.glob(".*.tmp"):
+        temporary.unlink(missing_ok=True)
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """Load a checkpoint without unpickling arbitrary objects; refuse anything else with a clear error."""
     if not path.is_file():
         raise PseudovadError(f"checkpoint {path} not found")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
         raise PseudovadError(
             f"{path}: refused to load: it holds objects other than tensors and plain containers "
-            f"(possibly code). Only load checkpoints written by pseudovad. Detail: {str(error).splitlines()[0]}"
+            "(possibly code). Only load checkpoints written by pseudovad."
         ) from None
     except (RuntimeError, EOFError) as error:
         raise PseudovadError(f"{path}: not a readable checkpoint ({error})") from None

@@ -22,7 +22,7 @@ from pseudovad.data.clips import ClipDataset
 from pseudovad.data.layouts import load_dataset
 from pseudovad.errors import ConfigError, PseudovadError
 from pseudovad.reporting.gallery import save_gallery
-from pseudovad.training.checkpoint import load_checkpoint, save_checkpoint
+from pseudovad.training.checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
 from pseudovad.training.ffp import NonFiniteLoss
 from pseudovad.training.pipelines import build_pipeline, load_pipeline_state, pick_device, pipeline_state
 
@@ -84,6 +84,7 @@ def train(config: Config, run_dir: Path, resume: bool = False, force: bool = Fal
     prepare_run_dir(run_dir, resume, force)
     state, saved_iterations = None, 0
     if resume:
+        remove_stale_temporaries((run_dir / CHECKPOINT_NAME).parent)
         state = load_checkpoint(run_dir / CHECKPOINT_NAME)
         saved_iterations = state["iteration"]
         _check_same_experiment(state["config"], config_to_dict(config), run_dir)
@@ -99,12 +100,13 @@ def train(config: Config, run_dir: Path, resume: bool = False, force: bool = Fal
     )
     clips = ClipDataset(frames, config.data.clip_length)
     pipeline = build_pipeline(config, device)
+    # The configured rates, read before a checkpoint's optimizer state (which holds decayed rates) is loaded.
+    base_rates = {name: [g["lr"] for g in opt.param_groups] for name, opt in pipeline.optimizers.items()}
     if state is not None:
         load_pipeline_state(pipeline, state)
         torch.set_rng_state(state["torch_rng"])
 
     checkpoint_path = run_dir / CHECKPOINT_NAME
-    base_rates = {name: [g["lr"] for g in opt.param_groups] for name, opt in pipeline.optimizers.items()}
     sample = clips.batch(np.linspace(0, len(clips) - 1, 4).astype(int)).to(device)
     writer = SummaryWriter(str(run_dir / "tensorboard"))
     schedule = config.train
@@ -156,11 +158,10 @@ def train(config: Config, run_dir: Path, resume: bool = False, force: bool = Fal
                 checkpoint()
     except KeyboardInterrupt:
         checkpoint()
+        raise PseudovadError(f"interrupted at iteration {step}; checkpoint saved, continue with --resume") from None
+    finally:
         bar.close()
         writer.close()
-        raise PseudovadError(f"interrupted at iteration {step}; checkpoint saved, continue with --resume") from None
-    bar.close()
-    writer.close()
     (run_dir / "train_summary.json").write_text(
         json.dumps(
             {

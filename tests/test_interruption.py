@@ -1,0 +1,84 @@
+"""A training killed with SIGKILL at an arbitrary moment resumes from its last checkpoint and ends with
+exactly the parameters of an uninterrupted run (same seed, same schedule, CPU, one thread).
+
+The kill lands at a different point of the run for each case: just after a checkpoint appears, inside
+the steps after it, or while the next checkpoint is being written.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from pseudovad.errors import PseudovadError
+from pseudovad.training.checkpoint import load_checkpoint
+
+ITERATIONS = 120
+SETTINGS = [
+    "--set", "data.height=32", "--set", "data.width=32",
+    "--set", "generator.width=4", "--set", "generator.levels=3",
+    "--set", "discriminator.width=4", "--set", "flow.iterations=5",
+    "--set", "train.checkpoint_every=7", "--set", "train.sample_every=1000",
+    "--set", "train.lr_decay_at=60",
+]
+
+
+def command(data: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "pseudovad", "train", "synthetic_ffp", "--data", str(data), "--out", str(out),
+            "--iterations", str(ITERATIONS), *SETTINGS, *extra]
+
+
+def environment() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def networks(run: Path) -> dict:
+    state = load_checkpoint(run / "checkpoints" / "latest.pt")
+    assert state["iteration"] == ITERATIONS
+    return state["networks"]
+
+
+def saved_iteration(checkpoint: Path) -> int:
+    """The iteration of the checkpoint on disk, 0 while there is none (it may be replaced meanwhile)."""
+    try:
+        return load_checkpoint(checkpoint)["iteration"]
+    except PseudovadError:
+        return 0
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tiny_data, tmp_path_factory) -> dict:
+    run = tmp_path_factory.mktemp("uninterrupted") / "run"
+    subprocess.run(command(tiny_data, run), env=environment(), check=True, capture_output=True)
+    return networks(run)
+
+
+@pytest.mark.parametrize("after_checkpoint, delay", [(7, 0.0), (35, 0.15), (70, 0.4)])
+def test_killed_run_resumes_to_the_uninterrupted_result(tiny_data, tmp_path, uninterrupted, after_checkpoint, delay):
+    run = tmp_path / "run"
+    checkpoint = run / "checkpoints" / "latest.pt"
+    process = subprocess.Popen(command(tiny_data, run), env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while saved_iteration(checkpoint) < after_checkpoint and process.poll() is None:
+            time.sleep(0.02)
+        time.sleep(delay)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed; raise ITERATIONS"
+    killed_at = load_checkpoint(checkpoint)["iteration"]  # never half-written, whatever the kill moment
+    assert after_checkpoint <= killed_at < ITERATIONS
+
+    subprocess.run(command(tiny_data, run, "--resume"), env=environment(), check=True, capture_output=True)
+    resumed = networks(run)
+    assert not list(checkpoint.parent.glob(".*.tmp")), "a killed writer's temporary file was left behind"
+    for network, parameters in uninterrupted.items():
+        for name, value in parameters.items():
+            torch.testing.assert_close(resumed[network][name], value, rtol=0, atol=0, msg=f"{network}.{name}")

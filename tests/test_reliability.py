@@ -1,0 +1,276 @@
+"""The reliability campaign: bad input, divergence, untrusted files and a full disk, each through the
+command line as a user meets it. Every case must end with one clear message (checked exactly, up to
+the temporary paths), exit status 2, and every file that existed before the command unchanged.
+
+`docs/RELIABILITY.md` holds the table of these cases; `test_reliability_doc_lists_every_case` keeps
+the two in step. The kill-and-resume test is in test_interruption.py.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import pickle
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+import torch
+
+from media import truncate, write_frames, write_video
+from pseudovad.cli import main
+from pseudovad.training import checkpoint as checkpoint_module
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TINY = [
+    "--set", "data.height=32", "--set", "data.width=32",
+    "--set", "generator.width=4", "--set", "generator.levels=2",
+    "--set", "discriminator.width=4", "--set", "flow.iterations=2", "--set", "flow.levels=1",
+    "--set", "train.checkpoint_every=1", "--set", "train.sample_every=100",
+    "--set", "train.precision=fp32", "--set", "train.channels_last=false",
+]
+TEST_LENGTHS = (8, 7)
+
+
+def make_dataset(root: Path) -> Path:
+    """A valid FFP-layout dataset: 2 training videos, 2 test videos with MNAD labels."""
+    for i in (1, 2):
+        write_frames(root / "training" / "frames" / f"{i:02d}", 8, size=(16, 16))
+    for i, length in enumerate(TEST_LENGTHS, start=1):
+        write_frames(root / "testing" / "frames" / f"{i:02d}", length, size=(16, 16))
+    labels = np.zeros(sum(TEST_LENGTHS), dtype=np.uint8)
+    labels[5:9] = 1
+    np.save(root / "frame_labels_tiny.npy", labels)
+    return root
+
+
+def train(data: Path, out: Path, *extra: str) -> list[str]:
+    return ["train", "synthetic_ffp", "--data", str(data), "--out", str(out), "--iterations", "2", *TINY, *extra]
+
+
+# --- the cases: each builds its files under `tmp` and returns the command line ------------------
+
+
+def missing_path(tmp: Path) -> list[str]:
+    return ["inspect", str(tmp / "nowhere")]
+
+
+def empty_folder(tmp: Path) -> list[str]:
+    (tmp / "empty").mkdir()
+    return ["inspect", str(tmp / "empty")]
+
+
+def non_image_file(tmp: Path) -> list[str]:
+    data = make_dataset(tmp / "data")
+    (data / "training" / "frames" / "01" / "notes.txt").write_text("copied by mistake")
+    return ["inspect", str(data)]
+
+
+def corrupt_jpeg(tmp: Path) -> list[str]:
+    data = make_dataset(tmp / "data")
+    (data / "training" / "frames" / "02" / "003.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    return train(data, tmp / "run")
+
+
+def truncated_avi(tmp: Path, run: Path) -> list[str]:
+    write_video(tmp / "camera.avi", 10)
+    truncate(tmp / "camera.avi")
+    return ["score", str(tmp / "camera.avi"), "--run", str(run), "--out", str(tmp / "scored")]
+
+
+def zero_length_video(tmp: Path, run: Path) -> list[str]:
+    (tmp / "camera.mp4").write_bytes(b"")
+    return ["score", str(tmp / "camera.mp4"), "--run", str(run), "--out", str(tmp / "scored")]
+
+
+def mixed_frame_sizes(tmp: Path) -> list[str]:
+    data = make_dataset(tmp / "data")
+    write_frames(data / "training" / "frames" / "02", 1, first=5, size=(20, 16))
+    return train(data, tmp / "run")
+
+
+def video_shorter_than_clip(tmp: Path) -> list[str]:
+    data = make_dataset(tmp / "data")
+    for frame in sorted((data / "training" / "frames" / "02").iterdir())[3:]:
+        frame.unlink()
+    return train(data, tmp / "run")
+
+
+def labels_longer_than_frames(tmp: Path) -> list[str]:
+    data = make_dataset(tmp / "data")
+    np.save(data / "frame_labels_tiny.npy", np.zeros(sum(TEST_LENGTHS) + 3, dtype=np.uint8))
+    return ["inspect", str(data)]
+
+
+def labels_shorter_than_frames(tmp: Path) -> list[str]:
+    data = make_dataset(tmp / "data")
+    np.save(data / "frame_labels_tiny.npy", np.zeros(sum(TEST_LENGTHS) - 1, dtype=np.uint8))
+    return ["inspect", str(data)]
+
+
+def label_file_of_wrong_format(tmp: Path) -> list[str]:
+    data = make_dataset(tmp / "data")
+    (tmp / "labels.csv").write_text("frame,label\n0,1\n")
+    return ["inspect", str(data), "--labels", str(tmp / "labels.csv")]
+
+
+def mat_without_expected_key(tmp: Path) -> list[str]:
+    data = make_dataset(tmp / "data")
+    scipy.io.savemat(tmp / "labels.mat", {"ground_truth": np.ones((1, 3))})
+    return ["inspect", str(data), "--labels", str(tmp / "labels.mat")]
+
+
+def unknown_config_key(tmp: Path) -> list[str]:
+    return train(make_dataset(tmp / "data"), tmp / "run", "--set", "train.iteratons=5")
+
+
+def value_of_wrong_type(tmp: Path) -> list[str]:
+    return train(make_dataset(tmp / "data"), tmp / "run", "--set", "train.batch_size=four")
+
+
+def missing_config_file(tmp: Path) -> list[str]:
+    return ["train", str(tmp / "my_config.yaml"), "--data", str(make_dataset(tmp / "data")), "--out", str(tmp / "run")]
+
+
+def overwrite_finished_run(tmp: Path) -> list[str]:
+    data = make_dataset(tmp / "data")
+    assert main(train(data, tmp / "run")) == 0
+    return train(data, tmp / "run")
+
+
+def resume_without_checkpoint(tmp: Path) -> list[str]:
+    return train(make_dataset(tmp / "data"), tmp / "run", "--resume")
+
+
+def disk_full_while_checkpointing(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The first checkpoint is written; the second fails as a full disk fails (ENOSPC mid-write)."""
+    data = make_dataset(tmp / "data")
+    assert main(train(data, tmp / "run")) == 0
+    real_save = torch.save
+
+    def save_then_fail(state, handle, *args, **kwargs):
+        real_save(state, handle, *args, **kwargs)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoint_module.torch, "save", save_then_fail)
+    return train(data, tmp / "run", "--iterations", "4", "--resume")
+
+
+def nan_loss(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The intensity loss turns NaN at the third step, after two good checkpoints."""
+    data = make_dataset(tmp / "data")
+    assert main(train(data, tmp / "run")) == 0
+    monkeypatch.setattr("pseudovad.training.ffp.intensity_loss", lambda *_: torch.tensor(float("nan")))
+    return train(data, tmp / "run", "--iterations", "4", "--resume")
+
+
+def pickled_checkpoint(tmp: Path) -> list[str]:
+    """A checkpoint that would run code when unpickled (the payload only creates a file)."""
+    data = make_dataset(tmp / "data")
+    assert main(train(data, tmp / "run")) == 0
+
+    class Payload:
+        def __reduce__(self):
+            return (Path.touch, (tmp / "payload_ran",))
+
+    with open(tmp / "run" / "checkpoints" / "latest.pt", "wb") as handle:
+        pickle.dump({"iteration": 2, "networks": Payload()}, handle)
+    return ["evaluate", str(tmp / "run")]
+
+
+def truncated_checkpoint(tmp: Path) -> list[str]:
+    data = make_dataset(tmp / "data")
+    assert main(train(data, tmp / "run")) == 0
+    truncate(tmp / "run" / "checkpoints" / "latest.pt", 0.5)
+    return ["evaluate", str(tmp / "run")]
+
+
+def diverged_model(tmp: Path) -> list[str]:
+    """A checkpoint whose generator weights went NaN (saved by a run with train.on_nonfinite=skip)."""
+    data = make_dataset(tmp / "data")
+    assert main(train(data, tmp / "run")) == 0
+    path = tmp / "run" / "checkpoints" / "latest.pt"
+    state = checkpoint_module.load_checkpoint(path)
+    next(iter(state["networks"]["generator"].values())).fill_(float("nan"))
+    checkpoint_module.save_checkpoint(state, path)
+    return ["evaluate", str(tmp / "run")]
+
+
+@dataclass(frozen=True)
+class Case:
+    make: Callable[..., list[str]]
+    message: str  # the error as printed, from its start ({tmp}: the test's folder); a full line ends in \\n
+    may_change: tuple[str, ...] = ()  # files the command may rewrite (a resumed run records its new budget)
+
+
+CASES = [
+    Case(missing_path, "pseudovad inspect: error: Dataset path not found: {tmp}/nowhere\n"),
+    Case(empty_folder, "pseudovad inspect: error: {tmp}/empty is an empty folder; point at a dataset folder.\n"),
+    Case(non_image_file, "pseudovad inspect: error: Unexpected non-image file {tmp}/data/training/frames/01/notes.txt inside frame folder {tmp}/data/training/frames/01; expected only images (.jpg, .jpeg, .png, .bmp, .tif, .tiff). Move it out of the folder.\n"),
+    Case(corrupt_jpeg, "pseudovad train: error: Cannot decode image {tmp}/data/training/frames/02/003.jpg: the file is corrupt or not an image.\n"),
+    Case(truncated_avi, "pseudovad score: error: Video file {tmp}/camera.avi is truncated or corrupt: its header reports 10 frames but only 3 could be decoded.\n"),
+    Case(zero_length_video, "pseudovad score: error: Video file {tmp}/camera.mp4 is empty (0 bytes).\n"),
+    Case(mixed_frame_sizes, "pseudovad train: error: Frame size changes within a video: {tmp}/data/training/frames/02/005.jpg is 16x20 but the video's first frame is 16x16.\n"),
+    Case(video_shorter_than_clip, "pseudovad train: error: {tmp}/data/training/frames/02: 3 frames is too short for a clip of 4 inputs + 1 target; remove the video or lower data.clip_length\n"),
+    Case(labels_longer_than_frames, "pseudovad inspect: error: {tmp}/data: found label files, but none matches the test videos:\n  {tmp}/data/frame_labels_tiny.npy: has 18 frame labels but the 2 test videos have 15 frames.\nFix the labels or choose a file with --labels FILE.\n"),
+    Case(labels_shorter_than_frames, "pseudovad inspect: error: {tmp}/data: found label files, but none matches the test videos:\n  {tmp}/data/frame_labels_tiny.npy: has 14 frame labels but the 2 test videos have 15 frames.\nFix the labels or choose a file with --labels FILE.\n"),
+    Case(label_file_of_wrong_format, "pseudovad inspect: error: {tmp}/labels.csv: not a supported label file. Supported: an FFP .mat with 'gt', a 0/1 .npy over all test frames (MNAD), a UCSD .m with gt_frame lines, an Avenue testing_label_mask folder, a folder of per-video .npy masks, or a UCSD Test folder with TestNNN_gt mask folders.\n"),
+    Case(mat_without_expected_key, "pseudovad inspect: error: {tmp}/labels.mat: not a supported label file. Supported: an FFP .mat with 'gt'"),
+    Case(unknown_config_key, "pseudovad train: error: --set: unknown config key 'train.iteratons'; did you mean 'train.iterations'?\n"),
+    Case(value_of_wrong_type, "pseudovad train: error: --set: 'train.batch_size' must be int, got str 'four'\n"),
+    Case(missing_config_file, "pseudovad train: error: config file {tmp}/my_config.yaml not found; give a YAML path or one of: ped2_autoencoder, ped2_ffp,"),
+    Case(overwrite_finished_run, "pseudovad train: error: {tmp}/run already holds a run; use --resume to continue it, --force to start over, or choose another --out\n"),
+    Case(resume_without_checkpoint, "pseudovad train: error: --resume: no checkpoint at {tmp}/run/checkpoints/latest.pt; start without --resume\n"),
+    Case(disk_full_while_checkpointing, "pseudovad train: error: could not write checkpoint {tmp}/run/checkpoints/latest.pt: [Errno 28] No space left on device; the previous checkpoint is kept\n", ("run/config.yaml",)),
+
+    Case(nan_loss, "pseudovad train: error: training stopped at iteration 2: loss 'intensity' is nan. The last good checkpoint ({tmp}/run/checkpoints/latest.pt) is kept; lower the learning rate, or set train.on_nonfinite=skip\n", ("run/config.yaml",)),
+
+    Case(diverged_model, "pseudovad evaluate: error: the 'psnr' score is NaN or infinite on test videos 01, 02: the model has diverged; retrain with a lower learning rate (and train.on_nonfinite=stop, the default)\n"),
+    Case(pickled_checkpoint, "pseudovad evaluate: error: {tmp}/run/checkpoints/latest.pt: refused to load: it holds objects other than tensors and plain containers (possibly code). Only load checkpoints written by pseudovad.\n"),
+    Case(truncated_checkpoint, "pseudovad evaluate: error: {tmp}/run/checkpoints/latest.pt: not a readable checkpoint (PytorchStreamReader failed reading zip archive"),
+]
+
+
+def fingerprint(root: Path) -> dict[str, str]:
+    """Every file under `root` and a hash of its bytes."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def scoring_run(tmp_path_factory) -> Path:
+    """A finished tiny run, for the cases that score a user's video."""
+    tmp = tmp_path_factory.mktemp("scoring_run")
+    assert main([*train(make_dataset(tmp / "data"), tmp / "run"), "--set", "pipeline=ffp"]) == 0
+    return tmp / "run"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.make.__name__ for case in CASES])
+def test_case(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, scoring_run: Path) -> None:
+    parameters = case.make.__code__.co_varnames[: case.make.__code__.co_argcount]
+    extra = {"run": scoring_run, "monkeypatch": monkeypatch}
+    argv = case.make(tmp_path, *(extra[name] for name in parameters[1:]))
+    before = fingerprint(tmp_path)
+    capsys.readouterr()
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    prefix = f"pseudovad {argv[0]}: error: "
+    assert captured.err.count(prefix) == 1, captured.err
+    message = captured.err[captured.err.index(prefix):]
+    assert captured.err == message or captured.err[-len(message) - 1] in "\r\n", "the error shares a line with other output"
+    expected = case.message.format(tmp=tmp_path)
+    assert message.startswith(expected), f"\n got: {message}\nwant: {expected}"
+    after = fingerprint(tmp_path)
+    changed = [name for name, digest in before.items() if after.get(name) != digest and name not in case.may_change]
+    assert not changed, f"files lost or changed: {changed}"
+    assert not (tmp_path / "payload_ran").exists()
+
+
+def test_reliability_doc_lists_every_case() -> None:
+    """docs/RELIABILITY.md names each case's test, and every test it names is a case."""
+    doc = (REPO_ROOT / "docs" / "RELIABILITY.md").read_text()
+    named = set(re.findall(r"`test_reliability\.py::test_case\[(\w+)\]`", doc))
+    assert named == {case.make.__name__ for case in CASES}
