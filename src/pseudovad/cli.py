@@ -18,6 +18,8 @@ EXAMPLES = """examples:
   pseudovad synth data/synthetic --preset default  write the built-in synthetic scene
   pseudovad inspect ../shared/data/ped2 --json     what a dataset folder holds
   pseudovad train configs/ped2_ffp.yaml --data ../shared/data/ped2 --out runs/ped2_ffp
+  torchrun --nproc_per_node 2 -m pseudovad train configs/ped2_ffp_paper.yaml --data ../shared/data/ped2 --out runs/paper
+                                                   2 processes (GPUs, else CPU/gloo), global batch split between them
   pseudovad evaluate runs/ped2_ffp                 frame-level AUCs into runs/ped2_ffp/results.json
   pseudovad report runs/ped2_ffp                   HTML report: runs/ped2_ffp/report/index.html
   pseudovad score my_video.mp4 --run runs/ped2_ffp --out scored/   per-frame scores and anomalous segments
@@ -131,10 +133,13 @@ def _load_train_config(args: argparse.Namespace):
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
+    from pseudovad.training.distributed import is_main_process
     from pseudovad.training.loop import train
 
     config = _load_train_config(args)
     checkpoint = train(config, args.out, resume=args.resume, force=args.force)
+    if not is_main_process():
+        return
     print(f"trained {config.pipeline} for {config.train.iterations} iterations: {checkpoint}")
     if args.evaluate:
         _print_results(_evaluate(args.out, None, None))

@@ -7,12 +7,13 @@ mix with G's loss; the flow term keeps its graph so it really trains the generat
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 
 from pseudovad.config import Config
 from pseudovad.data.clips import ClipDataset
@@ -52,10 +53,12 @@ def split_clip(clips: Tensor) -> tuple[Tensor, Tensor]:
 
 @contextmanager
 def frozen(network: nn.Module) -> Iterator[None]:
-    """Let gradients pass through `network` to its input without accumulating in its parameters."""
+    """Let gradients pass through `network` to its input without accumulating in its parameters
+    (and, under DDP, without a gradient exchange for parameters that get no gradient)."""
     network.requires_grad_(False)
     try:
-        yield
+        with network.no_sync() if isinstance(network, DistributedDataParallel) else nullcontext():
+            yield
     finally:
         network.requires_grad_(True)
 
@@ -108,6 +111,11 @@ class FFPPipeline:
     @property
     def networks(self) -> dict[str, nn.Module]:
         return {"generator": self.generator, "discriminator": self.discriminator}
+
+    def distribute(self, wrap: Callable[[nn.Module], nn.Module]) -> None:
+        """Wrap the trained networks for data-parallel training (see training/distributed.py)."""
+        self.generator = wrap(self.generator)
+        self.discriminator = wrap(self.discriminator)
 
     def term_weights(self) -> dict[str, float]:
         """The weight of each term of the generator's loss (a subclass may add or invert terms)."""

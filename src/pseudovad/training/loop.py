@@ -23,6 +23,7 @@ from pseudovad.data.layouts import load_dataset
 from pseudovad.errors import ConfigError, PseudovadError
 from pseudovad.reporting.gallery import save_gallery
 from pseudovad.training.checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
+from pseudovad.training.distributed import World, data_parallel, join_world, leave_world, local_share
 from pseudovad.training.ffp import NonFiniteLoss
 from pseudovad.training.pipelines import build_pipeline, load_pipeline_state, pick_device, pipeline_state
 
@@ -78,20 +79,32 @@ def _check_same_experiment(saved: dict, requested: dict, run_dir: Path) -> None:
 
 
 def train(config: Config, run_dir: Path, resume: bool = False, force: bool = False) -> Path:
-    """Train `config.pipeline` for `config.train.iterations` steps; returns the checkpoint path."""
+    """Train `config.pipeline` for `config.train.iterations` steps; returns the checkpoint path.
+
+    Under torchrun every process runs this function on its share of each batch; rank 0 alone writes."""
     if config.data.root is None:
         raise ConfigError("no dataset: pass --data ROOT or set data.root in the config")
-    prepare_run_dir(run_dir, resume, force)
+    world, device = join_world(pick_device(config.train.device))
+    try:
+        return _train(config, run_dir, resume, force, world, device)
+    finally:
+        leave_world(world)
+
+
+def _train(config: Config, run_dir: Path, resume: bool, force: bool, world: World, device: torch.device) -> Path:
+    if world.is_main:
+        prepare_run_dir(run_dir, resume, force)
     state, saved_iterations = None, 0
     if resume:
-        remove_stale_temporaries((run_dir / CHECKPOINT_NAME).parent)
+        if world.is_main:
+            remove_stale_temporaries((run_dir / CHECKPOINT_NAME).parent)
         state = load_checkpoint(run_dir / CHECKPOINT_NAME)
         saved_iterations = state["iteration"]
         _check_same_experiment(state["config"], config_to_dict(config), run_dir)
-    save_config(config, run_dir / "config.yaml")
+    if world.is_main:
+        save_config(config, run_dir / "config.yaml")
 
     torch.manual_seed(config.train.seed)
-    device = pick_device(config.train.device)
     dataset = load_dataset(Path(config.data.root), config.data.layout, Path(config.data.labels) if config.data.labels else None)
     if not dataset.train:
         raise PseudovadError(f"{dataset.root}: no training videos (layout '{dataset.layout}'); training needs normal videos")
@@ -105,14 +118,20 @@ def train(config: Config, run_dir: Path, resume: bool = False, force: bool = Fal
     if state is not None:
         load_pipeline_state(pipeline, state)
         torch.set_rng_state(state["torch_rng"])
+    if world.distributed:
+        if not hasattr(pipeline, "distribute"):
+            raise ConfigError(f"pipeline '{config.pipeline}' trains in one process only; run it without torchrun")
+        pipeline.distribute(lambda network: data_parallel(network, device))
 
     checkpoint_path = run_dir / CHECKPOINT_NAME
     sample = clips.batch(np.linspace(0, len(clips) - 1, 4).astype(int)).to(device)
-    writer = SummaryWriter(str(run_dir / "tensorboard"))
+    writer = SummaryWriter(str(run_dir / "tensorboard")) if world.is_main else None
     schedule = config.train
     step = saved_iterations
 
     def checkpoint() -> None:
+        if not world.is_main:
+            return
         save_checkpoint(
             {
                 "iteration": step,
@@ -123,7 +142,8 @@ def train(config: Config, run_dir: Path, resume: bool = False, force: bool = Fal
             checkpoint_path,
         )
 
-    bar = tqdm(total=schedule.iterations, initial=step, desc=f"train {config.pipeline}", unit="step", dynamic_ncols=True)
+    bar = tqdm(total=schedule.iterations, initial=step, desc=f"train {config.pipeline}", unit="step",
+               dynamic_ncols=True, disable=not world.is_main)
     started = time.perf_counter()
     try:
         while step < schedule.iterations:
@@ -131,13 +151,14 @@ def train(config: Config, run_dir: Path, resume: bool = False, force: bool = Fal
             for name, optimizer in pipeline.optimizers.items():
                 for group, rate in zip(optimizer.param_groups, base_rates[name]):
                     group["lr"] = rate * scale
-            indices = batch_indices(len(clips), schedule.batch_size, schedule.seed, step)
+            indices = local_share(batch_indices(len(clips), schedule.batch_size, schedule.seed, step), world)
             batch = {name: value.to(device) for name, value in pipeline.make_batch(clips, indices).items()}
             try:
                 losses = pipeline.train_step(batch)
             except NonFiniteLoss as error:
                 if schedule.on_nonfinite == "skip":
-                    writer.add_scalar("train/skipped_nonfinite", 1, step)
+                    if writer:
+                        writer.add_scalar("train/skipped_nonfinite", 1, step)
                     step += 1
                     bar.update()
                     continue
@@ -147,12 +168,12 @@ def train(config: Config, run_dir: Path, resume: bool = False, force: bool = Fal
                 ) from None
             step += 1
             bar.update()
-            if step % schedule.log_every == 0 or step == schedule.iterations:
+            if writer and (step % schedule.log_every == 0 or step == schedule.iterations):
                 for name, value in losses.items():
                     writer.add_scalar(f"loss/{name}", value, step)
                 writer.add_scalar("speed/steps_per_second", (step - saved_iterations) / (time.perf_counter() - started), step)
                 bar.set_postfix({name: f"{value:.4f}" for name, value in losses.items()}, refresh=False)
-            if step % schedule.sample_every == 0 or step == schedule.iterations or step in schedule.gallery_at:
+            if writer and (step % schedule.sample_every == 0 or step == schedule.iterations or step in schedule.gallery_at):
                 _write_samples(writer, pipeline, sample, step, run_dir if step in schedule.gallery_at else None)
             if step % schedule.checkpoint_every == 0 or step == schedule.iterations:
                 checkpoint()
@@ -161,19 +182,22 @@ def train(config: Config, run_dir: Path, resume: bool = False, force: bool = Fal
         raise PseudovadError(f"interrupted at iteration {step}; checkpoint saved, continue with --resume") from None
     finally:
         bar.close()
-        writer.close()
-    (run_dir / "train_summary.json").write_text(
-        json.dumps(
-            {
-                "iterations": step,
-                "resumed_from": saved_iterations,
-                "seconds": time.perf_counter() - started,
-                "training_clips": len(clips),
-                "device": str(device),
-            },
-            indent=2,
+        if writer:
+            writer.close()
+    if world.is_main:
+        (run_dir / "train_summary.json").write_text(
+            json.dumps(
+                {
+                    "iterations": step,
+                    "resumed_from": saved_iterations,
+                    "seconds": time.perf_counter() - started,
+                    "training_clips": len(clips),
+                    "device": str(device),
+                    "processes": world.size,
+                },
+                indent=2,
+            )
         )
-    )
     return checkpoint_path
 
 

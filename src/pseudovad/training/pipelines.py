@@ -6,6 +6,7 @@ import torch
 
 from pseudovad.config import Config
 from pseudovad.training.autoencoder import AutoencoderPipeline
+from pseudovad.training.distributed import unwrap
 from pseudovad.training.ffp import FFPPipeline
 from pseudovad.training.ognet import OGNetPipeline
 from pseudovad.training.pseudo import PseudoAnomalyPipeline
@@ -34,14 +35,14 @@ def pick_device(name: str) -> torch.device:
 def pipeline_state(pipeline: Pipeline) -> dict:
     """Networks and optimizers as plain state dicts (what a checkpoint stores)."""
     return {
-        "networks": {name: net.state_dict() for name, net in pipeline.networks.items()},
+        "networks": {name: unwrap(net).state_dict() for name, net in pipeline.networks.items()},
         "optimizers": {name: opt.state_dict() for name, opt in pipeline.optimizers.items()},
     }
 
 
 def load_pipeline_state(pipeline: Pipeline, state: dict, with_optimizers: bool = True) -> None:
     for name, net in pipeline.networks.items():
-        net.load_state_dict(state["networks"][name])
+        unwrap(net).load_state_dict(state["networks"][name])
     if with_optimizers:
         for name, optimizer in pipeline.optimizers.items():
             optimizer.load_state_dict(state["optimizers"][name])

@@ -18,6 +18,8 @@ replaces branch A with OGNet's pseudo-anomaly module (see PseudoAnomalyPipeline)
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import Tensor, nn
@@ -121,6 +123,17 @@ class PseudoAnomalyPipeline:
         self.classifier_optimizer = torch.optim.SGD(
             self.classifier.parameters(), lr=config.classifier.lr, momentum=config.classifier.momentum
         )
+
+    def distribute(self, wrap: Callable[[nn.Module], nn.Module]) -> None:
+        """Wrap every trained network for data-parallel training; the classifier once (branch A
+        holds the same one)."""
+        if self.ognet:
+            raise ConfigError("pseudo.source=ognet_mix trains in one process only; run it without torchrun")
+        self.classifier = wrap(self.classifier)
+        self.pseudo.classifier = self.classifier
+        self.pseudo.distribute(wrap)
+        if self.normal:
+            self.normal.distribute(wrap)
 
     @property
     def scoring_branch(self) -> FFPPipeline:
