@@ -1,0 +1,95 @@
+"""Training-step and inference speed of a pipeline, plain fp32 against the shipped precision settings.
+
+For a config (default `ped2_ffp`: 128x128 grayscale, width 32, batch 4) it times, on random clips:
+- the full training step (D then G, every loss) in fp32 NCHW and with bf16 autocast + channels_last;
+- the same step with the flow weight at 0, whose difference is the flow term's cost;
+- inference (`pipeline.score`, eval batch) in both settings, as frames per second.
+Steps are timed after warm-up; on CUDA with synchronisation. Writes JSON.
+
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/speed.py [--config ped2_ffp] [--device cpu] [--out FILE]
+
+On a GPU machine the prepared check is
+
+    python benchmarks/speed.py --config ped2_ffp_paper --device cuda --out benchmarks/results/speed_gpu.json
+
+(256x256 RGB, U-Net width 64, AMP bf16: the numbers to set against FFP's reported ~25 frames/s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from pseudovad.config import load_config
+from pseudovad.training.pipelines import build_pipeline
+
+SETTINGS = {
+    "fp32": [("train.precision", "fp32"), ("train.channels_last", False)],
+    "bf16_channels_last": [("train.precision", "bf16"), ("train.channels_last", True)],
+}
+
+
+def timed(function, repeats: int, device: torch.device) -> float:
+    """Seconds per call of `function`, after two warm-up calls."""
+    for _ in range(2):
+        function()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    for _ in range(repeats):
+        function()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - started) / repeats
+
+
+def measure(config_name: str, overrides: list, device: torch.device, steps: int) -> dict:
+    config = load_config(config_name, overrides)
+    torch.manual_seed(0)
+    pipeline = build_pipeline(config, device)
+    shape = (config.train.batch_size, config.data.clip_length + 1, config.data.channels, config.data.height, config.data.width)
+    clips = torch.rand(shape, device=device) * 2 - 1
+    eval_clips = torch.rand((config.eval.batch_size, *shape[1:]), device=device) * 2 - 1
+    step = timed(lambda: pipeline.train_step({"clips": clips}), steps, device)
+    infer = timed(lambda: pipeline.score(eval_clips), steps, device)
+    return {"train_step_s": step, "inference_frames_per_s": config.eval.batch_size / infer}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="ped2_ffp")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--steps", type=int, default=8, help="timed calls per measurement")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/speed.json"))
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    results = {}
+    for name, settings in SETTINGS.items():
+        results[name] = measure(args.config, settings, device, args.steps)
+        without_flow = measure(args.config, [*settings, ("loss.flow", 0)], device, args.steps)["train_step_s"]
+        results[name]["flow_share_of_step"] = 1 - without_flow / results[name]["train_step_s"]
+        print(name, json.dumps(results[name]))
+    fp32, fast = results["fp32"], results["bf16_channels_last"]
+    report = {
+        "config": args.config,
+        "device": args.device,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "results": results,
+        "train_speedup": fp32["train_step_s"] / fast["train_step_s"],
+        "inference_speedup": fast["inference_frames_per_s"] / fp32["inference_frames_per_s"],
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print(f"train speedup {report['train_speedup']:.2f}x, inference speedup {report['inference_speedup']:.2f}x -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()
