@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from pseudovad.config import build_config
+from pseudovad.errors import ConfigError, PseudovadError
 from pseudovad.losses import lsgan_discriminator_loss
 from pseudovad.training.ffp import FFPPipeline, NonFiniteLoss, split_clip
 from pseudovad.training.loop import batch_indices
@@ -91,3 +92,57 @@ def test_batches_cover_every_clip_once_per_epoch_and_are_reproducible():
     assert len(set(seen.tolist())) == 9
     np.testing.assert_array_equal(batch_indices(10, 3, 1, 4), batch_indices(10, 3, 1, 4))
     assert not np.array_equal(batch_indices(10, 3, 1, 0), batch_indices(10, 3, 1, 3))
+
+
+class TinyFlowNet(torch.nn.Module):
+    """Stands in for a pretrained flow network: two images in, a 2-channel field out."""
+
+    def __init__(self, out_channels: int = 2) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(2, out_channels, 3, padding=1)
+
+    def forward(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+        return self.conv(torch.cat([first, second], dim=1))
+
+
+def export_flow_network(path, out_channels: int = 2):
+    torch.manual_seed(1)
+    example = (torch.rand(2, 1, 32, 32), torch.rand(2, 1, 32, 32))
+    torch.export.save(torch.export.export(TinyFlowNet(out_channels), example), path)
+    return path
+
+
+def exported_flow_pipeline(weights) -> FFPPipeline:
+    torch.manual_seed(0)
+    config = build_config(
+        {
+            "data": {"height": 32, "width": 32, "channels": 1, "clip_length": 4},
+            "generator": {"width": 4, "levels": 3},
+            "discriminator": {"width": 4},
+            "flow": {"estimator": "exported", "weights": str(weights)},
+            "loss": {"intensity": 0, "gradient": 0, "flow": 2, "adversarial": 0},
+        }
+    )
+    return FFPPipeline(config, torch.device("cpu"))
+
+
+def test_a_user_supplied_exported_flow_network_trains_the_generator_and_stays_frozen(tmp_path):
+    pipeline = exported_flow_pipeline(export_flow_network(tmp_path / "flow.pt2"))
+    frozen_weights = [p.detach().clone() for p in pipeline.flow.parameters()]
+    losses = pipeline.train_step({"clips": moving_clips()})
+    assert losses["flow"] > 0 and generator_grad_norm(pipeline) > 0
+    assert all(not p.requires_grad and p.grad is None for p in pipeline.flow.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(frozen_weights, pipeline.flow.parameters()))
+
+
+def test_exported_flow_network_errors_name_the_file(tmp_path):
+    with pytest.raises(PseudovadError, match=r"flow network .*missing\.pt2 not found \(flow\.weights\)"):
+        exported_flow_pipeline(tmp_path / "missing.pt2")
+    (tmp_path / "junk.pt2").write_bytes(b"not a program")
+    with pytest.raises(PseudovadError, match=r"junk\.pt2: not a torch\.export program"):
+        exported_flow_pipeline(tmp_path / "junk.pt2")
+    pipeline = exported_flow_pipeline(export_flow_network(tmp_path / "three.pt2", out_channels=3))
+    with pytest.raises(PseudovadError, match=r"three\.pt2 returned \(2, 3, 32, 32\) .* expected flow of shape \(2, 2, 32, 32\)"):
+        pipeline.train_step({"clips": moving_clips()})
+    with pytest.raises(ConfigError, match="needs flow.weights"):
+        exported_flow_pipeline("")

@@ -58,10 +58,11 @@ class DiscriminatorConfig:
 class FlowConfig:
     """The frozen, differentiable flow estimator used by the flow loss."""
 
-    estimator: str = "horn_schunck"
-    levels: int = 3
-    iterations: int = 20
-    alpha: float | None = None
+    estimator: str = "horn_schunck"  # or "exported": a pretrained network from `weights`
+    levels: int = 3                   # Horn-Schunck pyramid levels
+    iterations: int = 20              # Horn-Schunck Jacobi iterations per level
+    alpha: float | None = None        # Horn-Schunck smoothness (None: the estimator's default)
+    weights: str | None = None        # a torch.export .pt2 flow network (see models/flow.py ExportedFlow)
 
 
 @dataclass
@@ -239,7 +240,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "data.channels": ("1", "3"),
     "generator.norm": ("none", "batch"),
     "discriminator.norm": ("none", "batch"),
-    "flow.estimator": ("horn_schunck",),
+    "flow.estimator": ("horn_schunck", "exported"),
     "train.on_nonfinite": ("stop", "skip"),
     "train.precision": ("fp32", "bf16"),
 }

@@ -10,10 +10,13 @@ through the warps, the derivative filters and the unrolled Jacobi iterations.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from pseudovad.errors import PseudovadError
 
 # ITU-R BT.601 luma weights: flow only needs brightness, and one channel is 3x cheaper.
 _LUMA = (0.299, 0.587, 0.114)
@@ -197,3 +200,42 @@ class HornSchunckFlow(nn.Module):
         return F.grid_sample(
             image, grid, mode="bilinear", padding_mode="border", align_corners=True
         )
+
+
+class ExportedFlow(nn.Module):
+    """A pretrained flow network the user supplies, saved with `torch.export.save` (a `.pt2` file).
+
+    pseudovad ships no flow network and downloads none; this lets a user plug in FlowNet2, RAFT or
+    LiteFlowNet as FFP used it. The program must take two images (B, C, H, W) in [-1, 1] and return
+    the flow from the first to the second, (B, 2, H, W), in pixels; export it with a dynamic batch
+    dimension (`dynamic_shapes` with `torch.export.Dim`), since training, sampling and scoring use
+    different batch sizes, at the frame size of the config. An exported program is a graph of
+    tensor operations, not pickled Python, so loading it runs no code of the file's author. Its
+    parameters are frozen; gradients still reach both input images.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        path = Path(path)
+        if not path.is_file():
+            raise PseudovadError(f"flow network {path} not found (flow.weights); export one with torch.export.save")
+        try:
+            program = torch.export.load(path)
+        except Exception as error:  # torch.export raises many types for a file that is not a program
+            raise PseudovadError(
+                f"{path}: not a torch.export program ({type(error).__name__}); save the flow network with "
+                "torch.export.save(torch.export.export(net, (image1, image2)), PATH)"
+            ) from None
+        self.network = program.module()
+        self.network.requires_grad_(False)
+        self.source = str(path)
+
+    def forward(self, first: Tensor, second: Tensor) -> Tensor:
+        flow = self.network(first, second)
+        if not isinstance(flow, Tensor) or flow.shape != (first.shape[0], 2, *first.shape[-2:]):
+            shape = tuple(flow.shape) if isinstance(flow, Tensor) else type(flow).__name__
+            raise PseudovadError(
+                f"flow network {self.source} returned {shape} for images of shape {tuple(first.shape)}; "
+                f"expected flow of shape {(first.shape[0], 2, *first.shape[-2:])}"
+            )
+        return flow

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,6 +18,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from pseudovad.config import Config
 from pseudovad.data.clips import ClipDataset
+from pseudovad.errors import ConfigError
 from pseudovad.evaluation.protocol import psnr
 from pseudovad.losses import (
     directed_flow_loss,
@@ -25,7 +27,7 @@ from pseudovad.losses import (
     lsgan_discriminator_loss,
     lsgan_generator_loss,
 )
-from pseudovad.models.flow import HornSchunckFlow
+from pseudovad.models.flow import ExportedFlow, HornSchunckFlow
 from pseudovad.models.patchgan import PatchDiscriminator
 from pseudovad.models.unet import UNet
 
@@ -39,7 +41,11 @@ class NonFiniteLoss(RuntimeError):
 
 
 def build_flow_estimator(config: Config) -> nn.Module:
-    """The frozen flow network of the flow loss (Horn-Schunck needs no weights)."""
+    """The frozen flow network of the flow loss: Horn-Schunck (no weights), or a user's exported network."""
+    if config.flow.estimator == "exported":
+        if not config.flow.weights:
+            raise ConfigError("flow.estimator 'exported' needs flow.weights: the path of a torch.export .pt2 flow network")
+        return ExportedFlow(Path(config.flow.weights))
     options = {"levels": config.flow.levels, "iterations": config.flow.iterations}
     if config.flow.alpha is not None:
         options["alpha"] = config.flow.alpha
