@@ -36,17 +36,21 @@ class World:
         return self.size > 1
 
 
+def current_world() -> World:
+    """This process's place in the world torchrun describes in its environment (one process without it)."""
+    return World(int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("LOCAL_RANK", "0")))
+
+
 def is_main_process() -> bool:
     """True outside torchrun and in its rank-0 process: the one that prints and evaluates."""
-    return int(os.environ.get("RANK", "0")) == 0
+    return current_world().is_main
 
 
 def join_world(device: torch.device) -> tuple[World, torch.device]:
     """Join the process group torchrun set up (if any); returns the world and this process's device."""
-    size = int(os.environ.get("WORLD_SIZE", "1"))
-    if size == 1:
-        return World(), device
-    world = World(int(os.environ["RANK"]), size, int(os.environ.get("LOCAL_RANK", "0")))
+    world = current_world()
+    if not world.distributed:
+        return world, device
     if device.type == "cuda":
         device = torch.device("cuda", world.local_rank)
         torch.cuda.set_device(device)
@@ -60,10 +64,13 @@ def leave_world(world: World) -> None:
         dist.destroy_process_group()
 
 
+def check_batch_split(batch_size: int, world: World) -> None:
+    if batch_size % world.size:
+        raise ConfigError(f"train.batch_size {batch_size} does not split evenly over {world.size} processes")
+
+
 def local_share(indices: np.ndarray, world: World) -> np.ndarray:
-    """This process's part of a global batch: every `size`-th clip, starting at its rank."""
-    if len(indices) % world.size:
-        raise ConfigError(f"train.batch_size {len(indices)} does not split evenly over {world.size} processes")
+    """This process's part of a global batch (see check_batch_split): every `size`-th clip from its rank."""
     return indices[world.rank :: world.size]
 
 

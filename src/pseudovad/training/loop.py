@@ -23,7 +23,7 @@ from pseudovad.data.layouts import load_dataset
 from pseudovad.errors import ConfigError, PseudovadError
 from pseudovad.reporting.gallery import save_gallery
 from pseudovad.training.checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
-from pseudovad.training.distributed import World, data_parallel, join_world, leave_world, local_share
+from pseudovad.training.distributed import World, check_batch_split, data_parallel, join_world, leave_world, local_share
 from pseudovad.training.ffp import NonFiniteLoss
 from pseudovad.training.pipelines import build_pipeline, load_pipeline_state, pick_device, pipeline_state
 
@@ -119,6 +119,7 @@ def _train(config: Config, run_dir: Path, resume: bool, force: bool, world: Worl
         load_pipeline_state(pipeline, state)
         torch.set_rng_state(state["torch_rng"])
     if world.distributed:
+        check_batch_split(config.train.batch_size, world)
         if not hasattr(pipeline, "distribute"):
             raise ConfigError(f"pipeline '{config.pipeline}' trains in one process only; run it without torchrun")
         pipeline.distribute(lambda network: data_parallel(network, device))
