@@ -70,41 +70,37 @@ def _neighbour_mean(flow: Tensor) -> Tensor:
     return torch.sub(_separable(flow, (1.0, 2.0, 1.0)), flow, alpha=4) / 12
 
 
-def _data_term(gradient: Tensor, mean: Tensor, constant: Tensor) -> Tensor:
-    """grad I . w + It, the linearised brightness-constancy residual at the averaged flow."""
-    return (gradient * mean).sum(dim=1, keepdim=True) + constant
-
-
 class _JacobiIterations(torch.autograd.Function):
-    """`iterations` HS Jacobi updates w <- mean(w) - scaled * (grad I . mean(w) + It), with a
-    hand-written backward pass.
+    """`iterations` HS Jacobi updates w <- mean(w) - scaled * residual, residual = grad I . mean(w) + It
+    (brightness constancy linearised at the averaged flow), with a hand-written backward pass.
 
     The update is linear in w, so its adjoint is a short recurrence backwards over the stored
-    averages. Differentiated op by op, autograd records ~10 nodes per iteration and allocates a
+    averages and residuals. Differentiated op by op, autograd records ~10 nodes per iteration and allocates a
     zero-filled padded buffer for every slice of the average; this costs about half as much.
     `tests/test_flow.py` checks it against autograd with gradcheck.
     """
 
     @staticmethod
     def forward(ctx, flow: Tensor, gradient: Tensor, constant: Tensor, scaled: Tensor, iterations: int) -> Tensor:
-        means = []
+        saved = []
         for _ in range(iterations):
             mean = _neighbour_mean(flow)
-            flow = mean - scaled * _data_term(gradient, mean, constant)
-            means.append(mean)
-        ctx.save_for_backward(gradient, constant, scaled, *means)
+            residual = (gradient * mean).sum(dim=1, keepdim=True) + constant
+            flow = torch.addcmul(mean, scaled, residual, value=-1)
+            saved += [mean, residual]
+        ctx.save_for_backward(gradient, constant, scaled, *saved)
         return flow
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_flow: Tensor) -> tuple[Tensor | None, ...]:
-        gradient, constant, scaled, *means = ctx.saved_tensors
+        gradient, constant, scaled, *saved = ctx.saved_tensors
         grad_gradient = torch.zeros_like(gradient)
         grad_constant = torch.zeros_like(constant)
         grad_scaled = torch.zeros_like(scaled)
-        for mean in reversed(means):
+        for mean, residual in reversed(list(zip(saved[::2], saved[1::2]))):
             along = (scaled * grad_flow).sum(dim=1, keepdim=True)
-            grad_scaled.addcmul_(grad_flow, _data_term(gradient, mean, constant), value=-1)
+            grad_scaled.addcmul_(grad_flow, residual, value=-1)
             grad_constant.sub_(along)
             grad_gradient.addcmul_(mean, along, value=-1)
             grad_flow = _neighbour_mean(torch.addcmul(grad_flow, gradient, along, value=-1))
