@@ -146,3 +146,24 @@ def test_exported_flow_network_errors_name_the_file(tmp_path):
         pipeline.train_step({"clips": moving_clips()})
     with pytest.raises(ConfigError, match="needs flow.weights"):
         exported_flow_pipeline("")
+
+
+def test_memoised_target_flow_changes_no_parameter():
+    """Training with the memo of the real frames' flows is bit-identical to recomputing them."""
+    runs = []
+    for memo_mb in (0, 64):
+        torch.manual_seed(0)
+        config = build_config(
+            {
+                "data": {"height": 32, "width": 32, "channels": 1, "clip_length": 4},
+                "generator": {"width": 4, "levels": 3},
+                "discriminator": {"width": 4},
+                "flow": {"levels": 2, "iterations": 5, "memo_mb": memo_mb},
+            }
+        )
+        pipeline = FFPPipeline(config, torch.device("cpu"))
+        for _ in range(3):  # the same clips each step: steps 2 and 3 hit the memo
+            pipeline.train_step({"clips": moving_clips()})
+        runs.append([p.detach().clone() for p in pipeline.generator.parameters()])
+        assert len(pipeline.flow.memo) == (0 if memo_mb == 0 else 1)  # both clips hold the same frames
+    assert all(torch.equal(a, b) for a, b in zip(*runs))

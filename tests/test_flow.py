@@ -11,7 +11,7 @@ import math
 import pytest
 import torch
 
-from pseudovad.models.flow import HornSchunckFlow, _JacobiIterations, _neighbour_mean
+from pseudovad.models.flow import HornSchunckFlow, MemoisedFlow, _JacobiIterations, _neighbour_mean
 
 
 def _texture(height: int, width: int, shift: tuple[float, float] = (0.0, 0.0), seed: int = 0):
@@ -156,3 +156,23 @@ def test_hand_written_jacobi_backward_matches_autograd():
     actual = torch.autograd.grad(_JacobiIterations.apply(*values, 4), values, weights)
     for want, got in zip(expected, actual):
         torch.testing.assert_close(got, want)
+
+
+def test_memoised_reference_flow_is_exactly_the_estimators():
+    """Hits return what the estimator computes for the same frames, whatever batch they arrive in;
+    the memo stops at its capacity and capacity 0 keeps nothing."""
+    estimator = HornSchunckFlow(levels=2, iterations=5)
+    first = torch.cat([_texture(32, 32, seed=s) for s in range(5)])
+    second = torch.cat([_texture(32, 32, shift=(1.0, 0.5), seed=s) for s in range(5)])
+    expected = estimator(first, second)
+    memo = MemoisedFlow(estimator, capacity_mb=1)
+    for batch in ([0, 1], [1, 2, 3], [4, 3, 0, 2, 1, 1]):
+        assert torch.equal(memo.reference(first[batch], second[batch]), expected[batch])
+    assert len(memo.memo) == 5 and memo.stored_bytes == 5 * 2 * 32 * 32 * 4
+    # A different frame pair is a miss, not a stale hit.
+    assert torch.equal(memo.reference(second[:1], first[:1]), estimator(second[:1], first[:1]))
+
+    small = MemoisedFlow(estimator, capacity_mb=3 * 2 * 32 * 32 * 4 / 2**20)
+    assert torch.equal(small.reference(first, second), expected) and len(small.memo) == 3
+    off = MemoisedFlow(estimator, capacity_mb=0)
+    assert torch.equal(off.reference(first, second), expected) and not off.memo

@@ -63,6 +63,7 @@ class FlowConfig:
     iterations: int = 20              # Horn-Schunck Jacobi iterations per level
     alpha: float | None = None        # Horn-Schunck smoothness (None: the estimator's default)
     weights: str | None = None        # a torch.export .pt2 flow network (see models/flow.py ExportedFlow)
+    memo_mb: float = 2048             # memory for remembered flows between real frames (0: recompute every step)
 
 
 @dataclass

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from pseudovad.models.flow import MemoisedFlow
+
 
 def intensity_loss(prediction: Tensor, target: Tensor) -> Tensor:
     """Mean squared error between the predicted and the real next frame."""
@@ -28,15 +30,13 @@ def gradient_loss(prediction: Tensor, target: Tensor) -> Tensor:
     return torch.mean((pred_dx - target_dx).abs()) + torch.mean((pred_dy - target_dy).abs())
 
 
-def flow_loss(flow: nn.Module, previous: Tensor, prediction: Tensor, target: Tensor) -> Tensor:
+def flow_loss(flow: MemoisedFlow, previous: Tensor, prediction: Tensor, target: Tensor) -> Tensor:
     """mean |F(I_t, prediction) - F(I_t, target)|: the motion into the predicted frame must match.
 
-    Only the target flow is computed without a graph (it does not depend on the generator); the
-    gradient reaches the generator through F(previous, prediction).
+    Only the target flow is computed without a graph (it does not depend on the generator, so it
+    is also memoised); the gradient reaches the generator through F(previous, prediction).
     """
-    with torch.no_grad():
-        target_flow = flow(previous, target)
-    return torch.mean((flow(previous, prediction) - target_flow).abs())
+    return torch.mean((flow(previous, prediction) - flow.reference(previous, target)).abs())
 
 
 def lsgan_discriminator_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
@@ -49,13 +49,11 @@ def lsgan_generator_loss(fake_scores: Tensor) -> Tensor:
     return 0.5 * torch.mean((fake_scores - 1) ** 2)
 
 
-def directed_flow_loss(flow: nn.Module, previous: Tensor, prediction: Tensor, target: Tensor, swap: bool) -> Tensor:
+def directed_flow_loss(flow: MemoisedFlow, previous: Tensor, prediction: Tensor, target: Tensor, swap: bool) -> Tensor:
     """The flow loss with the flow inputs in FFP's order, or swapped (from the frame to I_t)."""
     if not swap:
         return flow_loss(flow, previous, prediction, target)
-    with torch.no_grad():
-        target_flow = flow(target, previous)
-    return torch.mean((flow(prediction, previous) - target_flow).abs())
+    return torch.mean((flow(prediction, previous) - flow.reference(target, previous)).abs())
 
 
 def flow_hinge_loss(flow_error: Tensor, margin: float) -> Tensor:

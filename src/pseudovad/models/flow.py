@@ -9,6 +9,7 @@ through the warps, the derivative filters and the unrolled Jacobi iterations.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from pathlib import Path
 
@@ -274,3 +275,50 @@ class ExportedFlow(nn.Module):
                 f"expected flow of shape {(first.shape[0], 2, *first.shape[-2:])}"
             )
         return flow
+
+
+class MemoisedFlow(nn.Module):
+    """A frozen flow estimator that remembers the flows it computes between real frames.
+
+    FFP's flow loss needs F(I_t, I_t+1) of the real clip at every step. It does not depend on the
+    generator, and a run visits each clip many times (ped2_ffp: 6 epochs), so recomputing it was
+    about a third of the flow term's cost. `reference` keys each sample by a digest of its two
+    frames' bytes, so a hit returns exactly what the estimator computed for those frames (the
+    estimators work sample by sample, so batch composition does not change a result). The memo
+    stops growing at `capacity_mb`; 0 turns it off. `forward` is the plain, differentiable
+    estimator, for the prediction's flow.
+    """
+
+    def __init__(self, estimator: nn.Module, capacity_mb: float) -> None:
+        super().__init__()
+        self.estimator = estimator
+        self.capacity_bytes = int(capacity_mb * 2**20)
+        self.stored_bytes = 0
+        self.memo: dict[bytes, Tensor] = {}
+
+    def forward(self, first: Tensor, second: Tensor) -> Tensor:
+        return self.estimator(first, second)
+
+    @torch.no_grad()
+    def reference(self, first: Tensor, second: Tensor) -> Tensor:
+        """The flow between two batches of real frames, without a graph; memoised per sample."""
+        if self.capacity_bytes == 0:
+            return self.estimator(first, second)
+        keys = [self._key(a, b) for a, b in zip(first, second)]
+        missing = [i for i, key in enumerate(keys) if key not in self.memo]
+        fresh: dict[bytes, Tensor] = {}
+        if missing:
+            computed = self.estimator(first[missing], second[missing])
+            fresh = {keys[i]: flow for i, flow in zip(missing, computed)}
+            for key, flow in fresh.items():
+                if self.stored_bytes + flow.nbytes <= self.capacity_bytes:
+                    self.memo[key] = flow.clone()
+                    self.stored_bytes += flow.nbytes
+        return torch.stack([fresh[key] if key in fresh else self.memo[key] for key in keys])
+
+    @staticmethod
+    def _key(first: Tensor, second: Tensor) -> bytes:
+        digest = hashlib.blake2b(f"{first.dtype}{tuple(first.shape)}".encode(), digest_size=16)
+        for image in (first, second):
+            digest.update(image.detach().contiguous().view(torch.uint8).cpu().numpy().data)
+        return digest.digest()

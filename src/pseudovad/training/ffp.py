@@ -27,7 +27,7 @@ from pseudovad.losses import (
     lsgan_discriminator_loss,
     lsgan_generator_loss,
 )
-from pseudovad.models.flow import ExportedFlow, HornSchunckFlow
+from pseudovad.models.flow import ExportedFlow, HornSchunckFlow, MemoisedFlow
 from pseudovad.models.patchgan import PatchDiscriminator
 from pseudovad.models.unet import UNet
 
@@ -40,16 +40,19 @@ class NonFiniteLoss(RuntimeError):
         self.name = name
 
 
-def build_flow_estimator(config: Config) -> nn.Module:
-    """The frozen flow network of the flow loss: Horn-Schunck (no weights), or a user's exported network."""
+def build_flow_estimator(config: Config) -> MemoisedFlow:
+    """The frozen flow network of the flow loss: Horn-Schunck (no weights), or a user's exported
+    network; its flows between real frames are memoised up to `flow.memo_mb`."""
     if config.flow.estimator == "exported":
         if not config.flow.weights:
             raise ConfigError("flow.estimator 'exported' needs flow.weights: the path of a torch.export .pt2 flow network")
-        return ExportedFlow(Path(config.flow.weights))
-    options = {"levels": config.flow.levels, "iterations": config.flow.iterations}
-    if config.flow.alpha is not None:
-        options["alpha"] = config.flow.alpha
-    return HornSchunckFlow(**options)
+        estimator = ExportedFlow(Path(config.flow.weights))
+    else:
+        options = {"levels": config.flow.levels, "iterations": config.flow.iterations}
+        if config.flow.alpha is not None:
+            options["alpha"] = config.flow.alpha
+        estimator = HornSchunckFlow(**options)
+    return MemoisedFlow(estimator, config.flow.memo_mb)
 
 
 def split_clip(clips: Tensor) -> tuple[Tensor, Tensor]:
@@ -181,7 +184,7 @@ class FFPPipeline:
     def flow_error_image(self, clips: Tensor, frames: Tensor) -> Tensor:
         """|F(I_t, frames) - F(I_t, target)| as an image in [-1, 1] (2 px or more shows white)."""
         previous, target = clips[:, -2], clips[:, -1]
-        error = (self.flow(previous, frames) - self.flow(previous, target)).norm(dim=1, keepdim=True)
+        error = (self.flow(previous, frames) - self.flow.reference(previous, target)).norm(dim=1, keepdim=True)
         return (error / 2).clamp(max=1) * 2 - 1
 
     def sample_images(self, clips: Tensor) -> dict[str, Tensor]:

@@ -120,6 +120,8 @@ class PseudoAnomalyPipeline:
         else:
             self.pseudo = PseudoAnomalyGenerator(config, device, self.classifier)
         self.normal = FFPPipeline(config, device) if config.pipeline == "two_branch" else None
+        if self.normal and self.pseudo:
+            self.normal.flow = self.pseudo.flow  # one estimator, one memo of the real frames' flows
         self.classifier_optimizer = torch.optim.SGD(
             self.classifier.parameters(), lr=config.classifier.lr, momentum=config.classifier.momentum
         )
