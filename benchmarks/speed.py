@@ -2,7 +2,10 @@
 
 For a config (default `ped2_ffp`: 128x128 grayscale, width 32, batch 4) it times, on random clips:
 - the full training step (D then G, every loss) in fp32 NCHW and with bf16 autocast + channels_last;
-- the same step with the flow weight at 0, whose difference is the flow term's cost;
+- the same step with the flow weight at 0, whose difference is the flow term's cost; the step
+  with flow is timed twice: on one repeated batch (the flow of its real frames is remembered after
+  the first call, as for every clip after a run's first epoch) and on a new batch each call (the
+  first epoch: every real-frame flow computed);
 - inference (`pipeline.score`, eval batch) in both settings, as frames per second.
 Steps are timed after warm-up; on CUDA with synchronisation. Writes JSON.
 
@@ -25,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from pseudovad.config import load_config
+from pseudovad.config import load_config, parse_override
 from pseudovad.training.pipelines import build_pipeline
 
 SETTINGS = {
@@ -56,8 +59,13 @@ def measure(config_name: str, overrides: list, device: torch.device, steps: int)
     clips = torch.rand(shape, device=device) * 2 - 1
     eval_clips = torch.rand((config.eval.batch_size, *shape[1:]), device=device) * 2 - 1
     step = timed(lambda: pipeline.train_step({"clips": clips}), steps, device)
+    step_new_clips = timed(lambda: pipeline.train_step({"clips": torch.rand(shape, device=device) * 2 - 1}), steps, device)
     infer = timed(lambda: pipeline.score(eval_clips), steps, device)
-    return {"train_step_s": step, "inference_frames_per_s": config.eval.batch_size / infer}
+    return {
+        "train_step_s": step,
+        "train_step_new_clips_s": step_new_clips,
+        "inference_frames_per_s": config.eval.batch_size / infer,
+    }
 
 
 def main() -> None:
@@ -66,17 +74,22 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--steps", type=int, default=8, help="timed calls per measurement")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/speed.json"))
+    parser.add_argument("--set", dest="overrides", action="append", default=[], type=parse_override,
+                        metavar="KEY=VALUE", help="override a config value, as for `pseudovad train`")
     args = parser.parse_args()
     device = torch.device(args.device)
     results = {}
     for name, settings in SETTINGS.items():
-        results[name] = measure(args.config, settings, device, args.steps)
-        without_flow = measure(args.config, [*settings, ("loss.flow", 0)], device, args.steps)["train_step_s"]
-        results[name]["flow_share_of_step"] = 1 - without_flow / results[name]["train_step_s"]
+        results[name] = measure(args.config, [*args.overrides, *settings], device, args.steps)
+        without_flow = measure(args.config, [*args.overrides, *settings, ("loss.flow", 0)], device, args.steps)
+        results[name]["train_step_no_flow_s"] = without_flow["train_step_s"]
+        results[name]["flow_share_of_step"] = 1 - without_flow["train_step_s"] / results[name]["train_step_s"]
+        results[name]["flow_share_of_step_new_clips"] = 1 - without_flow["train_step_new_clips_s"] / results[name]["train_step_new_clips_s"]
         print(name, json.dumps(results[name]))
     fp32, fast = results["fp32"], results["bf16_channels_last"]
     report = {
         "config": args.config,
+        "overrides": dict(args.overrides),
         "device": args.device,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
