@@ -61,6 +61,9 @@ def test_identical_images_give_zero_flow(flow):
 def test_recovers_global_translation(flow, shift, max_epe):
     first, second = _texture(128, 128), _texture(128, 128, shift=shift)
     assert _interior_epe(flow(first, second), shift) < max_epe
+    # The configs' default: 10 iterations at the finest level (measured 0.069, 0.082, 0.128, 0.307).
+    fewer = HornSchunckFlow(finest_iterations=10)
+    assert _interior_epe(fewer(first, second), shift) < max_epe
 
 
 def test_pyramid_is_what_recovers_large_motion():

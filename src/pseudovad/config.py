@@ -61,6 +61,7 @@ class FlowConfig:
     estimator: str = "horn_schunck"  # or "exported": a pretrained network from `weights`
     levels: int = 3                   # Horn-Schunck pyramid levels
     iterations: int = 20              # Horn-Schunck Jacobi iterations per level
+    finest_iterations: int | None = 10  # ... at the full-resolution level (None: `iterations`; see models/flow.py)
     alpha: float | None = None        # Horn-Schunck smoothness (None: the estimator's default)
     weights: str | None = None        # a torch.export .pt2 flow network (see models/flow.py ExportedFlow)
     memo_mb: float = 2048             # memory for remembered flows between real frames (0: recompute every step)

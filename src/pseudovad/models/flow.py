@@ -130,16 +130,28 @@ class HornSchunckFlow(nn.Module):
       a noisy real photograph                                  0.52 / 0.50 / 0.51 px
     A larger alpha cannot converge on low-contrast frames within the iteration budget; a smaller
     one follows noise. 0.02 is never far from the best.
+
+    `finest_iterations` (default: `iterations`) sets the count at the full-resolution level alone.
+    That level starts from the coarser levels' solution, so it only refines by a pixel or less, and
+    it costs 4x the level below: with 10 there instead of 20 the flow loss costs ~30 % less, and the
+    end-point errors of 1.5-7 px translations of a texture go from 0.06-0.25 px to 0.07-0.31 px.
     """
 
     def __init__(
-        self, levels: int = 3, iterations: int = 20, alpha: float = 0.02, warp: bool = True
+        self,
+        levels: int = 3,
+        iterations: int = 20,
+        alpha: float = 0.02,
+        warp: bool = True,
+        finest_iterations: int | None = None,
     ) -> None:
         super().__init__()
-        if levels < 1 or iterations < 1 or alpha <= 0:
+        finest_iterations = iterations if finest_iterations is None else finest_iterations
+        if levels < 1 or iterations < 1 or finest_iterations < 1 or alpha <= 0:
             raise ValueError("levels and iterations must be >= 1 and alpha > 0")
         self.levels = levels
         self.iterations = iterations
+        self.finest_iterations = finest_iterations
         self.alpha = alpha
         self.warp = warp
         # A non-persistent buffer follows .to(device) but stays out of checkpoints: it is a
@@ -171,7 +183,8 @@ class HornSchunckFlow(nn.Module):
                     flow = 2 * F.interpolate(
                         flow, scale_factor=2, mode="bilinear", align_corners=False
                     )
-                flow = self._refine(pyramids[0][level], pyramids[1][level], flow)
+                iterations = self.finest_iterations if level == 0 else self.iterations
+                flow = self._refine(pyramids[0][level], pyramids[1][level], flow, iterations)
         return flow[:, :, :height, :width].to(first.dtype)
 
     def _usable_levels(self, height: int, width: int) -> int:
@@ -209,7 +222,7 @@ class HornSchunckFlow(nn.Module):
         """Pre-smoothing: noise and fine detail break the linearised brightness constancy first."""
         return _separable(image, _GAUSSIAN)
 
-    def _refine(self, first: Tensor, second: Tensor, flow: Tensor) -> Tensor:
+    def _refine(self, first: Tensor, second: Tensor, flow: Tensor, iterations: int) -> Tensor:
         """HS Jacobi iterations at one level, starting from (and linearised around) `flow`."""
         if self.warp:
             second = self._warp(second, flow)
@@ -221,7 +234,7 @@ class HornSchunckFlow(nn.Module):
         # Brightness constancy linearised around `initial`: grad . (w - initial) + It = 0.
         constant = second - first - (gradient * initial).sum(dim=1, keepdim=True)
         scaled = gradient / (self.alpha**2 + (gradient**2).sum(dim=1, keepdim=True))
-        return _JacobiIterations.apply(flow, gradient, constant, scaled, self.iterations)
+        return _JacobiIterations.apply(flow, gradient, constant, scaled, iterations)
 
     @staticmethod
     def _warp(image: Tensor, flow: Tensor) -> Tensor:

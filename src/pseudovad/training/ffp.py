@@ -48,9 +48,10 @@ def build_flow_estimator(config: Config) -> MemoisedFlow:
             raise ConfigError("flow.estimator 'exported' needs flow.weights: the path of a torch.export .pt2 flow network")
         estimator = ExportedFlow(Path(config.flow.weights))
     else:
-        options = {"levels": config.flow.levels, "iterations": config.flow.iterations}
-        if config.flow.alpha is not None:
-            options["alpha"] = config.flow.alpha
+        flow = config.flow
+        options = {"levels": flow.levels, "iterations": flow.iterations, "finest_iterations": flow.finest_iterations}
+        if flow.alpha is not None:
+            options["alpha"] = flow.alpha
         estimator = HornSchunckFlow(**options)
     return MemoisedFlow(estimator, config.flow.memo_mb)
 
