@@ -1,6 +1,6 @@
 """Training-step and inference speed of a pipeline, plain fp32 against the shipped precision settings.
 
-For a config (default `ped2_ffp`: 128x128 grayscale, width 32, batch 4) it times, on random clips:
+For a config (default `ped2_ffp_128`: 128x128 grayscale, width 32, batch 4, FFP's four losses) it times, on random clips:
 - the full training step (D then G, every loss) in fp32 NCHW and with bf16 autocast + channels_last;
 - the same step with the flow weight at 0, whose difference is the flow term's cost; the step
   with flow is timed twice: on one repeated batch (the flow of its real frames is remembered after
@@ -9,7 +9,7 @@ For a config (default `ped2_ffp`: 128x128 grayscale, width 32, batch 4) it times
 - inference (`pipeline.score`, eval batch) in both settings, as frames per second.
 Steps are timed after warm-up; on CUDA with synchronisation. Writes JSON.
 
-    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/speed.py [--config ped2_ffp] [--device cpu] [--out FILE]
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/speed.py [--config ped2_ffp_128] [--device cpu] [--out FILE]
 
 On a GPU machine the prepared check is
 
@@ -70,7 +70,7 @@ def measure(config_name: str, overrides: list, device: torch.device, steps: int)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="ped2_ffp")
+    parser.add_argument("--config", default="ped2_ffp_128")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--steps", type=int, default=8, help="timed calls per measurement")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/speed.json"))
