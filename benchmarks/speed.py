@@ -6,7 +6,13 @@ For a config (default `ped2_ffp_128`: 128x128 grayscale, width 32, batch 4, FFP'
   with flow is timed twice: on one repeated batch (the flow of its real frames is remembered after
   the first call, as for every clip after a run's first epoch) and on a new batch each call (the
   first epoch: every real-frame flow computed);
-- inference (`pipeline.score`, eval batch) in both settings, as frames per second.
+- inference (`pipeline.score`, eval batch) in both settings, as frames per second;
+- the FLOPs of one training step (`torch.utils.flop_counter`: convolutions and matrix products,
+  forward and backward) and the GFLOP/s achieved, as a fraction of the peak of one large 3x3
+  convolution timed in the same setting and process;
+- with `--data DIR`: the time to assemble a training batch from the real frames (frame cache,
+  clip stacking), against the step;
+- peak memory (resident set on CPU, allocated on CUDA).
 Steps are timed after warm-up; on CUDA with synchronisation. Writes JSON.
 
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/speed.py [--config ped2_ffp_128] [--device cpu] [--out FILE]
@@ -21,14 +27,19 @@ On a GPU machine the prepared check is
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import math
 import platform
+import resource
 import time
 from pathlib import Path
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
-from pseudovad.config import load_config, parse_override
+from pseudovad.config import Config, load_config, parse_override
+from pseudovad.training.loop import batch_indices, training_clips
 from pseudovad.training.pipelines import build_pipeline
 
 SETTINGS = {
@@ -51,7 +62,25 @@ def timed(function, repeats: int, device: torch.device) -> float:
     return (time.perf_counter() - started) / repeats
 
 
-def measure(config_name: str, overrides: list, device: torch.device, steps: int) -> dict:
+def conv_peak_gflops(config: Config, device: torch.device, steps: int) -> float:
+    """GFLOP/s of one large 3x3 convolution (64 -> 64 channels, batch 4, 128x128, forward) in the
+    config's precision and memory layout: the ceiling a U-Net step could approach here."""
+    shape = (4, 64, 128, 128)
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1).to(device)
+    images = torch.randn(shape, device=device)
+    if config.train.channels_last:
+        conv.to(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=torch.channels_last)
+    bf16 = config.train.precision == "bf16"
+
+    def run() -> None:
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            conv(images)
+
+    return 2 * math.prod(shape) * 64 * 9 / timed(run, steps, device) / 1e9
+
+
+def measure(config_name: str, overrides: list, device: torch.device, steps: int, data: Path | None = None) -> dict:
     config = load_config(config_name, overrides)
     torch.manual_seed(0)
     pipeline = build_pipeline(config, device)
@@ -61,11 +90,33 @@ def measure(config_name: str, overrides: list, device: torch.device, steps: int)
     step = timed(lambda: pipeline.train_step({"clips": clips}), steps, device)
     step_new_clips = timed(lambda: pipeline.train_step({"clips": torch.rand(shape, device=device) * 2 - 1}), steps, device)
     infer = timed(lambda: pipeline.score(eval_clips), steps, device)
-    return {
+    with FlopCounterMode(display=False) as counter:
+        pipeline.train_step({"clips": clips})
+    peak = conv_peak_gflops(config, device, steps)
+    result = {
         "train_step_s": step,
         "train_step_new_clips_s": step_new_clips,
+        "train_samples_per_s": config.train.batch_size / step,
         "inference_frames_per_s": config.eval.batch_size / infer,
+        "train_step_gflop": counter.get_total_flops() / 1e9,
+        "train_step_gflop_per_s": counter.get_total_flops() / 1e9 / step,
+        "conv_peak_gflop_per_s": peak,
     }
+    result["fraction_of_conv_peak"] = result["train_step_gflop_per_s"] / peak
+    if data is not None:
+        config.data.root = str(data)
+        real = training_clips(config)
+        visits = itertools.count()
+        assemble = timed(lambda: pipeline.make_batch(real, batch_indices(len(real), config.train.batch_size, 0, next(visits))), steps, device)
+        result["batch_assembly_s"] = assemble
+        result["batch_assembly_share_of_step"] = assemble / (assemble + step)
+    return result
+
+
+def peak_memory_mib(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10  # KiB on Linux
 
 
 def main() -> None:
@@ -74,13 +125,14 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--steps", type=int, default=8, help="timed calls per measurement")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/speed.json"))
+    parser.add_argument("--data", type=Path, help="a dataset folder: also time batch assembly from its real frames")
     parser.add_argument("--set", dest="overrides", action="append", default=[], type=parse_override,
                         metavar="KEY=VALUE", help="override a config value, as for `pseudovad train`")
     args = parser.parse_args()
     device = torch.device(args.device)
     results = {}
     for name, settings in SETTINGS.items():
-        results[name] = measure(args.config, [*args.overrides, *settings], device, args.steps)
+        results[name] = measure(args.config, [*args.overrides, *settings], device, args.steps, args.data)
         without_flow = measure(args.config, [*args.overrides, *settings, ("loss.flow", 0)], device, args.steps)
         results[name]["train_step_no_flow_s"] = without_flow["train_step_s"]
         results[name]["flow_share_of_step"] = 1 - without_flow["train_step_s"] / results[name]["train_step_s"]
@@ -96,6 +148,7 @@ def main() -> None:
         "cpu": platform.processor() or platform.machine(),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "results": results,
+        "peak_memory_mib": peak_memory_mib(device),
         "train_speedup": fp32["train_step_s"] / fast["train_step_s"],
         "inference_speedup": fast["inference_frames_per_s"] / fp32["inference_frames_per_s"],
     }

@@ -40,6 +40,16 @@ def batch_indices(num_clips: int, batch_size: int, seed: int, step: int) -> np.n
     return order[position * batch_size : (position + 1) * batch_size]
 
 
+def training_clips(config: Config) -> ClipDataset:
+    """The clips of the training videos of `config.data.root`, decoded through the frame cache."""
+    data = config.data
+    dataset = load_dataset(Path(data.root), data.layout, Path(data.labels) if data.labels else None)
+    if not dataset.train:
+        raise PseudovadError(f"{dataset.root}: no training videos (layout '{dataset.layout}'); training needs normal videos")
+    frames = load_frames(dataset.train, data.height, data.width, data.channels, data.cache_dir, "training frames")
+    return ClipDataset(frames, data.clip_length)
+
+
 def learning_rate_scale(config: Config, step: int) -> float:
     decay_at = config.train.lr_decay_at
     return config.train.lr_decay_factor if decay_at is not None and step >= decay_at else 1.0
@@ -105,13 +115,7 @@ def _train(config: Config, run_dir: Path, resume: bool, force: bool, world: Worl
         save_config(config, run_dir / "config.yaml")
 
     torch.manual_seed(config.train.seed)
-    dataset = load_dataset(Path(config.data.root), config.data.layout, Path(config.data.labels) if config.data.labels else None)
-    if not dataset.train:
-        raise PseudovadError(f"{dataset.root}: no training videos (layout '{dataset.layout}'); training needs normal videos")
-    frames = load_frames(
-        dataset.train, config.data.height, config.data.width, config.data.channels, config.data.cache_dir, "training frames"
-    )
-    clips = ClipDataset(frames, config.data.clip_length)
+    clips = training_clips(config)
     pipeline = build_pipeline(config, device)
     # The configured rates, read before a checkpoint's optimizer state (which holds decayed rates) is loaded.
     base_rates = {name: [g["lr"] for g in opt.param_groups] for name, opt in pipeline.optimizers.items()}
