@@ -59,6 +59,13 @@ def join_world(device: torch.device) -> tuple[World, torch.device]:
     return world, device
 
 
+def wait_for_all(world: World) -> None:
+    """Hold each process until every one has finished its work. Rank 0 writes the last checkpoint
+    after the others are done; a process that tears the group down meanwhile can abort in gloo."""
+    if world.distributed:
+        dist.barrier()
+
+
 def leave_world(world: World) -> None:
     if world.distributed and dist.is_initialized():
         dist.destroy_process_group()

@@ -23,7 +23,15 @@ from pseudovad.data.layouts import load_dataset
 from pseudovad.errors import ConfigError, PseudovadError
 from pseudovad.reporting.gallery import save_gallery
 from pseudovad.training.checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
-from pseudovad.training.distributed import World, check_batch_split, data_parallel, join_world, leave_world, local_share
+from pseudovad.training.distributed import (
+    World,
+    check_batch_split,
+    data_parallel,
+    join_world,
+    leave_world,
+    local_share,
+    wait_for_all,
+)
 from pseudovad.training.ffp import NonFiniteLoss
 from pseudovad.training.pipelines import build_pipeline, load_pipeline_state, pick_device, pipeline_state
 
@@ -96,7 +104,9 @@ def train(config: Config, run_dir: Path, resume: bool = False, force: bool = Fal
         raise ConfigError("no dataset: pass --data ROOT or set data.root in the config")
     world, device = join_world(pick_device(config.train.device))
     try:
-        return _train(config, run_dir, resume, force, world, device)
+        checkpoint = _train(config, run_dir, resume, force, world, device)
+        wait_for_all(world)
+        return checkpoint
     finally:
         leave_world(world)
 
