@@ -80,8 +80,8 @@ def conv_peak_gflops(config: Config, device: torch.device, steps: int) -> float:
     return 2 * math.prod(shape) * 64 * 9 / timed(run, steps, device) / 1e9
 
 
-def measure(config_name: str, overrides: list, device: torch.device, steps: int, data: Path | None = None) -> dict:
-    config = load_config(config_name, overrides)
+def measure(config: Config, device: torch.device, steps: int) -> dict:
+    """Seconds per training step (on a repeated and on a new batch) and inference frames/s."""
     torch.manual_seed(0)
     pipeline = build_pipeline(config, device)
     shape = (config.train.batch_size, config.data.clip_length + 1, config.data.channels, config.data.height, config.data.width)
@@ -90,27 +90,25 @@ def measure(config_name: str, overrides: list, device: torch.device, steps: int,
     step = timed(lambda: pipeline.train_step({"clips": clips}), steps, device)
     step_new_clips = timed(lambda: pipeline.train_step({"clips": torch.rand(shape, device=device) * 2 - 1}), steps, device)
     infer = timed(lambda: pipeline.score(eval_clips), steps, device)
+    return {"train_step_s": step, "train_step_new_clips_s": step_new_clips, "inference_frames_per_s": config.eval.batch_size / infer}
+
+
+def step_gflop(config: Config, device: torch.device) -> float:
+    """GFLOP of one training step: convolutions and matrix products, forward and backward."""
+    pipeline = build_pipeline(config, device)
+    shape = (config.train.batch_size, config.data.clip_length + 1, config.data.channels, config.data.height, config.data.width)
     with FlopCounterMode(display=False) as counter:
-        pipeline.train_step({"clips": clips})
-    peak = conv_peak_gflops(config, device, steps)
-    result = {
-        "train_step_s": step,
-        "train_step_new_clips_s": step_new_clips,
-        "train_samples_per_s": config.train.batch_size / step,
-        "inference_frames_per_s": config.eval.batch_size / infer,
-        "train_step_gflop": counter.get_total_flops() / 1e9,
-        "train_step_gflop_per_s": counter.get_total_flops() / 1e9 / step,
-        "conv_peak_gflop_per_s": peak,
-    }
-    result["fraction_of_conv_peak"] = result["train_step_gflop_per_s"] / peak
-    if data is not None:
-        config.data.root = str(data)
-        real = training_clips(config)
-        visits = itertools.count()
-        assemble = timed(lambda: pipeline.make_batch(real, batch_indices(len(real), config.train.batch_size, 0, next(visits))), steps, device)
-        result["batch_assembly_s"] = assemble
-        result["batch_assembly_share_of_step"] = assemble / (assemble + step)
-    return result
+        pipeline.train_step({"clips": torch.rand(shape, device=device) * 2 - 1})
+    return counter.get_total_flops() / 1e9
+
+
+def batch_assembly_s(config: Config, data: Path, device: torch.device, steps: int) -> float:
+    """Seconds to assemble one training batch from the real frames of `data` (frame cache, clips)."""
+    config.data.root = str(data)
+    real = training_clips(config)
+    pipeline = build_pipeline(config, device)
+    visits = itertools.count()
+    return timed(lambda: pipeline.make_batch(real, batch_indices(len(real), config.train.batch_size, 0, next(visits))), steps, device)
 
 
 def peak_memory_mib(device: torch.device) -> float:
@@ -132,12 +130,25 @@ def main() -> None:
     device = torch.device(args.device)
     results = {}
     for name, settings in SETTINGS.items():
-        results[name] = measure(args.config, [*args.overrides, *settings], device, args.steps, args.data)
-        without_flow = measure(args.config, [*args.overrides, *settings, ("loss.flow", 0)], device, args.steps)
-        results[name]["train_step_no_flow_s"] = without_flow["train_step_s"]
-        results[name]["flow_share_of_step"] = 1 - without_flow["train_step_s"] / results[name]["train_step_s"]
-        results[name]["flow_share_of_step_new_clips"] = 1 - without_flow["train_step_new_clips_s"] / results[name]["train_step_new_clips_s"]
-        print(name, json.dumps(results[name]))
+        config = load_config(args.config, [*args.overrides, *settings])
+        result = measure(config, device, args.steps)
+        without_flow = measure(load_config(args.config, [*args.overrides, *settings, ("loss.flow", 0)]), device, args.steps)
+        gflop, peak = step_gflop(config, device), conv_peak_gflops(config, device, args.steps)
+        result.update(
+            train_samples_per_s=config.train.batch_size / result["train_step_s"],
+            train_step_gflop=gflop,
+            train_step_gflop_per_s=gflop / result["train_step_s"],
+            conv_peak_gflop_per_s=peak,
+            fraction_of_conv_peak=gflop / result["train_step_s"] / peak,
+            train_step_no_flow_s=without_flow["train_step_s"],
+            flow_share_of_step=1 - without_flow["train_step_s"] / result["train_step_s"],
+            flow_share_of_step_new_clips=1 - without_flow["train_step_new_clips_s"] / result["train_step_new_clips_s"],
+        )
+        if args.data is not None:
+            assemble = batch_assembly_s(config, args.data, device, args.steps)
+            result.update(batch_assembly_s=assemble, batch_assembly_share_of_step=assemble / (assemble + result["train_step_s"]))
+        results[name] = result
+        print(name, json.dumps(result))
     fp32, fast = results["fp32"], results["bf16_channels_last"]
     report = {
         "config": args.config,

@@ -76,8 +76,8 @@ class _JacobiIterations(torch.autograd.Function):
     (brightness constancy linearised at the averaged flow), with a hand-written backward pass.
 
     The update is linear in w, so its adjoint is a short recurrence backwards over the stored
-    averages and residuals. Differentiated op by op, autograd records ~10 nodes per iteration and allocates a
-    zero-filled padded buffer for every slice of the average; this costs about half as much.
+    averages and residuals. Differentiated op by op, autograd records ~10 nodes per iteration and
+    allocates a zero-filled padded buffer for every slice of the average; this costs about half as much.
     `tests/test_flow.py` checks it against autograd with gradcheck.
     """
 
