@@ -1,6 +1,7 @@
 """End to end through the command line: synthetic data -> train -> resume -> evaluate."""
 
 import json
+import shutil
 
 import pytest
 import yaml
@@ -60,6 +61,14 @@ def test_existing_run_is_not_overwritten(tiny_data, tmp_path, capsys):
     assert train(tiny_data, run, "--iterations", "2") == 2
     assert "already holds a run" in capsys.readouterr().err
     assert (run / "checkpoints" / "latest.pt").read_bytes() == before
+
+
+def test_resume_accepts_the_same_data_at_a_new_path(tiny_data, tmp_path):
+    assert train(tiny_data, tmp_path / "run", "--iterations", "2") == 0
+    moved = tmp_path / "moved"
+    shutil.copytree(tiny_data, moved)
+    assert train(moved, tmp_path / "run", "--iterations", "4", "--resume") == 0
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pt")["iteration"] == 4
 
 
 def test_resume_refuses_a_changed_experiment(tiny_data, tmp_path, capsys):

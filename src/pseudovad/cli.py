@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--iterations", type=int, help="training steps (overrides train.iterations)")
     train.add_argument("--seed", type=int, help="random seed (overrides train.seed)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config value, e.g. --set loss.flow=0")
-    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint; only --iterations (a larger budget) and --data (the same data moved) may differ from the saved run")
     train.add_argument("--force", action="store_true", help="delete an existing run in --out and start over")
     train.add_argument("--evaluate", action="store_true", help="evaluate on the test split when training ends")
 

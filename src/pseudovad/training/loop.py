@@ -80,6 +80,11 @@ def prepare_run_dir(run_dir: Path, resume: bool, force: bool) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
 
 
+# What a resumed run may change: its budget, and where the same data now lives (a moved or re-mounted
+# dataset, a relative --data given from another directory).
+RESUMABLE_CHANGES = ("train.iterations", "data.root")
+
+
 def _check_same_experiment(saved: dict, requested: dict, run_dir: Path) -> None:
     """A resumed run may extend its budget, nothing else: other changes would mix two experiments."""
     def flat(values: dict, prefix: str = "") -> dict:
@@ -90,10 +95,10 @@ def _check_same_experiment(saved: dict, requested: dict, run_dir: Path) -> None:
 
     saved_flat = flat(config_to_dict(build_config(saved, source=str(run_dir))))
     requested_flat = flat(requested)
-    changed = [k for k in requested_flat if k != "train.iterations" and saved_flat.get(k) != requested_flat[k]]
+    changed = [k for k in requested_flat if k not in RESUMABLE_CHANGES and saved_flat.get(k) != requested_flat[k]]
     if changed:
         details = ", ".join(f"{k}: {saved_flat.get(k)!r} -> {requested_flat[k]!r}" for k in changed)
-        raise ConfigError(f"--resume {run_dir}: the config differs from the saved run ({details}); only --iterations may change")
+        raise ConfigError(f"--resume {run_dir}: the config differs from the saved run ({details}); only --iterations and --data may change")
 
 
 def train(config: Config, run_dir: Path, resume: bool = False, force: bool = False) -> Path:
