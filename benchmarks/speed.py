@@ -33,6 +33,7 @@ import math
 import platform
 import resource
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -80,15 +81,20 @@ def conv_peak_gflops(config: Config, device: torch.device, steps: int) -> float:
     return 2 * math.prod(shape) * 64 * 9 / timed(run, steps, device) / 1e9
 
 
+def random_clips(config: Config, batch_size: int, device: torch.device) -> torch.Tensor:
+    """A batch of random clips (t input frames and the target) in the model's [-1, 1] range."""
+    data = config.data
+    return torch.rand((batch_size, data.clip_length + 1, data.channels, data.height, data.width), device=device) * 2 - 1
+
+
 def measure(config: Config, device: torch.device, steps: int) -> dict:
     """Seconds per training step (on a repeated and on a new batch) and inference frames/s."""
     torch.manual_seed(0)
     pipeline = build_pipeline(config, device)
-    shape = (config.train.batch_size, config.data.clip_length + 1, config.data.channels, config.data.height, config.data.width)
-    clips = torch.rand(shape, device=device) * 2 - 1
-    eval_clips = torch.rand((config.eval.batch_size, *shape[1:]), device=device) * 2 - 1
+    clips = random_clips(config, config.train.batch_size, device)
+    eval_clips = random_clips(config, config.eval.batch_size, device)
     step = timed(lambda: pipeline.train_step({"clips": clips}), steps, device)
-    step_new_clips = timed(lambda: pipeline.train_step({"clips": torch.rand(shape, device=device) * 2 - 1}), steps, device)
+    step_new_clips = timed(lambda: pipeline.train_step({"clips": random_clips(config, config.train.batch_size, device)}), steps, device)
     infer = timed(lambda: pipeline.score(eval_clips), steps, device)
     return {"train_step_s": step, "train_step_new_clips_s": step_new_clips, "inference_frames_per_s": config.eval.batch_size / infer}
 
@@ -96,15 +102,14 @@ def measure(config: Config, device: torch.device, steps: int) -> dict:
 def step_gflop(config: Config, device: torch.device) -> float:
     """GFLOP of one training step: convolutions and matrix products, forward and backward."""
     pipeline = build_pipeline(config, device)
-    shape = (config.train.batch_size, config.data.clip_length + 1, config.data.channels, config.data.height, config.data.width)
     with FlopCounterMode(display=False) as counter:
-        pipeline.train_step({"clips": torch.rand(shape, device=device) * 2 - 1})
+        pipeline.train_step({"clips": random_clips(config, config.train.batch_size, device)})
     return counter.get_total_flops() / 1e9
 
 
 def batch_assembly_s(config: Config, data: Path, device: torch.device, steps: int) -> float:
     """Seconds to assemble one training batch from the real frames of `data` (frame cache, clips)."""
-    config.data.root = str(data)
+    config = replace(config, data=replace(config.data, root=str(data)))
     real = training_clips(config)
     pipeline = build_pipeline(config, device)
     visits = itertools.count()

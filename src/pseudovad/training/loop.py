@@ -86,7 +86,7 @@ RESUMABLE_CHANGES = ("train.iterations", "data.root")
 
 
 def _check_same_experiment(saved: dict, requested: dict, run_dir: Path) -> None:
-    """A resumed run may extend its budget, nothing else: other changes would mix two experiments."""
+    """A resumed run may change only RESUMABLE_CHANGES: other changes would mix two experiments."""
     def flat(values: dict, prefix: str = "") -> dict:
         out = {}
         for key, value in values.items():
