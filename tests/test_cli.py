@@ -106,3 +106,40 @@ def test_two_branch_results_have_every_score(tiny_data, tmp_path):
     state = load_checkpoint(run / "checkpoints" / "latest.pt")
     assert set(state["networks"]) == {"classifier", "pseudo_generator", "pseudo_discriminator",
                                       "normal_generator", "normal_discriminator"}
+
+
+def write_grid(path, variants: dict, seeds=(0,), text: str | None = None):
+    overrides = {key: yaml.safe_load(value) for key, value in (pair.split("=") for pair in TINY[1::2])}
+    overrides["train.iterations"] = 2
+    path.write_text(text or json.dumps({"base": "synthetic_ffp", "seeds": list(seeds), "overrides": overrides, "variants": variants}))
+    return path
+
+
+def test_experiment_refuses_a_run_whose_variant_was_redefined(tiny_data, tmp_path, capsys):
+    """The same name with a new definition must not show the old run's numbers under the new definition."""
+    out = tmp_path / "exp"
+    assert main(["experiment", str(write_grid(tmp_path / "a.yaml", {"v": {}})), "--data", str(tiny_data), "--out", str(out)]) == 0
+    results = (out / "v" / "seed0" / "results.json").read_bytes()
+    capsys.readouterr()
+    grid = write_grid(tmp_path / "b.yaml", {"v": {"loss.flow": 0}})
+    assert main(["experiment", str(grid), "--data", str(tiny_data), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "variant 'v' seed 0: " in err and "was trained with another definition (differs in loss.flow)" in err
+    assert (out / "v" / "seed0" / "results.json").read_bytes() == results
+
+
+@pytest.mark.parametrize(
+    "variants, seeds, text, message",
+    [
+        ({"../../x": {}}, (0,), None, "variant name '../../x' must be a plain folder name"),
+        ({".hidden": {}}, (0,), None, "variant name '.hidden' must be a plain folder name"),
+        ({"a": {}}, (0, 0), None, "'seeds' lists a seed twice ([0, 0])"),
+        ({"a": {}}, (-1,), None, "'seeds' must be a list of non-negative integers"),
+        ({}, (0,), "base: synthetic_ffp\nvariants:\n  a: {}\n  a: {loss.flow: 0}\n", "the key 'a' is given twice"),
+    ],
+)
+def test_experiment_grid_errors(tmp_path, capsys, variants, seeds, text, message):
+    grid = write_grid(tmp_path / "grid.yaml", variants, seeds, text)
+    assert main(["experiment", str(grid), "--data", str(tmp_path), "--out", str(tmp_path / "exp")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "exp").exists()

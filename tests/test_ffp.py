@@ -1,6 +1,10 @@
 """FFP's training step: each loss reaches the network it should, and nothing else."""
 
 import copy
+import pickle
+import re
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,6 +13,7 @@ import torch
 from pseudovad.config import build_config
 from pseudovad.errors import ConfigError, PseudovadError
 from pseudovad.losses import lsgan_discriminator_loss
+from pseudovad.models.flow import SpyNet
 from pseudovad.training.ffp import FFPPipeline, NonFiniteLoss, split_clip
 from pseudovad.training.loop import batch_indices
 
@@ -94,40 +99,32 @@ def test_batches_cover_every_clip_once_per_epoch_and_are_reproducible():
     assert not np.array_equal(batch_indices(10, 3, 1, 0), batch_indices(10, 3, 1, 3))
 
 
-class TinyFlowNet(torch.nn.Module):
-    """Stands in for a pretrained flow network: two images in, a 2-channel field out."""
-
-    def __init__(self, out_channels: int = 2) -> None:
-        super().__init__()
-        self.conv = torch.nn.Conv2d(2, out_channels, 3, padding=1)
-
-    def forward(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
-        return self.conv(torch.cat([first, second], dim=1))
-
-
-def export_flow_network(path, out_channels: int = 2):
+def spynet_weights(path, port_keys: bool = True):
+    """Random SpyNet weights saved as a plain state dict, in the PyTorch port's key names or ours."""
     torch.manual_seed(1)
-    example = (torch.rand(2, 1, 32, 32), torch.rand(2, 1, 32, 32))
-    torch.export.save(torch.export.export(TinyFlowNet(out_channels), example), path)
+    state = SpyNet().state_dict()
+    if port_keys:
+        state = {re.sub(r"levels\.(\d+)\.(\d+)\.", r"moduleBasic.\1.moduleBasic.\2.", k): v * 0.1 for k, v in state.items()}
+    torch.save(state, path)
     return path
 
 
-def exported_flow_pipeline(weights) -> FFPPipeline:
+def spynet_pipeline(weights) -> FFPPipeline:
     torch.manual_seed(0)
     config = build_config(
         {
             "data": {"height": 32, "width": 32, "channels": 1, "clip_length": 4},
             "generator": {"width": 4, "levels": 3},
             "discriminator": {"width": 4},
-            "flow": {"estimator": "exported", "weights": str(weights)},
+            "flow": {"estimator": "spynet", "weights": str(weights)},
             "loss": {"intensity": 0, "gradient": 0, "flow": 2, "adversarial": 0},
         }
     )
     return FFPPipeline(config, torch.device("cpu"))
 
 
-def test_a_user_supplied_exported_flow_network_trains_the_generator_and_stays_frozen(tmp_path):
-    pipeline = exported_flow_pipeline(export_flow_network(tmp_path / "flow.pt2"))
+def test_spynet_weights_train_the_generator_and_stay_frozen(tmp_path):
+    pipeline = spynet_pipeline(spynet_weights(tmp_path / "network-sintel-final.pytorch"))
     frozen_weights = [p.detach().clone() for p in pipeline.flow.parameters()]
     losses = pipeline.train_step({"clips": moving_clips()})
     assert losses["flow"] > 0 and generator_grad_norm(pipeline) > 0
@@ -135,17 +132,52 @@ def test_a_user_supplied_exported_flow_network_trains_the_generator_and_stays_fr
     assert all(torch.equal(a, b) for a, b in zip(frozen_weights, pipeline.flow.parameters()))
 
 
-def test_exported_flow_network_errors_name_the_file(tmp_path):
-    with pytest.raises(PseudovadError, match=r"flow network .*missing\.pt2 not found \(flow\.weights\)"):
-        exported_flow_pipeline(tmp_path / "missing.pt2")
-    (tmp_path / "junk.pt2").write_bytes(b"not a program")
-    with pytest.raises(PseudovadError, match=r"junk\.pt2: not a torch\.export program"):
-        exported_flow_pipeline(tmp_path / "junk.pt2")
-    pipeline = exported_flow_pipeline(export_flow_network(tmp_path / "three.pt2", out_channels=3))
-    with pytest.raises(PseudovadError, match=r"three\.pt2 returned \(2, 3, 32, 32\) .* expected flow of shape \(2, 2, 32, 32\)"):
-        pipeline.train_step({"clips": moving_clips()})
+def test_spynet_reads_safetensors_with_its_own_keys(tmp_path):
+    from safetensors.torch import save_file
+
+    save_file(SpyNet().state_dict(), tmp_path / "spynet.safetensors")
+    flow = SpyNet(tmp_path / "spynet.safetensors")
+    assert flow(torch.zeros(2, 1, 40, 24), torch.zeros(2, 1, 40, 24)).shape == (2, 2, 40, 24)
+
+
+def test_flow_weights_errors_name_the_file(tmp_path):
+    with pytest.raises(PseudovadError, match=r"flow\.weights\) .*missing\.pth not found"):
+        spynet_pipeline(tmp_path / "missing.pth")
+    (tmp_path / "junk.pth").write_bytes(b"not a state dict")
+    with pytest.raises(PseudovadError, match=r"junk\.pth: cannot read the SpyNet weights"):
+        spynet_pipeline(tmp_path / "junk.pth")
+    torch.save({"conv.weight": torch.zeros(2)}, tmp_path / "other.pth")
+    with pytest.raises(PseudovadError, match=r"other\.pth: not SpyNet weights"):
+        spynet_pipeline(tmp_path / "other.pth")
     with pytest.raises(ConfigError, match="needs flow.weights"):
-        exported_flow_pipeline("")
+        spynet_pipeline("")
+
+
+def test_a_crafted_torch_export_archive_is_refused_before_anything_reads_it(tmp_path):
+    """A .pt2 can run code when torch.export loads it (pickled weights, guard code); it is refused by name."""
+    archive = tmp_path / "flow.pt2"
+    with zipfile.ZipFile(archive, "w") as handle:
+        handle.writestr("flow/data/weights/weight_0", pickle.dumps(Payload(tmp_path / "payload_ran")))
+    with pytest.raises(PseudovadError, match=r"flow\.pt2: torch\.export \(\.pt2\) files are refused"):
+        spynet_pipeline(archive)
+    assert not (tmp_path / "payload_ran").exists()
+
+
+class Payload:
+    """Creates a file when unpickled: stands in for code an attacker ships."""
+
+    def __init__(self, path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (self.path,))
+
+
+def test_a_pickled_payload_in_a_weights_file_never_runs(tmp_path):
+    torch.save({"levels.0.0.weight": Payload(tmp_path / "payload_ran")}, tmp_path / "evil.pth")
+    with pytest.raises(PseudovadError, match=r"evil\.pth: cannot read the SpyNet weights"):
+        spynet_pipeline(tmp_path / "evil.pth")
+    assert not (tmp_path / "payload_ran").exists()
 
 
 def test_memoised_target_flow_changes_no_parameter():

@@ -9,7 +9,9 @@ the two in step. The kill-and-resume test is in test_interruption.py.
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
+import zipfile
 import pickle
 import re
 from collections.abc import Callable
@@ -200,6 +202,37 @@ def diverged_model(tmp: Path) -> list[str]:
     return ["evaluate", str(tmp / "run")]
 
 
+def force_on_the_dataset(tmp: Path) -> list[str]:
+    data = make_dataset(tmp / "data")
+    return train(data, data, "--force")
+
+
+def force_on_a_folder_above_the_dataset(tmp: Path) -> list[str]:
+    data = make_dataset(tmp / "data")
+    return train(data, tmp, "--force")
+
+
+def force_on_a_folder_pseudovad_did_not_make(tmp: Path) -> list[str]:
+    (tmp / "photos").mkdir()
+    (tmp / "photos" / "holiday.jpg").write_bytes(b"not ours")
+    return train(make_dataset(tmp / "data"), tmp / "photos", "--force")
+
+
+def force_on_a_run_holding_foreign_files(tmp: Path) -> list[str]:
+    data = make_dataset(tmp / "data")
+    assert main(train(data, tmp / "run")) == 0
+    (tmp / "run" / "notes.txt").write_text("my notes on this run")
+    return train(data, tmp / "run", "--force")
+
+
+def force_on_a_run_in_use(tmp: Path, hold_lock: Callable[[Path], None]) -> list[str]:
+    """Another process (here: an open file description of this one) holds the run's lock."""
+    data = make_dataset(tmp / "data")
+    assert main(train(data, tmp / "run")) == 0
+    hold_lock(tmp / "run" / ".lock")
+    return train(data, tmp / "run", "--force")
+
+
 @dataclass(frozen=True)
 class Case:
     make: Callable[..., list[str]]
@@ -231,6 +264,11 @@ CASES = [
 
     Case(diverged_model, "pseudovad evaluate: error: the 'psnr' score is NaN or infinite on test videos 01, 02: the model has diverged; retrain with a lower learning rate (and train.on_nonfinite=stop, the default)\n"),
     Case(pickled_checkpoint, "pseudovad evaluate: error: {tmp}/run/checkpoints/latest.pt: refused to load: it holds objects other than tensors and plain containers (possibly code). Only load checkpoints written by pseudovad.\n"),
+    Case(force_on_the_dataset, "pseudovad train: error: --force refused: {tmp}/data holds or lies above the dataset {tmp}/data (or inside it); choose an --out folder of its own\n"),
+    Case(force_on_a_folder_above_the_dataset, "pseudovad train: error: --force refused: {tmp} holds or lies above the dataset {tmp}/data (or inside it); choose an --out folder of its own\n"),
+    Case(force_on_a_folder_pseudovad_did_not_make, "pseudovad train: error: --force refused: {tmp}/photos has no .pseudovad-run marker, so it is not a run folder pseudovad made (or one from a version before 0.2); delete it yourself if it holds nothing you need, or choose another --out\n"),
+    Case(force_on_a_run_holding_foreign_files, "pseudovad train: error: --force refused: {tmp}/run holds files that are not part of a run (notes.txt); move them out first\n"),
+    Case(force_on_a_run_in_use, "pseudovad train: error: {tmp}/run is in use by another pseudovad process (pid 4242); wait for it to finish or stop it\n"),
     Case(truncated_checkpoint, "pseudovad evaluate: error: {tmp}/run/checkpoints/latest.pt: not a readable checkpoint (PytorchStreamReader failed reading zip archive"),
 ]
 
@@ -248,10 +286,28 @@ def scoring_run(tmp_path_factory) -> Path:
     return tmp / "run"
 
 
+@pytest.fixture
+def hold_lock():
+    """Lock a file as another process would (flock on a separate open file), with pid 4242 in it."""
+    handles = []
+
+    def hold(path: Path) -> None:
+        handle = open(path, "r+")
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        handle.truncate()
+        handle.write("4242\n")
+        handle.flush()
+        handles.append(handle)
+
+    yield hold
+    for handle in handles:
+        handle.close()
+
+
 @pytest.mark.parametrize("case", CASES, ids=[case.make.__name__ for case in CASES])
-def test_case(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, scoring_run: Path) -> None:
+def test_case(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, scoring_run: Path, hold_lock) -> None:
     parameters = case.make.__code__.co_varnames[: case.make.__code__.co_argcount]
-    extra = {"run": scoring_run, "monkeypatch": monkeypatch}
+    extra = {"run": scoring_run, "monkeypatch": monkeypatch, "hold_lock": hold_lock}
     argv = case.make(tmp_path, *(extra[name] for name in parameters[1:]))
     before = fingerprint(tmp_path)
     capsys.readouterr()
@@ -274,3 +330,37 @@ def test_reliability_doc_lists_every_case() -> None:
     doc = (REPO_ROOT / "docs" / "RELIABILITY.md").read_text()
     named = set(re.findall(r"`test_reliability\.py::test_case\[(\w+)\]`", doc))
     assert named == {case.make.__name__ for case in CASES}
+
+
+class Payload:
+    """Creates a file when unpickled: stands in for the code an attacker ships."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (self.path,))
+
+
+def test_a_downloaded_run_naming_crafted_files_runs_no_code(tmp_path: Path, capsys) -> None:
+    """A run whose checkpoint passes the weights-only check but whose config names a crafted .pt2 and
+    a crafted .pth beside it: evaluating and scoring it never open them, resuming it is refused."""
+    data = make_dataset(tmp_path / "data")
+    run = tmp_path / "run"
+    assert main(train(data, run)) == 0
+    with zipfile.ZipFile(run / "flow.pt2", "w") as handle:
+        handle.writestr("flow/data/weights/weight_0", pickle.dumps(Payload(tmp_path / "payload_ran")))
+    torch.save({"weight": Payload(tmp_path / "payload_ran")}, run / "vgg.pth")
+    path = run / "checkpoints" / "latest.pt"
+    state = checkpoint_module.load_checkpoint(path)
+    state["config"]["flow"].update(estimator="spynet", weights=str(run / "flow.pt2"))
+    state["config"]["pseudo"].update(perceptual_weights=str(run / "vgg.pth"), lambda_perceptual=1.0)
+    checkpoint_module.save_checkpoint(state, path)
+    write_video(tmp_path / "camera.avi", 12, size=(16, 16))
+
+    assert main(["evaluate", str(run)]) == 0
+    assert main(["score", str(tmp_path / "camera.avi"), "--run", str(run), "--out", str(tmp_path / "scored")]) == 0
+    capsys.readouterr()
+    assert main(train(data, run, "--iterations", "3", "--resume")) == 2
+    assert "the config differs from the saved run" in capsys.readouterr().err
+    assert not (tmp_path / "payload_ran").exists()

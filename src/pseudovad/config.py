@@ -7,8 +7,10 @@ hyper-parameter otherwise costs a whole training run.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
+import reprlib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -58,12 +60,12 @@ class DiscriminatorConfig:
 class FlowConfig:
     """The frozen, differentiable flow estimator used by the flow loss."""
 
-    estimator: str = "horn_schunck"  # or "exported": a pretrained network from `weights`
+    estimator: str = "horn_schunck"  # or "spynet": a pretrained SpyNet whose state dict is `weights`
     levels: int = 3                   # Horn-Schunck pyramid levels
     iterations: int = 20              # Horn-Schunck Jacobi iterations per level
     finest_iterations: int | None = 10  # ... at the full-resolution level (None: `iterations`; see models/flow.py)
     alpha: float | None = None        # Horn-Schunck smoothness (None: the estimator's default)
-    weights: str | None = None        # a torch.export .pt2 flow network (see models/flow.py ExportedFlow)
+    weights: str | None = None        # SpyNet weights: .safetensors or a torch.save'd state dict (models/flow.py SpyNet)
     memo_mb: float = 2048             # memory for remembered flows between real frames (0: recompute every step)
 
 
@@ -242,10 +244,48 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "data.channels": ("1", "3"),
     "generator.norm": ("none", "batch"),
     "discriminator.norm": ("none", "batch"),
-    "flow.estimator": ("horn_schunck", "exported"),
+    "flow.estimator": ("horn_schunck", "spynet"),
     "train.on_nonfinite": ("stop", "skip"),
     "train.precision": ("fp32", "bf16"),
 }
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, minus two traps: a key given twice (silently the last one wins) and
+    aliases (`*name`, with which a few lines expand to billions of values)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"the key {key!r} is given twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+    def compose_node(self, parent, index):  # noqa: ANN001 - PyYAML's signature
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, "YAML aliases (*name) are not accepted here", event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def read_yaml(text: str, source: str) -> Any:
+    """Parse YAML text strictly (see _StrictLoader); errors are ConfigErrors naming `source`."""
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{source}: not valid YAML: {error}") from None
+
+
+def short_repr(value: Any, limit: int = 60) -> str:
+    """repr(value) cut to about `limit` characters, for error messages about values from files."""
+    shortener = reprlib.Repr()  # attributes, not keyword arguments: Python 3.10 and 3.11 take none
+    shortener.maxstring = shortener.maxother = limit
+    shortener.maxlist = shortener.maxdict = shortener.maxtuple = 6
+    shortener.maxlevel = 2
+    text = shortener.repr(value)
+    return text if len(text) <= limit + 10 else text[:limit] + "..."
 
 
 def _coerce(value: Any, annotation: Any, key: str, source: str) -> Any:
@@ -370,6 +410,18 @@ def load_config(path: str | Path, overrides: list[tuple[str, Any]] = ()) -> Conf
     """Read a YAML config (a path or a packaged config name) and apply overrides."""
     path = resolve_config_path(path)
     return build_config(_read_yaml(path), overrides, source=str(path))
+
+
+def without_training_files(config: Config) -> Config:
+    """`config` minus the files that only training opens (flow network, perceptual weights).
+
+    A run folder can come from anyone: loading its checkpoint to score or evaluate must not open a
+    file its config names. Scoring needs neither file; training takes them from the user's own
+    config or `--set`, never from a saved run."""
+    stripped = copy.deepcopy(config)
+    stripped.flow.estimator, stripped.flow.weights = "horn_schunck", None
+    stripped.pseudo.perceptual_weights, stripped.pseudo.lambda_perceptual = None, 0.0
+    return stripped
 
 
 def config_to_dict(config: Config) -> dict:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -26,11 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 
-from pseudovad.config import load_config, resolve_config_path
+from pseudovad.config import config_to_dict, load_config, read_yaml, resolve_config_path, short_repr
 from pseudovad.errors import ConfigError, PseudovadError
-from pseudovad.training.loop import CHECKPOINT_NAME
+from pseudovad.runs import RunDir
 
 AUC_KEYS = ("micro", "micro_raw", "macro")
 
@@ -42,46 +42,92 @@ class Grid:
     overrides: dict
     variants: dict[str, dict]
 
+    def variant_overrides(self, name: str) -> list[tuple[str, object]]:
+        return list({**self.overrides, **(self.variants[name] or {})}.items())
+
+    def resolved(self, name: str, seed: int, data: Path) -> dict:
+        """The full config that (variant, seed) trains with, as saved in its run's config.yaml."""
+        overrides = [*self.variant_overrides(name), ("data.root", str(data)), ("train.seed", seed)]
+        return config_to_dict(load_config(self.base, overrides))
+
+
+def _check_definition(grid: Grid, name: str, seed: int, data: Path, run: RunDir) -> None:
+    """Refuse to reuse (or resume) a run whose saved config is not what the grid now defines."""
+    if not run.config.is_file():
+        return
+    saved = read_yaml(run.config.read_text(), str(run.config))
+    wanted = grid.resolved(name, seed, data)
+    changed = sorted(key for key in _flat(wanted).keys() | _flat(saved).keys() if _flat(wanted).get(key) != _flat(saved).get(key))
+    if changed:
+        raise PseudovadError(
+            f"variant '{name}' seed {seed}: {run.path} was trained with another definition (differs in "
+            f"{', '.join(changed[:6])}{' ...' if len(changed) > 6 else ''}); rename the variant, or delete that "
+            "run folder to train it again"
+        )
+
+
+def _flat(values: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in values.items():
+        out.update(_flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return out
+
+
+# A variant's name becomes a folder: letters, digits, '_', '-' and '.', not starting with '.'.
+VARIANT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
+
 
 def load_grid(path: Path) -> Grid:
     """Read and validate a grid file; every variant's config is checked before anything trains."""
     try:
-        values = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError) as error:
+        text = Path(path).read_text()
+    except OSError as error:
         raise ConfigError(f"{path}: cannot read grid: {error}") from None
+    values = read_yaml(text, str(path)) or {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: a grid is a mapping with 'base' and 'variants'")
     unknown = set(values) - {"base", "seeds", "overrides", "variants"}
-    if unknown or "base" not in values or not values.get("variants"):
+    if unknown or "base" not in values or not isinstance(values.get("variants"), dict) or not values["variants"]:
         raise ConfigError(f"{path}: a grid needs 'base' and 'variants' (optional: seeds, overrides); unknown: {sorted(unknown)}")
+    seeds = values.get("seeds", [0])
+    if not isinstance(seeds, list) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+        raise ConfigError(f"{path}: 'seeds' must be a list of non-negative integers, got {short_repr(seeds)}")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"{path}: 'seeds' lists a seed twice ({short_repr(seeds)}); each seed is one run")
+    for name in values["variants"]:
+        if not isinstance(name, str) or not VARIANT_NAME.fullmatch(name) or ".." in name:
+            raise ConfigError(f"{path}: variant name {short_repr(name)} must be a plain folder name "
+                              "(letters, digits, '_', '-', '.'; no '/', no '..')")
     beside_grid = Path(path).parent / str(values["base"])
     base_path = beside_grid if beside_grid.is_file() else resolve_config_path(values["base"])
-    grid = Grid(base_path, list(values.get("seeds", [0])), values.get("overrides") or {}, values["variants"])
-    for name, overrides in grid.variants.items():
-        load_config(grid.base, list({**grid.overrides, **(overrides or {})}.items()))
+    grid = Grid(base_path, seeds, values.get("overrides") or {}, values["variants"])
+    for name in grid.variants:
+        load_config(grid.base, grid.variant_overrides(name))
     return grid
 
 
 def _run_one(grid: Grid, name: str, seed: int, data: Path, out: Path, threads: int) -> dict:
-    run = out / name / f"seed{seed}"
-    results = run / "results.json"
+    run = RunDir(out / name / f"seed{seed}")
+    _check_definition(grid, name, seed, data, run)
+    results = run.results
     if not results.exists():
-        overrides = {**grid.overrides, **(grid.variants[name] or {})}
-        command = [sys.executable, "-m", "pseudovad", "train", str(grid.base), "--out", str(run), "--data", str(data),
+        command = [sys.executable, "-m", "pseudovad", "train", str(grid.base), "--out", str(run.path), "--data", str(data),
                    "--seed", str(seed), "--evaluate"]
-        for key, value in overrides.items():
+        for key, value in grid.variant_overrides(name):
             command += ["--set", f"{key}={json.dumps(value)}"]
-        if (run / CHECKPOINT_NAME).exists():
+        if run.checkpoint.exists():
             command.append("--resume")
         env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-        log = run.parent / f"seed{seed}.log"
-        run.parent.mkdir(parents=True, exist_ok=True)
+        log = run.path.parent / f"seed{seed}.log"
+        run.path.parent.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         with open(log, "a") as handle:
             code = subprocess.call(command, env=env, stdout=handle, stderr=subprocess.STDOUT)
         if code != 0:
             raise PseudovadError(f"run {name} seed {seed} failed (exit {code}); see {log}")
-        (run / "wall_seconds.txt").write_text(f"{time.perf_counter() - started:.1f}\n")
+        run.wall_seconds.write_text(f"{time.perf_counter() - started:.1f}\n")
     content = json.loads(results.read_text())
-    summary = json.loads((run / "train_summary.json").read_text())
+    summary = json.loads(run.summary.read_text())
     return {"variant": name, "seed": seed, "auc": content["auc"], "auc_per_kind": content.get("auc_per_kind", {}),
             "label_version": content["label_version"], "iterations": summary["iterations"],
             "train_seconds": summary["seconds"]}
@@ -89,7 +135,10 @@ def _run_one(grid: Grid, name: str, seed: int, data: Path, out: Path, threads: i
 
 def run_grid(grid_path: Path, data: Path, out: Path, jobs: int = 1) -> dict:
     """Train and evaluate every (variant, seed); write OUT/experiment.json and OUT/experiment.md."""
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, got {jobs}")
     grid = load_grid(grid_path)
+    data = Path(data).resolve()
     out.mkdir(parents=True, exist_ok=True)
     threads = max(1, (os.cpu_count() or 1) // jobs)
     tasks = [(name, seed) for name in grid.variants for seed in grid.seeds]

@@ -1,8 +1,11 @@
 """Decoded, resized frames cached as one uint8 memory-mapped array per split.
 
 Decoding JPEGs (or video) at every training step makes a 2-core machine data-bound; decoding once
-and memory-mapping the result makes training compute-bound. The cache key covers the sources (path,
-frame count, modification time) and the target size, so a changed dataset or size rebuilds it.
+and memory-mapping the result makes training compute-bound. The cache key covers every source file
+(path, size and modification time in nanoseconds: each frame image of a frame folder, not only the
+folder, whose time does not change when a frame is rewritten in place) and the target size, so a
+changed frame, dataset or size rebuilds it. A cache file that cannot be read whole (a full disk, a
+copy cut short) is rebuilt, with a note.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +25,7 @@ from pseudovad.data.dataset import Video
 from pseudovad.data.decode import iter_frames
 from pseudovad.errors import DataError
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 def default_cache_dir() -> Path:
@@ -50,12 +54,28 @@ def prepare_frame(rgb: np.ndarray, height: int, width: int, channels: int) -> np
 
 
 def _cache_key(videos: list[Video], height: int, width: int, channels: int) -> str:
-    sources = []
+    """A digest of what the cached frames depend on: each source file's path, size and mtime_ns."""
+    digest = hashlib.sha1(json.dumps({"format": CACHE_FORMAT, "size": [height, width, channels]}).encode())
     for video in videos:
-        stat = video.path.stat()
-        sources.append([str(video.path.resolve()), video.num_frames, stat.st_mtime_ns, stat.st_size])
-    text = json.dumps({"format": CACHE_FORMAT, "size": [height, width, channels], "sources": sources})
-    return hashlib.sha1(text.encode()).hexdigest()[:20]
+        digest.update(f"{video.path.resolve()}\0{video.num_frames}\n".encode())
+        for source in video.frames or (video.path,):
+            stat = source.stat()
+            digest.update(f"{source.name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:20]
+
+
+def _open_cached(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The cached array, or None (with a note on stderr) if the file is cut short or of another shape."""
+    try:
+        array = np.load(path, mmap_mode="r")
+    except (ValueError, OSError, EOFError) as error:
+        reason = str(error)
+    else:
+        if array.shape == shape and array.dtype == np.uint8:
+            return array
+        reason = f"shape {array.shape}, expected {shape}"
+    print(f"note: frame cache {path} is unreadable ({reason}); rebuilding it", file=sys.stderr)
+    return None
 
 
 def load_frames(
@@ -74,9 +94,12 @@ def load_frames(
     key = _cache_key(videos, height, width, channels)
     array_path = cache_dir / f"{key}.npy"
     offsets = np.concatenate([[0], np.cumsum([v.num_frames for v in videos])]).astype(np.int64)
-    if not array_path.exists():
+    shape = (int(offsets[-1]), height, width, channels)
+    array = _open_cached(array_path, shape) if array_path.exists() else None
+    if array is None:
         _build(videos, offsets, array_path, height, width, channels, description)
-    return FrameArray(np.load(array_path, mmap_mode="r"), offsets, videos)
+        array = np.load(array_path, mmap_mode="r")
+    return FrameArray(array, offsets, videos)
 
 
 def _build(

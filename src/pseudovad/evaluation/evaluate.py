@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from pseudovad.config import Config, build_config
+from pseudovad.config import Config, build_config, without_training_files
 from pseudovad.data.cache import FrameArray, load_frames
 from pseudovad.data.clips import to_model_range
 from pseudovad.data.dataset import VideoDataset
@@ -21,7 +21,7 @@ from pseudovad.data.layouts import load_dataset
 from pseudovad.errors import PseudovadError
 from pseudovad.evaluation.protocol import frame_auc, fuse, minmax, scored_labels
 from pseudovad.training.checkpoint import load_checkpoint
-from pseudovad.training.loop import CHECKPOINT_NAME
+from pseudovad.runs import RunDir
 from pseudovad.training.pipelines import build_pipeline, load_pipeline_state, pick_device
 
 PROTOCOL = (
@@ -33,8 +33,9 @@ PROTOCOL = (
 
 def load_trained(run_dir: Path, device: torch.device | None = None):
     """The run's config and its pipeline with the last checkpoint's weights."""
-    state = load_checkpoint(run_dir / CHECKPOINT_NAME)
-    config = build_config(state["config"], source=str(run_dir / CHECKPOINT_NAME))
+    checkpoint = RunDir(run_dir).checkpoint
+    state = load_checkpoint(checkpoint)
+    config = without_training_files(build_config(state["config"], source=str(checkpoint)))
     device = device or pick_device(config.train.device)
     pipeline = build_pipeline(config, device)
     load_pipeline_state(pipeline, state, with_optimizers=False)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from pathlib import Path
 
 import torch
@@ -251,42 +252,123 @@ class HornSchunckFlow(nn.Module):
         )
 
 
-class ExportedFlow(nn.Module):
-    """A pretrained flow network the user supplies, saved with `torch.export.save` (a `.pt2` file).
+# SpyNet's input normalisation: ImageNet channel statistics (RGB) of images in [0, 1].
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+# SpyNet's pyramid shrinks the images until a side is at most this many pixels (and 5 times at most).
+_SPYNET_COARSEST = 32
 
-    pseudovad ships no flow network and downloads none; this lets a user plug in FlowNet2, RAFT or
-    LiteFlowNet as FFP used it. The program must take two images (B, C, H, W) in [-1, 1] and return
-    the flow from the first to the second, (B, 2, H, W), in pixels; export it with a dynamic batch
-    dimension (`dynamic_shapes` with `torch.export.Dim`), since training, sampling and scoring use
-    different batch sizes, at the frame size of the config. An exported program is a graph of
-    tensor operations, not pickled Python, so loading it runs no code of the file's author. Its
-    parameters are frozen; gradients still reach both input images.
+
+def load_state_dict_file(path: Path, what: str) -> dict[str, Tensor]:
+    """Tensors from a `.safetensors` file or a `torch.save`d state dict, read without running code.
+
+    `.pt2` archives (torch.export) are refused: loading one unpickles payloads and compiles guard
+    code stored in the file, so a crafted file runs its author's code."""
+    path = Path(path)
+    if not path.is_file():
+        raise PseudovadError(f"{what} {path} not found")
+    if path.suffix == ".pt2":
+        raise PseudovadError(
+            f"{path}: torch.export (.pt2) files are refused: loading one can run code stored in it. "
+            f"Give the {what} as a state dict (.safetensors, or torch.save(model.state_dict(), PATH))"
+        )
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path), device="cpu")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # both readers report garbage as many exception types
+        raise PseudovadError(f"{path}: cannot read the {what} as a state dict ({type(error).__name__}: {error})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise PseudovadError(f"{path}: the {what} must be a dict of tensors (a state dict), got {type(state).__name__}")
+    return state
+
+
+class SpyNet(nn.Module):
+    """SpyNet (Ranjan and Black, CVPR 2017): a small pretrained flow network, frozen, for FFP's flow loss.
+
+    pseudovad ships and downloads no weights; `weights` is a state dict the user provides, for
+    example the Sintel weights of the widely used PyTorch port (sniklaus/pytorch-spynet, files
+    `network-*.pytorch`, whose keys `module*` / `netBasic.L.netBasic.K.*` are accepted as they are)
+    or a `.safetensors` file with this module's own keys. It is read as tensors only, never
+    unpickled as objects, so a weights file cannot run code.
+
+    The architecture: images are normalised with ImageNet statistics and shrunk by 2x average
+    pooling into a pyramid (coarsest side at most 32 px, at most 6 levels); at each level, coarsest
+    first, a stack of five 7x7 convolutions (8-32-64-32-16-2 channels, ReLU between) sees the first
+    image, the second warped by the upsampled coarser flow, and that flow, and adds its residual.
+    Frames are resized to a multiple of 32 and the flow scaled back. Grayscale frames are
+    repeated to three channels. Gradients reach both images; the parameters never train.
     """
 
-    def __init__(self, path: Path) -> None:
+    LEVELS = 6
+    CHANNELS = (8, 32, 64, 32, 16, 2)
+
+    def __init__(self, weights: Path | None = None) -> None:
         super().__init__()
-        path = Path(path)
-        if not path.is_file():
-            raise PseudovadError(f"flow network {path} not found (flow.weights); export one with torch.export.save")
+        self.levels = nn.ModuleList(self._level() for _ in range(self.LEVELS))
+        self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.source = "random initialisation"
+        if weights is not None:
+            self.load_weights(Path(weights))
+        self.requires_grad_(False)
+
+    @classmethod
+    def _level(cls) -> nn.Sequential:
+        layers: list[nn.Module] = []
+        for index, (inputs, outputs) in enumerate(zip(cls.CHANNELS, cls.CHANNELS[1:])):
+            layers.append(nn.Conv2d(inputs, outputs, kernel_size=7, padding=3))
+            if index < len(cls.CHANNELS) - 2:
+                layers.append(nn.ReLU())
+        return nn.Sequential(*layers)
+
+    def load_weights(self, path: Path) -> None:
+        """Load a state dict in this module's keys or the PyTorch port's (see the class docstring)."""
+        state = load_state_dict_file(path, "SpyNet weights (flow.weights)")
+        renamed = {}
+        for key, value in state.items():
+            match = re.fullmatch(r"(?:module|net)Basic\.(\d+)\.(?:module|net)Basic\.(\d+)\.(weight|bias)", key)
+            renamed[f"levels.{match[1]}.{match[2]}.{match[3]}" if match else key] = value
         try:
-            program = torch.export.load(path)
-        except Exception as error:  # torch.export raises many types for a file that is not a program
-            raise PseudovadError(
-                f"{path}: not a torch.export program ({type(error).__name__}); save the flow network with "
-                "torch.export.save(torch.export.export(net, (image1, image2)), PATH)"
-            ) from None
-        self.network = program.module()
-        self.network.requires_grad_(False)
+            self.load_state_dict(renamed)
+        except RuntimeError as error:
+            raise PseudovadError(f"{path}: not SpyNet weights ({str(error).splitlines()[0]})") from None
         self.source = str(path)
 
     def forward(self, first: Tensor, second: Tensor) -> Tensor:
-        flow = self.network(first, second)
-        if not isinstance(flow, Tensor) or flow.shape != (first.shape[0], 2, *first.shape[-2:]):
-            shape = tuple(flow.shape) if isinstance(flow, Tensor) else type(flow).__name__
-            raise PseudovadError(
-                f"flow network {self.source} returned {shape} for images of shape {tuple(first.shape)}; "
-                f"expected flow of shape {(first.shape[0], 2, *first.shape[-2:])}"
-            )
+        """Flow (B, 2, H, W) in pixels from `first` to `second`, images (B, 1|3, H, W) in [-1, 1]."""
+        height, width = first.shape[-2:]
+        size = (math.ceil(height / 32) * 32, math.ceil(width / 32) * 32)
+        with torch.autocast(device_type=first.device.type, enabled=False):
+            one, two = (F.interpolate(self._normalise(x), size=size, mode="bilinear", align_corners=False)
+                        for x in (first, second))
+            flow = self._coarse_to_fine(self._pyramid(one), self._pyramid(two))
+            flow = F.interpolate(flow, size=(height, width), mode="bilinear", align_corners=False)
+        scale = torch.tensor([width / size[1], height / size[0]], device=flow.device).view(1, 2, 1, 1)
+        return (flow * scale).to(first.dtype)
+
+    def _normalise(self, image: Tensor) -> Tensor:
+        image = (image.float() + 1) / 2
+        if image.shape[1] == 1:
+            image = image.expand(-1, 3, -1, -1)
+        return (image - self.mean) / self.std
+
+    def _pyramid(self, image: Tensor) -> list[Tensor]:
+        """Finest first, halving while a side is above 32 px, LEVELS images at most."""
+        pyramid = [image]
+        while len(pyramid) < self.LEVELS and max(pyramid[-1].shape[-2:]) > _SPYNET_COARSEST:
+            pyramid.append(F.avg_pool2d(pyramid[-1], 2))
+        return pyramid
+
+    def _coarse_to_fine(self, first: list[Tensor], second: list[Tensor]) -> Tensor:
+        coarsest = first[-1]
+        flow = coarsest.new_zeros(coarsest.shape[0], 2, coarsest.shape[2] // 2, coarsest.shape[3] // 2)
+        for level, (one, two) in enumerate(zip(reversed(first), reversed(second))):
+            upsampled = 2 * F.interpolate(flow, size=one.shape[-2:], mode="bilinear", align_corners=True)
+            inputs = torch.cat([one, HornSchunckFlow._warp(two, upsampled), upsampled], dim=1)
+            flow = self.levels[level](inputs) + upsampled
         return flow
 
 

@@ -27,7 +27,7 @@ from pseudovad.losses import (
     lsgan_discriminator_loss,
     lsgan_generator_loss,
 )
-from pseudovad.models.flow import ExportedFlow, HornSchunckFlow, MemoisedFlow
+from pseudovad.models.flow import HornSchunckFlow, MemoisedFlow, SpyNet
 from pseudovad.models.patchgan import PatchDiscriminator
 from pseudovad.models.unet import UNet
 
@@ -41,12 +41,12 @@ class NonFiniteLoss(RuntimeError):
 
 
 def build_flow_estimator(config: Config) -> MemoisedFlow:
-    """The frozen flow network of the flow loss: Horn-Schunck (no weights), or a user's exported
-    network; its flows between real frames are memoised up to `flow.memo_mb`."""
-    if config.flow.estimator == "exported":
+    """The frozen flow network of the flow loss: Horn-Schunck (no weights), or SpyNet with the
+    user's weights file; its flows between real frames are memoised up to `flow.memo_mb`."""
+    if config.flow.estimator == "spynet":
         if not config.flow.weights:
-            raise ConfigError("flow.estimator 'exported' needs flow.weights: the path of a torch.export .pt2 flow network")
-        estimator = ExportedFlow(Path(config.flow.weights))
+            raise ConfigError("flow.estimator 'spynet' needs flow.weights: the path of a SpyNet state dict (.pytorch, .pth or .safetensors)")
+        estimator = SpyNet(Path(config.flow.weights))
     else:
         flow = config.flow
         options = {"levels": flow.levels, "iterations": flow.iterations, "finest_iterations": flow.finest_iterations}

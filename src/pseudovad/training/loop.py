@@ -7,8 +7,8 @@ resumed from a checkpoint sees exactly the batches the uninterrupted run would h
 from __future__ import annotations
 
 import json
-import shutil
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,7 @@ from pseudovad.data.clips import ClipDataset
 from pseudovad.data.layouts import load_dataset
 from pseudovad.errors import ConfigError, PseudovadError
 from pseudovad.reporting.gallery import save_gallery
+from pseudovad.runs import RunDir, claimed
 from pseudovad.training.checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
 from pseudovad.training.distributed import (
     World,
@@ -34,9 +35,6 @@ from pseudovad.training.distributed import (
 )
 from pseudovad.training.ffp import NonFiniteLoss
 from pseudovad.training.pipelines import build_pipeline, load_pipeline_state, pick_device, pipeline_state
-
-CHECKPOINT_NAME = "checkpoints/latest.pt"
-
 
 def batch_indices(num_clips: int, batch_size: int, seed: int, step: int) -> np.ndarray:
     """The clip indices of training step `step`: epoch-wise permutations, the last partial batch dropped."""
@@ -61,23 +59,6 @@ def training_clips(config: Config) -> ClipDataset:
 def learning_rate_scale(config: Config, step: int) -> float:
     decay_at = config.train.lr_decay_at
     return config.train.lr_decay_factor if decay_at is not None and step >= decay_at else 1.0
-
-
-def prepare_run_dir(run_dir: Path, resume: bool, force: bool) -> None:
-    """Refuse to overwrite a run unless asked; `--force` starts over, `--resume` continues."""
-    checkpoint = run_dir / CHECKPOINT_NAME
-    if resume:
-        if not checkpoint.exists():
-            raise PseudovadError(f"--resume: no checkpoint at {checkpoint}; start without --resume")
-        return
-    if run_dir.exists() and any(run_dir.iterdir()):
-        if not force:
-            raise PseudovadError(
-                f"{run_dir} already holds a run; use --resume to continue it, --force to start over, "
-                "or choose another --out"
-            )
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
 
 
 # What a resumed run may change: its budget, and where the same data now lives (a moved or re-mounted
@@ -108,26 +89,27 @@ def train(config: Config, run_dir: Path, resume: bool = False, force: bool = Fal
     if config.data.root is None:
         raise ConfigError("no dataset: pass --data ROOT or set data.root in the config")
     world, device = join_world(pick_device(config.train.device))
+    run = RunDir(run_dir)
     try:
-        checkpoint = _train(config, run_dir, resume, force, world, device)
+        with claimed(run, resume, force, Path(config.data.root)) if world.is_main else nullcontext():
+            checkpoint = _train(config, run_dir, resume, world, device)
         wait_for_all(world)
         return checkpoint
     finally:
         leave_world(world)
 
 
-def _train(config: Config, run_dir: Path, resume: bool, force: bool, world: World, device: torch.device) -> Path:
-    if world.is_main:
-        prepare_run_dir(run_dir, resume, force)
+def _train(config: Config, run_dir: Path, resume: bool, world: World, device: torch.device) -> Path:
+    run = RunDir(run_dir)
     state, saved_iterations = None, 0
     if resume:
         if world.is_main:
-            remove_stale_temporaries((run_dir / CHECKPOINT_NAME).parent)
-        state = load_checkpoint(run_dir / CHECKPOINT_NAME)
+            remove_stale_temporaries(run.checkpoints)
+        state = load_checkpoint(run.checkpoint)
         saved_iterations = state["iteration"]
         _check_same_experiment(state["config"], config_to_dict(config), run_dir)
     if world.is_main:
-        save_config(config, run_dir / "config.yaml")
+        save_config(config, run.config)
 
     torch.manual_seed(config.train.seed)
     clips = training_clips(config)
@@ -143,9 +125,9 @@ def _train(config: Config, run_dir: Path, resume: bool, force: bool, world: Worl
             raise ConfigError(f"pipeline '{config.pipeline}' trains in one process only; run it without torchrun")
         pipeline.distribute(lambda network: data_parallel(network, device))
 
-    checkpoint_path = run_dir / CHECKPOINT_NAME
+    checkpoint_path = run.checkpoint
     sample = clips.batch(np.linspace(0, len(clips) - 1, 4).astype(int)).to(device)
-    writer = SummaryWriter(str(run_dir / "tensorboard")) if world.is_main else None
+    writer = SummaryWriter(str(run.tensorboard)) if world.is_main else None
     schedule = config.train
     step = saved_iterations
 
@@ -205,7 +187,7 @@ def _train(config: Config, run_dir: Path, resume: bool, force: bool, world: Worl
         if writer:
             writer.close()
     if world.is_main:
-        (run_dir / "train_summary.json").write_text(
+        run.summary.write_text(
             json.dumps(
                 {
                     "iterations": step,

@@ -1,0 +1,200 @@
+"""A run folder: every file name in it, the marker that says pseudovad made it, and its lock.
+
+Every command that reads or writes a run goes through `RunDir`, so a file name is spelled once.
+`--force` deletes only what this module recognises as a run folder: one holding the marker, nothing
+foreign, and neither holding nor lying above the dataset; a lock held by the writing process keeps
+two trainings (or a training and a `--force`) off the same folder.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from pseudovad import __version__
+from pseudovad.errors import PseudovadError
+
+try:  # POSIX advisory locks; elsewhere runs are simply not locked
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
+MARKER = ".pseudovad-run"
+LOCK = ".lock"
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """The paths of one run folder (nothing is created by naming them)."""
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.checkpoints / "latest.pt"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.path / "tensorboard"
+
+    @property
+    def summary(self) -> Path:
+        return self.path / "train_summary.json"
+
+    @property
+    def results(self) -> Path:
+        return self.path / "results.json"
+
+    @property
+    def calibration(self) -> Path:
+        return self.path / "calibration.json"
+
+    @property
+    def report(self) -> Path:
+        return self.path / "report"
+
+    @property
+    def gallery(self) -> Path:
+        return self.path / "gallery"
+
+    @property
+    def wall_seconds(self) -> Path:
+        return self.path / "wall_seconds.txt"
+
+    @property
+    def exports(self) -> Path:
+        return self.path / "export"
+
+    @property
+    def marker(self) -> Path:
+        return self.path / MARKER
+
+    @property
+    def lock(self) -> Path:
+        return self.path / LOCK
+
+    def gallery_image(self, step: int) -> Path:
+        return self.gallery / f"step_{step:06d}.png"
+
+    def known_entries(self) -> set[str]:
+        """The names a run folder may hold at its top level (and the temporaries of its writers)."""
+        names = {p.name for p in (self.config, self.checkpoints, self.tensorboard, self.summary, self.results,
+                                  self.calibration, self.report, self.gallery, self.wall_seconds, self.exports,
+                                  self.marker, self.lock)}
+        return names | {f".{name}.tmp" for name in names} | {f"{self.report.name}.new", f"{self.report.name}.old"}
+
+
+def is_run(path: Path) -> bool:
+    return RunDir(path).marker.is_file()
+
+
+def _contains(outer: Path, inner: Path) -> bool:
+    """True if `inner` is `outer` or lies inside it (both resolved)."""
+    return inner == outer or outer in inner.parents
+
+
+def check_deletable(run: RunDir, data_root: Path | None) -> None:
+    """Refuse to delete anything but a pseudovad run folder that holds no data of the user's."""
+    where = run.path.resolve()
+    if data_root is not None and (_contains(where, Path(data_root).resolve()) or _contains(Path(data_root).resolve(), where)):
+        raise PseudovadError(
+            f"--force refused: {run.path} holds or lies above the dataset {data_root} (or inside it); "
+            "choose an --out folder of its own"
+        )
+    if not run.marker.is_file():
+        raise PseudovadError(
+            f"--force refused: {run.path} has no {MARKER} marker, so it is not a run folder pseudovad made "
+            "(or one from a version before 0.2); delete it yourself if it holds nothing you need, or choose another --out"
+        )
+    foreign = sorted(entry.name for entry in run.path.iterdir() if entry.name not in run.known_entries())
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise PseudovadError(f"--force refused: {run.path} holds files that are not part of a run ({shown}); move them out first")
+
+
+def clear_run(run: RunDir) -> None:
+    """Delete a run folder's entries (check_deletable first), keeping the lock this process holds."""
+    for entry in run.path.iterdir():
+        if entry.name == LOCK:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+def write_marker(run: RunDir) -> None:
+    run.path.mkdir(parents=True, exist_ok=True)
+    run.marker.write_text(json.dumps({"made_by": "pseudovad", "version": __version__}) + "\n")
+
+
+@contextmanager
+def locked(run: RunDir) -> Iterator[None]:
+    """Hold RUN/.lock for the duration: a second writer (train, --resume, --force) is refused with the pid
+    of the first. The lock is the kernel's (flock), so a killed process never leaves a stale one."""
+    run.path.mkdir(parents=True, exist_ok=True)
+    handle = open(run.lock, "a+")
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as error:
+                if error.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    raise
+                handle.seek(0)
+                owner = handle.read().strip() or "unknown"
+                raise PseudovadError(
+                    f"{run.path} is in use by another pseudovad process (pid {owner}); wait for it to finish or stop it"
+                ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
+def _check_target(run: RunDir, resume: bool, force: bool, data_root: Path | None) -> bool:
+    """Whether `run` holds an old run to delete; raises if it may not be trained into as asked."""
+    if resume:
+        if not run.checkpoint.exists():
+            raise PseudovadError(f"--resume: no checkpoint at {run.checkpoint}; start without --resume")
+        return False
+    if not run.path.is_dir() or all(entry.name == LOCK for entry in run.path.iterdir()):
+        return False
+    if not force:
+        raise PseudovadError(
+            f"{run.path} already holds a run; use --resume to continue it, --force to start over, or choose another --out"
+        )
+    check_deletable(run, data_root)
+    return True
+
+
+@contextmanager
+def claimed(run: RunDir, resume: bool, force: bool, data_root: Path | None) -> Iterator[None]:
+    """Hold `run` for one training: checked before anything is written (a folder that is not a run
+    gets no lock file), then locked, checked again under the lock, and cleared if `--force` asked."""
+    _check_target(run, resume, force, data_root)
+    with locked(run):
+        if _check_target(run, resume, force, data_root):
+            clear_run(run)
+        write_marker(run)
+        yield
