@@ -30,13 +30,19 @@ RUNS = [
     ("two_branch_kl_perceptual", "synthetic_two_branch_kl_perceptual", []),
     ("two_branch_skip_frames", "synthetic_two_branch_skip_frames", []),
     ("two_branch_dcgan", "synthetic_two_branch_dcgan", []),
-    ("two_branch_ognet_mix", "synthetic_two_branch", ["pseudo.source=ognet_mix", "ognet.old_at=50", "ognet.phase2_iterations=0", "data.height=45", "data.width=45"]),
+    ("two_branch_ognet_mix", "synthetic_two_branch", ["pseudo.source=ognet_mix", "ognet.old_at=50", "ognet.phase2_iterations=0", "ognet.width=8"]),
     ("ognet", "synthetic_ognet", ["ognet.old_at=50", "ognet.phase2_iterations=50"]),
     ("autoencoder", "synthetic_autoencoder", []),
     ("autoencoder_pseudo", "synthetic_autoencoder", ["autoencoder.pseudo_weight=0.5"]),
 ]
 STEPS = 200
 TOLERANCE = 1e-6
+# Runs whose AUCs a change altered on purpose, and why (checked, but not counted as a failure).
+CHANGED_BY_DESIGN = {
+    "two_branch_dcgan": "since the pipeline refactor (after a3a0883) branch A's DCGAN generator is built instead of "
+                        "the U-Net, not after it: the discarded U-Net no longer draws random numbers, so the "
+                        "initial weights of every network built after it differ",
+}
 
 
 def pseudovad(*args: str) -> None:
@@ -45,7 +51,8 @@ def pseudovad(*args: str) -> None:
         raise SystemExit(f"pseudovad {' '.join(args)} failed:\n{done.stderr[-3000:]}")
 
 
-def measure(work: Path, only: list[str]) -> dict:
+def measure(work: Path, only: list[str], out: Path) -> dict:
+    """Train and evaluate each run; `out` is rewritten after every run, so a failure keeps the rest."""
     data = work / "tiny"
     pseudovad("synth", str(data), "--preset", "tiny", "--seed", "0")
     results = {}
@@ -57,6 +64,7 @@ def measure(work: Path, only: list[str]) -> dict:
         pseudovad("train", config, "--data", str(data), "--out", str(run), "--iterations", str(STEPS), *sets, "--evaluate")
         content = json.loads((run / "results.json").read_text())
         results[label] = content["auc"]
+        out.write_text(json.dumps(results, indent=1) + "\n")
         print(label, json.dumps({score: auc["micro"] for score, auc in content["auc"].items()}), flush=True)
     return results
 
@@ -90,12 +98,15 @@ def main() -> int:
         print("set OMP_NUM_THREADS=1: results depend on the thread count", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory() as work:
-        measured = measure(Path(work), args.only)
-    args.out.write_text(json.dumps(measured, indent=1) + "\n")
+        measured = measure(Path(work), args.only, args.out)
     if args.check:
         problems = differences(json.loads(args.check.read_text()), measured)
-        print("\n".join(problems) or f"all {len(measured)} runs equal to {TOLERANCE:g}")
-        return 1 if problems else 0
+        expected = [p for p in problems if p.split()[0] in CHANGED_BY_DESIGN]
+        for label in sorted({p.split()[0] for p in expected}):
+            print(f"{label} differs by design: {CHANGED_BY_DESIGN[label]}")
+        unexpected = [p for p in problems if p not in expected]
+        print("\n".join(unexpected) or f"every other run equal to {TOLERANCE:g} ({len(measured)} runs)")
+        return 1 if unexpected else 0
     return 0
 
 

@@ -11,7 +11,7 @@ from pseudovad.config import build_config
 from pseudovad.losses import intensity_loss
 from pseudovad.training.autoencoder import AutoencoderPipeline
 
-from test_ffp import moving_clips
+from helpers import moving_clips
 
 
 def tiny_autoencoder(input_range: str, **options) -> AutoencoderPipeline:
@@ -54,7 +54,7 @@ def test_both_input_ranges_train_score_and_show_samples(input_range):
     assert set(losses) == {"autoencoder", "reconstruction", "pseudo"}
     assert losses["autoencoder"] == pytest.approx(losses["reconstruction"] + losses["pseudo"], rel=1e-5)
     assert torch.isfinite(model.score(clips)["psnr"]).all()
-    images = model.sample_images(clips)
+    images = model.sample_images({"clips": clips})
     assert list(images) == ["input", "reconstruction", "pseudo-anomaly"]
     for image in images.values():
         assert image.shape == (2, 1, 32, 32) and image.min() >= -1 and image.max() <= 1

@@ -1,14 +1,30 @@
 import pytest
 
-from pseudovad.config import PACKAGED_CONFIGS, build_config, load_config, parse_override
+from pseudovad.config import PACKAGED_CONFIGS, build_config, config_names, load_config, parse_override
+from pseudovad.config.loading import RENAMED
 from pseudovad.errors import ConfigError
 
 
-def test_every_packaged_config_loads():
-    names = sorted(PACKAGED_CONFIGS.glob("*.yaml"))
-    assert names, "no packaged configs"
-    for path in names:
-        load_config(path)
+def test_every_packaged_config_and_every_scale_x_method_loads():
+    names = config_names()
+    assert {"synthetic_ffp", "ped2_ffp", "ped2_128_two_branch", "synthetic_ognet"} <= set(names)
+    for name in names:
+        load_config(name)
+
+
+def test_every_config_name_of_earlier_versions_still_loads_as_before():
+    """The names the README and results used before configs became scale x method."""
+    old = ["ped2_ffp_128", "ped2_two_branch", "ped2_single_branch", "ped2_two_branch_kl", "ped2_autoencoder",
+           "synthetic_two_branch_kl_perceptual", "synthetic_ognet", "ped2_ognet", "ped2_ffp_paper"]
+    assert set(RENAMED) <= set(old) | set(RENAMED)
+    assert load_config("ped2_two_branch").data.height == 128 and load_config("ped2_ffp_128").train.iterations == 4000
+    for name in old:
+        load_config(name)
+
+
+def test_a_flat_pseudo_section_of_an_old_checkpoint_is_upgraded():
+    config = build_config({"pipeline": "two_branch", "pseudo": {"objective": "hinge_flow", "lambda_flow": 0.3, "flow_margin": 2.0}})
+    assert (config.pseudo.objective.name, config.pseudo.objective.weight, config.pseudo.objective.margin) == ("hinge_flow", 0.3, 2.0)
 
 
 def test_override_parsing_and_types():
@@ -30,7 +46,7 @@ def test_wrong_type_and_bad_choice_are_named():
 
 
 def test_missing_config_lists_packaged_names():
-    with pytest.raises(ConfigError, match="synthetic_ffp"):
+    with pytest.raises(ConfigError, match=r"a named config \(ped2_ffp.*SCALE one of .*synthetic.* and METHOD one of .*two_branch"):
         load_config("no_such_config")
 
 

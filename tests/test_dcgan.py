@@ -6,8 +6,8 @@ import torch
 from pseudovad.models.dcgan import DCGANGenerator
 from pseudovad.models.unet import UNet
 
-from test_ffp import moving_clips
-from test_pseudo import pipeline
+from helpers import moving_clips
+from test_thesis import pipeline
 
 
 def test_two_branch_pipeline_trains_with_a_dcgan_generator():
@@ -22,7 +22,7 @@ def test_two_branch_pipeline_trains_with_a_dcgan_generator():
     losses = model.train_step({"clips": moving_clips(2)})
     assert all(torch.isfinite(torch.tensor(v)) for v in losses.values())
     assert any(not torch.equal(old, new) for old, new in zip(before, generator.parameters()))
-    assert model.sample_images(moving_clips(2))["pseudo-anomaly"].shape == (2, 1, 32, 32)
+    assert model.sample_images({"clips": moving_clips(2)})["pseudo-anomaly"].shape == (2, 1, 32, 32)
 
 
 def test_dcgan_output_depends_on_the_clip_only_through_the_bottleneck():

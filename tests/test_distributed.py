@@ -62,6 +62,15 @@ def test_two_branch_pipeline_trains_in_two_processes(tiny_data, tmp_path):
             torch.testing.assert_close(parallel[network][name].float(), value.float(), rtol=0, atol=0.05, msg=name)
 
 
+def test_learning_not_to_predict_trains_in_two_processes(tiny_data, tmp_path):
+    """Each process draws its share of the global batch's pseudo-anomalies; the normal and pseudo
+    terms are means over each process's own samples, so one and two processes differ slightly
+    (a process may hold no normal sample) and the test asks only for a finite, trained model."""
+    objective = "objective={name: learn_not_to_predict, probability: 0.5, sources: [{name: skip_frames}, {name: patch}]}"
+    parallel = train(TORCHRUN, "synthetic_ffp", tiny_data, tmp_path / "parallel", "--set", objective)
+    assert all(torch.isfinite(value).all() for value in parallel["generator"].values())
+
+
 def test_pipelines_without_data_parallel_support_say_so(tiny_data, tmp_path):
     command = [*TORCHRUN, "pseudovad", "train", "synthetic_ognet", "--data", str(tiny_data), "--out", str(tmp_path / "run"),
                "--iterations", "4", "--set", "ognet.old_at=1", "--set", "ognet.phase2_iterations=1"]

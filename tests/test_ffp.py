@@ -14,30 +14,15 @@ from pseudovad.config import build_config
 from pseudovad.errors import ConfigError, PseudovadError
 from pseudovad.losses import lsgan_discriminator_loss
 from pseudovad.models.flow import SpyNet
-from pseudovad.training.ffp import FFPPipeline, NonFiniteLoss, split_clip
+from pseudovad.training.base import NonFiniteLoss
+from pseudovad.training.ffp import FFPPipeline, split_clip
 from pseudovad.training.loop import batch_indices
 
-
-def tiny_pipeline(**loss) -> FFPPipeline:
-    torch.manual_seed(0)
-    config = build_config(
-        {
-            "data": {"height": 32, "width": 32, "channels": 1, "clip_length": 4},
-            "generator": {"width": 4, "levels": 3},
-            "discriminator": {"width": 4},
-            "flow": {"levels": 2, "iterations": 5},
-            "loss": loss,
-        }
-    )
-    return FFPPipeline(config, torch.device("cpu"))
+from helpers import moving_clips, tiny_pipeline
 
 
-def moving_clips(batch: int = 2) -> torch.Tensor:
-    """A bright square moving right by one pixel per frame, in [-1, 1]."""
-    clips = torch.full((batch, 5, 1, 32, 32), -1.0)
-    for t in range(5):
-        clips[:, t, :, 5:10, 3 + t : 8 + t] = 1.0
-    return clips
+def ffp(**loss) -> FFPPipeline:
+    return tiny_pipeline("ffp", loss=loss)
 
 
 def generator_grad_norm(pipeline: FFPPipeline) -> float:
@@ -45,21 +30,21 @@ def generator_grad_norm(pipeline: FFPPipeline) -> float:
 
 
 def test_flow_loss_alone_trains_the_generator():
-    pipeline = tiny_pipeline(intensity=0, gradient=0, flow=2, adversarial=0)
+    pipeline = ffp(intensity=0, gradient=0, flow=2, adversarial=0)
     losses = pipeline.train_step({"clips": moving_clips()})
     assert losses["flow"] > 0
     assert generator_grad_norm(pipeline) > 0
 
 
 def test_zero_flow_weight_sends_no_gradient_and_skips_the_term():
-    pipeline = tiny_pipeline(intensity=0, gradient=0, flow=0, adversarial=0)
+    pipeline = ffp(intensity=0, gradient=0, flow=0, adversarial=0)
     losses = pipeline.train_step({"clips": moving_clips()})
     assert "flow" not in losses
     assert generator_grad_norm(pipeline) == 0
 
 
 def test_discriminator_gradients_come_only_from_its_own_loss():
-    pipeline = tiny_pipeline()
+    pipeline = ffp()
     clips = moving_clips()
     # Expected: D's loss alone, on copies of the networks as they are before the step.
     generator = copy.deepcopy(pipeline.generator)
@@ -76,13 +61,13 @@ def test_discriminator_gradients_come_only_from_its_own_loss():
 
 
 def test_adversarial_term_reaches_the_generator():
-    pipeline = tiny_pipeline(intensity=0, gradient=0, flow=0, adversarial=1)
+    pipeline = ffp(intensity=0, gradient=0, flow=0, adversarial=1)
     pipeline.train_step({"clips": moving_clips()})
     assert generator_grad_norm(pipeline) > 0
 
 
 def test_nonfinite_loss_is_named_and_no_step_is_applied():
-    pipeline = tiny_pipeline(adversarial=0, flow=0)
+    pipeline = ffp(adversarial=0, flow=0)
     before = [p.clone() for p in pipeline.generator.parameters()]
     clips = moving_clips()
     clips[0, -1, 0, 0, 0] = float("nan")

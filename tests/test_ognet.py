@@ -12,10 +12,9 @@ from pseudovad.config import build_config
 from pseudovad.errors import ConfigError
 from pseudovad.training.checkpoint import load_checkpoint
 from pseudovad.training.ognet import OGNetPipeline
-from pseudovad.training.pseudo import PseudoAnomalyPipeline
+from pseudovad.training.thesis import ThesisPipeline
 
-from test_ffp import moving_clips
-from test_pseudo import TINY as TINY_PSEUDO
+from helpers import moving_clips, tiny_pipeline
 
 
 def tiny_ognet(iterations: int = 3, **ognet) -> OGNetPipeline:
@@ -138,16 +137,9 @@ def test_old_at_must_lie_in_phase_one():
         tiny_ognet(iterations=10, old_at=8, phase2_iterations=2)
 
 
-def ognet_mix_pipeline(kind: str = "two_branch") -> PseudoAnomalyPipeline:
-    torch.manual_seed(0)
-    values = {
-        **TINY_PSEUDO,
-        "pipeline": kind,
-        "pseudo": {"source": "ognet_mix"},
-        "ognet": {"width": 4, "old_at": 1, "phase2_iterations": 0},
-        "train": {"iterations": 4},
-    }
-    return PseudoAnomalyPipeline(build_config(values), torch.device("cpu"))
+def ognet_mix_pipeline(kind: str = "two_branch") -> ThesisPipeline:
+    return tiny_pipeline(kind, pseudo={"source": "ognet_mix"}, ognet={"width": 4, "old_at": 1, "phase2_iterations": 0},
+                         train={"iterations": 4})
 
 
 def test_ognet_mix_feeds_the_classifier_the_mixtures():
@@ -170,7 +162,7 @@ def test_ognet_mix_feeds_the_classifier_the_mixtures():
     assert [len(batch) for batch in seen] == [2, 4]  # the mixtures, then real frames and B's predictions
     torch.testing.assert_close(seen[0], model.ognet.pseudo_anomalies(clips[:, -1])["pseudo"])
     assert changed(before, model.classifier)
-    assert "pseudo-anomaly" in model.sample_images(clips)
+    assert "pseudo-anomaly" in model.sample_images({"clips": clips})
 
 
 def test_ognet_mix_needs_the_two_branch_pipeline():

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from pseudovad.evaluation.protocol import frame_auc, minmax, psnr, scored_labels, smooth
+from pseudovad.evaluation.protocol import frame_auc, minmax, scored_labels, smooth
+from pseudovad.metrics import psnr
 
 
 def test_psnr_matches_hand_computation_on_unit_range():

@@ -255,7 +255,7 @@ CASES = [
     Case(mat_without_expected_key, "pseudovad inspect: error: {tmp}/labels.mat: not a supported label file. Supported: an FFP .mat with 'gt'"),
     Case(unknown_config_key, "pseudovad train: error: --set: unknown config key 'train.iteratons'; did you mean 'train.iterations'?\n"),
     Case(value_of_wrong_type, "pseudovad train: error: --set: 'train.batch_size' must be int, got str 'four'\n"),
-    Case(missing_config_file, "pseudovad train: error: config file {tmp}/my_config.yaml not found; give a YAML path or one of: ped2_autoencoder, ped2_ffp,"),
+    Case(missing_config_file, "pseudovad train: error: config file {tmp}/my_config.yaml not found; give a YAML path, a named config (ped2_ffp,"),
     Case(overwrite_finished_run, "pseudovad train: error: {tmp}/run already holds a run; use --resume to continue it, --force to start over, or choose another --out\n"),
     Case(resume_without_checkpoint, "pseudovad train: error: --resume: no checkpoint at {tmp}/run/checkpoints/latest.pt; start without --resume\n"),
     Case(disk_full_while_checkpointing, "pseudovad train: error: could not write checkpoint {tmp}/run/checkpoints/latest.pt: [Errno 28] No space left on device; the previous checkpoint is kept\n", ("run/config.yaml",)),
@@ -354,7 +354,7 @@ def test_a_downloaded_run_naming_crafted_files_runs_no_code(tmp_path: Path, caps
     path = run / "checkpoints" / "latest.pt"
     state = checkpoint_module.load_checkpoint(path)
     state["config"]["flow"].update(estimator="spynet", weights=str(run / "flow.pt2"))
-    state["config"]["pseudo"].update(perceptual_weights=str(run / "vgg.pth"), lambda_perceptual=1.0)
+    state["config"]["pseudo"]["objective"] = {"name": "kl", "weight": 0.1, "perceptual": 1.0, "perceptual_weights": str(run / "vgg.pth")}
     checkpoint_module.save_checkpoint(state, path)
     write_video(tmp_path / "camera.avi", 12, size=(16, 16))
 

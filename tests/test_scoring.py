@@ -12,17 +12,14 @@ import pytest
 
 from pseudovad.cli import main
 from pseudovad.data.dataset import Video
-from pseudovad.evaluation.evaluate import load_trained
-from pseudovad.scoring import CSV_COLUMNS, score_video
+from pseudovad.runs import load_trained
+from pseudovad.scoring import score_video
 from pseudovad.training.checkpoint import load_checkpoint, save_checkpoint
 
-TINY = [
-    "--set", "data.height=32", "--set", "data.width=32",
-    "--set", "generator.width=4", "--set", "generator.levels=3",
-    "--set", "discriminator.width=4", "--set", "classifier.width=4",
-    "--set", "flow.iterations=5", "--set", "train.precision=fp32", "--set", "train.channels_last=false",
-]
+from helpers import TINY_SET as TINY
+
 CLIP_LENGTH = 4
+COLUMNS = ("frame", "time", "psnr", "classifier", "classifier_abnormal", "combined", "flagged")
 
 
 @pytest.fixture(scope="module")
@@ -47,14 +44,14 @@ def test_scores_csv_segments_and_plot_for_a_frame_folder(tiny_data, run, tmp_pat
     assert main(["score", str(video), "--run", str(run), "--out", str(tmp_path / "out")]) == 0
     assert "percentile 1 of the training PSNRs" in capsys.readouterr().out
     rows = read_csv(tmp_path / "out" / "scores.csv")
-    assert tuple(rows[0]) == CSV_COLUMNS
+    assert tuple(rows[0]) == COLUMNS
     assert len(rows) == len(list(video.iterdir()))
     assert [int(row["frame"]) for row in rows] == list(range(len(rows)))
     assert float(rows[25]["time"]) == pytest.approx(1.0)  # frame folders: 25 fps by default
     for row in rows[:CLIP_LENGTH]:
-        assert (row["psnr"], row["classifier"], row["fused"], row["flagged"]) == ("", "", "", "0")
+        assert (row["psnr"], row["classifier"], row["combined"], row["flagged"]) == ("", "", "", "0")
     for row in rows[CLIP_LENGTH:]:
-        assert float(row["psnr"]) > 0 and 0 <= float(row["classifier"]) <= 1 and 0 <= float(row["fused"]) <= 1
+        assert float(row["psnr"]) > 0 and 0 <= float(row["classifier"]) <= 1 and 0 <= float(row["combined"]) <= 1
     summary = json.loads((tmp_path / "out" / "segments.json").read_text())
     threshold = summary["threshold"]
     assert threshold["percentile"] == 1.0 and threshold["training_clips"] > 0

@@ -17,8 +17,10 @@ EXAMPLES = """examples:
   pseudovad demo                                   synthetic data -> train FFP -> AUC table
   pseudovad synth data/synthetic --preset default  write the built-in synthetic scene
   pseudovad inspect ../shared/data/ped2 --json     what a dataset folder holds
-  pseudovad train configs/ped2_ffp.yaml --data ../shared/data/ped2 --out runs/ped2_ffp
-  torchrun --nproc_per_node 2 -m pseudovad train configs/ped2_ffp_paper.yaml --data ../shared/data/ped2 --out runs/paper
+  pseudovad configs                                the packaged configs: named, scales and methods
+  pseudovad train ped2_ffp --data ../shared/data/ped2 --out runs/ped2_ffp
+  pseudovad train scale/ped2_128 method/pseudo --data ../shared/data/ped2 --out runs/p128   a scale x method
+  torchrun --nproc_per_node 2 -m pseudovad train ped2_ffp_paper --data ../shared/data/ped2 --out runs/paper
                                                    2 processes (GPUs, else CPU/gloo), global batch split between them
   pseudovad evaluate runs/ped2_ffp                 frame-level AUCs into runs/ped2_ffp/results.json
   pseudovad report runs/ped2_ffp                   HTML report: runs/ped2_ffp/report/index.html
@@ -52,8 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(inspect)
     inspect.add_argument("--json", action="store_true", help="print JSON instead of text")
 
+    sub.add_parser("configs", help="list the packaged configs (named ones, scales, methods) with what each is")
+
     train = sub.add_parser("train", help="train a pipeline from a YAML config")
-    train.add_argument("config", help="YAML config path, or the name of a packaged config (e.g. synthetic_ffp)")
+    train.add_argument("config", nargs="+", help="YAML config path or packaged config name (see `pseudovad configs`); "
+                       "several are merged in order, e.g. scale/ped2_128 method/ffp")
     train.add_argument("--out", type=Path, required=True, help="run folder: checkpoints, TensorBoard logs, results")
     train.add_argument("--data", type=Path, help="dataset folder (overrides data.root)")
     train.add_argument("--iterations", type=int, help="training steps (overrides train.iterations)")
@@ -74,10 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--force", action="store_true", help="start over if --out already holds a demo")
 
     experiment = sub.add_parser("experiment", help="train and evaluate a grid of config variants over seeds; Markdown + JSON table")
-    experiment.add_argument("grid", type=Path, help="grid YAML: base config, seeds, variants (see configs/grids/)")
-    experiment.add_argument("--data", type=Path, required=True, help="dataset folder")
+    experiment.add_argument("grid", type=Path, help="grid YAML or the name of a packaged grid (pipelines, ffp_ablation, ...): "
+                            "scale, base config, seeds, variants")
+    experiment.add_argument("--data", type=Path, help="dataset folder (its table is reported, never used to choose)")
+    experiment.add_argument("--validation", metavar="SPLIT", help="choose on validation data instead: synthetic:10,11,12 "
+                            "(the built-in scene with seeds kept for choosing); the best variant is recorded with the split")
     experiment.add_argument("--out", type=Path, required=True, help="folder for the runs and the table; rerun to continue")
     experiment.add_argument("--jobs", type=int, default=1, help="runs in parallel (the CPU threads are split between them)")
+    experiment.add_argument("--scale", help="a packaged scale (scale/NAME) to run the grid at, replacing the grid's own")
 
     report = sub.add_parser("report", help="HTML report of an evaluated run: AUCs vs published, ROC, per-video plots, galleries")
     report.add_argument("run", type=Path, help="run folder holding results.json (from `pseudovad evaluate`)")
@@ -129,15 +138,17 @@ def _load_train_config(args: argparse.Namespace):
         overrides.append(("train.iterations", args.iterations))
     if args.seed is not None:
         overrides.append(("train.seed", args.seed))
-    return load_config(args.config, overrides)
+    return load_config(args.config if len(args.config) > 1 else args.config[0], overrides)
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
     from pseudovad.training.distributed import is_main_process
     from pseudovad.training.loop import train
 
+    from pseudovad.reporting.gallery import save_gallery
+
     config = _load_train_config(args)
-    checkpoint = train(config, args.out, resume=args.resume, force=args.force)
+    checkpoint = train(config, args.out, resume=args.resume, force=args.force, sample_writer=save_gallery)
     if not is_main_process():
         return
     print(f"trained {config.pipeline} for {config.train.iterations} iterations: {checkpoint}")
@@ -171,6 +182,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 def _cmd_demo(args: argparse.Namespace) -> None:
     from pseudovad.config import load_config
     from pseudovad.data.synthetic import generate_synthetic
+    from pseudovad.reporting.gallery import save_gallery
     from pseudovad.reporting.report import build_report
     from pseudovad.training.loop import train
 
@@ -183,7 +195,7 @@ def _cmd_demo(args: argparse.Namespace) -> None:
         overrides.append(("train.iterations", args.iterations))
     config = load_config("synthetic_ffp", overrides)
     run = args.out / "ffp"
-    train(config, run, force=True)
+    train(config, run, force=True, sample_writer=save_gallery)
     results = _evaluate(run, None, None)
     _print_results(results)
     page = build_report(run)
@@ -194,9 +206,19 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 def _cmd_experiment(args: argparse.Namespace) -> None:
     from pseudovad.experiment import run_grid
 
-    report = run_grid(args.grid, args.data, args.out, args.jobs)
+    report = run_grid(args.grid, args.data, args.out, args.jobs, args.scale, args.validation)
     print((args.out / "experiment.md").read_text())
     print(f"{len(report['runs'])} runs; table: {args.out / 'experiment.md'}, data: {args.out / 'experiment.json'}")
+
+
+def _cmd_configs(args: argparse.Namespace) -> None:
+    from pseudovad.config import describe_configs
+
+    rows = describe_configs()
+    width = max(len(name) for name, _ in rows)
+    for name, description in rows:
+        print(f"{name:<{width}}  {description}")
+    print("\nA name SCALE_METHOD (e.g. ped2_128_two_branch) is scale/SCALE merged with method/METHOD.")
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
@@ -219,6 +241,7 @@ def _cmd_score(args: argparse.Namespace) -> None:
 
 
 COMMANDS = {
+    "configs": _cmd_configs,
     "synth": _cmd_synth,
     "inspect": _cmd_inspect,
     "train": _cmd_train,

@@ -2,7 +2,8 @@
 
 A grid is YAML:
 
-    base: ped2_ffp                  # packaged config name or YAML path
+    scale: ped2_128                 # optional: a packaged scale (`--scale` replaces it)
+    base: method/ffp                # packaged config name(s) or YAML path(s), merged after the scale
     seeds: [0, 1]
     overrides: {train.iterations: 4000}   # applied to every variant (optional)
     variants:
@@ -28,8 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pseudovad.config import config_to_dict, load_config, read_yaml, resolve_config_path, short_repr
+from pseudovad.config import PACKAGED_CONFIGS, Config, config_to_dict, load_config, read_yaml, short_repr
 from pseudovad.errors import ConfigError, PseudovadError
+from pseudovad.registry import PIPELINES
 from pseudovad.runs import RunDir
 
 AUC_KEYS = ("micro", "micro_raw", "macro")
@@ -37,7 +39,7 @@ AUC_KEYS = ("micro", "micro_raw", "macro")
 
 @dataclass
 class Grid:
-    base: Path
+    base: list[str]
     seeds: list[int]
     overrides: dict
     variants: dict[str, dict]
@@ -46,9 +48,10 @@ class Grid:
         return list({**self.overrides, **(self.variants[name] or {})}.items())
 
     def resolved(self, name: str, seed: int, data: Path) -> dict:
-        """The full config that (variant, seed) trains with, as saved in its run's config.yaml."""
+        """The config that (variant, seed) trains with, as its run's config.yaml saves it."""
         overrides = [*self.variant_overrides(name), ("data.root", str(data)), ("train.seed", seed)]
-        return config_to_dict(load_config(self.base, overrides))
+        config = load_config(self.base, overrides)
+        return config_to_dict(config, (*Config.COMMON, *PIPELINES.get(config.pipeline).sections))
 
 
 def _check_definition(grid: Grid, name: str, seed: int, data: Path, run: RunDir) -> None:
@@ -77,8 +80,37 @@ def _flat(values: dict, prefix: str = "") -> dict:
 VARIANT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
 
 
-def load_grid(path: Path) -> Grid:
-    """Read and validate a grid file; every variant's config is checked before anything trains."""
+GRIDS = PACKAGED_CONFIGS / "grids"
+# Grid files of earlier versions -> the packaged grid and scale that replace them.
+RENAMED_GRIDS = {
+    "synthetic_pipelines": "pipelines", "ped2_pipelines": "pipelines --scale ped2_128",
+    "synthetic_ffp_ablation": "ffp_ablation", "ped2_ffp_128_ablation": "ffp_ablation --scale ped2_128",
+    "ped2_ffp_ablation": "ffp_ablation --scale ped2_256", "ped2_ffp_seeds": "ffp_ablation --scale ped2_256 (variant ffp)",
+    "ped2_ffp_128_seeds": "ffp_ablation --scale ped2_128 (variant ffp)", "ped2_ffp_128_flow_weight": "ffp_flow_weight",
+    "ped2_ffp_resolution": "ffp_resolution",
+    **{f"{d}_thesis_{k}": f"thesis_{k}" + (" --scale ped2_128" if d == "ped2" else "")
+       for d in ("synthetic", "ped2") for k in ("classifier_lr", "kl", "lambda_flow")},
+}
+
+
+def grid_path(name_or_path: str | Path) -> Path:
+    """A grid file: a path, or the name of a packaged grid (`pseudovad experiment pipelines`)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    name = path.name.removesuffix(".yaml")
+    if (GRIDS / f"{name}.yaml").is_file():
+        return GRIDS / f"{name}.yaml"
+    if name in RENAMED_GRIDS:
+        raise ConfigError(f"grid {name_or_path} is now `pseudovad experiment {RENAMED_GRIDS[name]}`")
+    names = ", ".join(sorted(p.stem for p in GRIDS.glob("*.yaml")))
+    raise ConfigError(f"grid {name_or_path} not found; give a YAML path or one of: {names}")
+
+
+def load_grid(path: Path, scale: str | None = None) -> Grid:
+    """Read and validate a grid file; every variant's config is checked before anything trains.
+    `scale` (as `--scale`) replaces the grid's own."""
+    path = grid_path(path)
     try:
         text = Path(path).read_text()
     except OSError as error:
@@ -86,9 +118,9 @@ def load_grid(path: Path) -> Grid:
     values = read_yaml(text, str(path)) or {}
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: a grid is a mapping with 'base' and 'variants'")
-    unknown = set(values) - {"base", "seeds", "overrides", "variants"}
+    unknown = set(values) - {"base", "scale", "seeds", "overrides", "variants"}
     if unknown or "base" not in values or not isinstance(values.get("variants"), dict) or not values["variants"]:
-        raise ConfigError(f"{path}: a grid needs 'base' and 'variants' (optional: seeds, overrides); unknown: {sorted(unknown)}")
+        raise ConfigError(f"{path}: a grid needs 'base' and 'variants' (optional: scale, seeds, overrides); unknown: {sorted(unknown)}")
     seeds = values.get("seeds", [0])
     if not isinstance(seeds, list) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
         raise ConfigError(f"{path}: 'seeds' must be a list of non-negative integers, got {short_repr(seeds)}")
@@ -98,20 +130,22 @@ def load_grid(path: Path) -> Grid:
         if not isinstance(name, str) or not VARIANT_NAME.fullmatch(name) or ".." in name:
             raise ConfigError(f"{path}: variant name {short_repr(name)} must be a plain folder name "
                               "(letters, digits, '_', '-', '.'; no '/', no '..')")
-    beside_grid = Path(path).parent / str(values["base"])
-    base_path = beside_grid if beside_grid.is_file() else resolve_config_path(values["base"])
-    grid = Grid(base_path, seeds, values.get("overrides") or {}, values["variants"])
+    scale = scale or values.get("scale")
+    bases = values["base"] if isinstance(values["base"], list) else [values["base"]]
+    bases = [str(Path(path).parent / str(b)) if (Path(path).parent / str(b)).is_file() else str(b) for b in bases]
+    grid = Grid([f"scale/{scale}", *bases] if scale else bases, seeds, values.get("overrides") or {}, values["variants"])
     for name in grid.variants:
         load_config(grid.base, grid.variant_overrides(name))
     return grid
 
 
 def _run_one(grid: Grid, name: str, seed: int, data: Path, out: Path, threads: int) -> dict:
+    """Train and evaluate (variant, seed) on `data` in OUT/<variant>/seed<k>, unless it is done."""
     run = RunDir(out / name / f"seed{seed}")
     _check_definition(grid, name, seed, data, run)
     results = run.results
     if not results.exists():
-        command = [sys.executable, "-m", "pseudovad", "train", str(grid.base), "--out", str(run.path), "--data", str(data),
+        command = [sys.executable, "-m", "pseudovad", "train", *grid.base, "--out", str(run.path), "--data", str(data),
                    "--seed", str(seed), "--evaluate"]
         for key, value in grid.variant_overrides(name):
             command += ["--set", f"{key}={json.dumps(value)}"]
@@ -128,28 +162,73 @@ def _run_one(grid: Grid, name: str, seed: int, data: Path, out: Path, threads: i
         run.wall_seconds.write_text(f"{time.perf_counter() - started:.1f}\n")
     content = json.loads(results.read_text())
     summary = json.loads(run.summary.read_text())
-    return {"variant": name, "seed": seed, "auc": content["auc"], "auc_per_kind": content.get("auc_per_kind", {}),
-            "label_version": content["label_version"], "iterations": summary["iterations"],
-            "train_seconds": summary["seconds"]}
+    return {"variant": name, "seed": seed, "data": str(data), "auc": content["auc"],
+            "auc_per_kind": content.get("auc_per_kind", {}), "label_version": content["label_version"],
+            "iterations": summary["iterations"], "train_seconds": summary["seconds"]}
 
 
-def run_grid(grid_path: Path, data: Path, out: Path, jobs: int = 1) -> dict:
-    """Train and evaluate every (variant, seed); write OUT/experiment.json and OUT/experiment.md."""
+def validation_datasets(validation: str, out: Path) -> tuple[dict[str, Path], str]:
+    """The datasets `--validation` names, made under OUT/validation_data, and the split in words.
+
+    `synthetic:10,11,12`: the built-in scene (default preset) drawn with those seeds, which must not
+    be seeds whose results are reported."""
+    kind, _, argument = validation.partition(":")
+    if kind != "synthetic" or not argument:
+        raise ConfigError(f"--validation {validation!r}: expected synthetic:SEED,SEED,... (scene seeds kept for choosing)")
+    try:
+        seeds = [int(text) for text in argument.split(",")]
+    except ValueError:
+        raise ConfigError(f"--validation {validation!r}: scene seeds must be integers") from None
+    from pseudovad.data.synthetic import generate_synthetic
+
+    datasets = {}
+    for seed in seeds:
+        root = out / "validation_data" / f"synthetic_{seed}"
+        if not (root / "dataset.json").exists():
+            generate_synthetic(root, seed=seed, preset="default", overwrite=True)
+        datasets[f"scene{seed}"] = root.resolve()
+    return datasets, f"synthetic default scene, seeds {', '.join(map(str, seeds))} (validation scenes, not reported ones)"
+
+
+def run_grid(grid_path: Path, data: Path | None, out: Path, jobs: int = 1, scale: str | None = None,
+             validation: str | None = None) -> dict:
+    """Train and evaluate every (variant, seed) on `data`, or on each validation dataset; write
+    OUT/experiment.json and OUT/experiment.md. With `validation` the best variant is selected (on
+    those data alone) and recorded with the split that chose it."""
     if jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, got {jobs}")
-    grid = load_grid(grid_path)
-    data = Path(data).resolve()
+    if (data is None) == (validation is None):
+        raise ConfigError("give --data (a table to report) or --validation (data to choose on), not both")
+    grid = load_grid(grid_path, scale)
     out.mkdir(parents=True, exist_ok=True)
+    if validation:
+        datasets, split = validation_datasets(validation, out)
+    else:
+        datasets, split = {"": Path(data).resolve()}, f"{Path(data).resolve()} (as given: if it holds test labels, do not choose on it)"
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    tasks = [(name, seed) for name in grid.variants for seed in grid.seeds]
+    tasks = [(data_name, name, seed) for data_name in datasets for name in grid.variants for seed in grid.seeds]
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        runs = list(pool.map(lambda task: _run_one(grid, task[0], task[1], data, out, threads), tasks))
+        runs = list(pool.map(lambda task: _run_one(grid, task[1], task[2], datasets[task[0]], out / task[0], threads), tasks))
     table = summarise(runs)
-    report = {"grid": str(grid_path), "base": str(grid.base), "data": str(data), "seeds": grid.seeds,
-              "overrides": grid.overrides, "variants": grid.variants, "runs": runs, "summary": table}
+    report = {"grid": str(grid_path), "base": grid.base, "data": {k or "data": str(v) for k, v in datasets.items()},
+              "split": split, "seeds": grid.seeds, "overrides": grid.overrides, "variants": grid.variants,
+              "runs": runs, "summary": table}
+    if validation:
+        report["selection"] = select(table, split)
     (out / "experiment.json").write_text(json.dumps(report, indent=1))
-    (out / "experiment.md").write_text(markdown_table(table, runs))
+    (out / "experiment.md").write_text(markdown_table(table, runs, split, report.get("selection")))
     return report
+
+
+def select(table: dict, split: str) -> dict:
+    """The variant with the best mean micro AUC of its headline score (the fused score, else the first)."""
+    def headline(scores: dict) -> str:
+        return "combined" if "combined" in scores else next(iter(scores))
+
+    best = max(table, key=lambda variant: table[variant][headline(table[variant])]["micro"]["mean"])
+    score = headline(table[best])
+    entry = table[best][score]["micro"]
+    return {"variant": best, "score": score, "micro_mean": entry["mean"], "runs": entry["n"], "chosen_on": split}
 
 
 def summarise(runs: list[dict]) -> dict:
@@ -167,10 +246,14 @@ def summarise(runs: list[dict]) -> dict:
     }
 
 
-def markdown_table(table: dict, runs: list[dict]) -> str:
+def markdown_table(table: dict, runs: list[dict], split: str, selection: dict | None = None) -> str:
     label_versions = sorted({run["label_version"] for run in runs})
-    lines = [f"Labels: {', '.join(label_versions)}. Mean ± std over seeds; fixed iteration budget, last checkpoint.", "",
-             "| variant | score | micro AUC | micro raw | macro AUC | train s |", "|---|---|---|---|---|---|"]
+    lines = [f"Data: {split}. Labels: {', '.join(label_versions)}. Mean ± std over seeds (and datasets); fixed iteration "
+             "budget, last checkpoint.", ""]
+    if selection:
+        lines += [f"**Selected: {selection['variant']}** (mean micro AUC of {selection['score']} {selection['micro_mean']:.4f} "
+                  f"over {selection['runs']} runs), chosen on {selection['chosen_on']}.", ""]
+    lines += ["| variant | score | micro AUC | micro raw | macro AUC | train s |", "|---|---|---|---|---|---|"]
     for variant, scores in table.items():
         seconds = np.mean([run["train_seconds"] for run in runs if run["variant"] == variant])
         for score, keys in scores.items():

@@ -12,9 +12,21 @@ from torch import Tensor, nn
 from pseudovad.models.flow import MemoisedFlow
 
 
-def intensity_loss(prediction: Tensor, target: Tensor) -> Tensor:
+def _mean(values: Tensor, per_sample: bool) -> Tensor:
+    """The mean over everything, or (per_sample) one mean per sample of the batch: (B,)."""
+    return values.flatten(1).mean(dim=1) if per_sample else torch.mean(values)
+
+
+def masked_mean(per_sample: Tensor, mask: Tensor) -> Tensor:
+    """The mean of per-sample losses over the samples where `mask` is true (0 where none is): the
+    graph is kept even for an empty mask, so every data-parallel process runs the same backward."""
+    mask = mask.to(per_sample.dtype)
+    return (per_sample * mask).sum() / mask.sum().clamp(min=1)
+
+
+def intensity_loss(prediction: Tensor, target: Tensor, per_sample: bool = False) -> Tensor:
     """Mean squared error between the predicted and the real next frame."""
-    return torch.mean((prediction - target) ** 2)
+    return _mean((prediction - target) ** 2, per_sample)
 
 
 def _abs_gradients(image: Tensor) -> tuple[Tensor, Tensor]:
@@ -23,11 +35,11 @@ def _abs_gradients(image: Tensor) -> tuple[Tensor, Tensor]:
     return dx, dy
 
 
-def gradient_loss(prediction: Tensor, target: Tensor) -> Tensor:
+def gradient_loss(prediction: Tensor, target: Tensor, per_sample: bool = False) -> Tensor:
     """L1 between the absolute horizontal and vertical image gradients: keeps edges sharp."""
     pred_dx, pred_dy = _abs_gradients(prediction)
     target_dx, target_dy = _abs_gradients(target)
-    return torch.mean((pred_dx - target_dx).abs()) + torch.mean((pred_dy - target_dy).abs())
+    return _mean((pred_dx - target_dx).abs(), per_sample) + _mean((pred_dy - target_dy).abs(), per_sample)
 
 
 def flow_loss(flow: MemoisedFlow, previous: Tensor, prediction: Tensor, target: Tensor) -> Tensor:
@@ -39,14 +51,14 @@ def flow_loss(flow: MemoisedFlow, previous: Tensor, prediction: Tensor, target: 
     return torch.mean((flow(previous, prediction) - flow.reference(previous, target)).abs())
 
 
-def lsgan_discriminator_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+def lsgan_discriminator_loss(real_scores: Tensor, fake_scores: Tensor, per_sample: bool = False) -> Tensor:
     """LSGAN: real patches towards 1, generated patches towards 0."""
-    return 0.5 * torch.mean((real_scores - 1) ** 2) + 0.5 * torch.mean(fake_scores**2)
+    return 0.5 * _mean((real_scores - 1) ** 2, per_sample) + 0.5 * _mean(fake_scores**2, per_sample)
 
 
-def lsgan_generator_loss(fake_scores: Tensor) -> Tensor:
+def lsgan_generator_loss(fake_scores: Tensor, per_sample: bool = False) -> Tensor:
     """LSGAN: the generator wants its patches scored as real (1)."""
-    return 0.5 * torch.mean((fake_scores - 1) ** 2)
+    return 0.5 * _mean((fake_scores - 1) ** 2, per_sample)
 
 
 def directed_flow_loss(flow: MemoisedFlow, previous: Tensor, prediction: Tensor, target: Tensor, swap: bool) -> Tensor:

@@ -65,5 +65,5 @@ class Registry(Generic[T]):
 
 
 PIPELINES: Registry = Registry("pipeline", ("pseudovad.training.pipelines",))
-OBJECTIVES: Registry = Registry("objective", ("pseudovad.training.objectives",))
+OBJECTIVES: Registry = Registry("objective", ("pseudovad.training.objectives", "pseudovad.training.not_to_predict"))
 SOURCES: Registry = Registry("pseudo-anomaly source", ("pseudovad.pseudo_anomalies",))

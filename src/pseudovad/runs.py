@@ -17,8 +17,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from pseudovad import __version__
+from pseudovad.config import Config, build_config, without_training_files
 from pseudovad.errors import PseudovadError
+from pseudovad.training.base import Pipeline
+from pseudovad.training.checkpoint import load_checkpoint
+from pseudovad.training.pipelines import build_pipeline, pick_device
 
 try:  # POSIX advisory locks; elsewhere runs are simply not locked
     import fcntl
@@ -198,3 +204,18 @@ def claimed(run: RunDir, resume: bool, force: bool, data_root: Path | None) -> I
             clear_run(run)
         write_marker(run)
         yield
+
+
+def load_trained(run_dir: Path, device: torch.device | None = None) -> tuple[Config, Pipeline, int]:
+    """(config, pipeline, iteration) of a trained run: its last checkpoint, built for scoring.
+
+    The config comes from the checkpoint minus every file path in it (see
+    config.without_training_files): loading someone else's run never opens a file it names."""
+    run = RunDir(run_dir)
+    state = load_checkpoint(run.checkpoint)
+    if not isinstance(state, dict) or not {"config", "networks", "iteration"} <= set(state):
+        raise PseudovadError(f"{run.checkpoint}: not a pseudovad checkpoint (no config, networks and iteration in it)")
+    config = without_training_files(build_config(state["config"], source=str(run.checkpoint)))
+    pipeline = build_pipeline(config, device or pick_device(config.train.device), training=False)
+    pipeline.load_state(state, with_optimizers=False)
+    return config, pipeline, state["iteration"]

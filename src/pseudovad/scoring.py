@@ -13,6 +13,7 @@ import csv
 import json
 import math
 from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -26,11 +27,12 @@ from pseudovad.data.dataset import Video
 from pseudovad.data.decode import frame_folder_video, is_ignored, is_image, iter_frames
 from pseudovad.data.layouts import load_dataset
 from pseudovad.errors import PseudovadError
-from pseudovad.evaluation.evaluate import load_trained
 from pseudovad.evaluation.protocol import fuse
+from pseudovad.metrics import error_map
+from pseudovad.runs import load_trained
+from pseudovad.training.base import Pipeline
 from pseudovad.reporting.plots import mask_runs, plot_timeline
 
-CSV_COLUMNS = ("frame", "time", "psnr", "classifier", "fused", "flagged")
 # Prediction error (|prediction - frame| in [0, 1] intensity units) shown at full heat-map colour.
 HEAT_FULL_SCALE = 0.25
 SEGMENT_CONVENTION = (
@@ -119,7 +121,7 @@ def score_source(
         raise PseudovadError(f"--fps must be positive, got {fps}")
     videos, several = find_videos(source)
     config, pipeline, iteration = load_trained(Path(run_dir))
-    if "psnr" not in pipeline.score_names:
+    if "psnr" not in score_columns(pipeline):
         raise PseudovadError(f"{run_dir}: the {config.pipeline} pipeline has no PSNR score, and `score` flags frames by PSNR")
     if threshold_db is None:
         threshold = training_threshold(config, pipeline, percentile, threshold_clips)
@@ -135,72 +137,82 @@ def score_source(
     return summaries
 
 
+def stream_clips(video: Video, config: Config, keep_frames: bool) -> Iterator[tuple[list[int], np.ndarray | None, list[tuple[int, np.ndarray]]]]:
+    """Decode `video` once and yield its clips in batches: (the index of each clip's last frame,
+    the clips (n, t+1, H, W, C) uint8 resized as in training, or None, and, with `keep_frames`, the
+    decoded RGB frames since the previous batch). Only a rolling window of clip_length + 1 resized
+    frames is kept otherwise."""
+    t, size = config.data.clip_length, (config.data.height, config.data.width, config.data.channels)
+    window: deque[np.ndarray] = deque(maxlen=t + 1)
+    ends: list[int] = []
+    clips: list[np.ndarray] = []
+    decoded: list[tuple[int, np.ndarray]] = []
+    for index, rgb in enumerate(tqdm(iter_frames(video), total=video.num_frames, desc=f"scoring {video.name}", unit="frame")):
+        window.append(prepare_frame(rgb, *size))
+        if keep_frames:
+            decoded.append((index, rgb))
+        if len(window) == t + 1:
+            ends.append(index)
+            clips.append(np.stack(window))
+        if len(clips) == config.eval.batch_size:
+            yield ends, np.stack(clips), decoded
+            ends, clips = [], []
+            decoded.clear()  # in place: the caller's reference to the batch's frames lets go of them too
+    if ends or decoded:
+        yield ends, np.stack(clips) if clips else None, decoded
+
+
+def score_columns(pipeline: Pipeline) -> list[str]:
+    """The score columns of scores.csv: the pipeline's declared scores, then its fused score."""
+    fusion = pipeline.fused()
+    return [score.name for score in pipeline.scores] + ([fusion.name] if fusion else [])
+
+
 def score_video(
-    video: Video, config: Config, pipeline, out_dir: Path, threshold: dict, fps: float, fps_from: str, annotate: bool
+    video: Video, config: Config, pipeline: Pipeline, out_dir: Path, threshold: dict, fps: float, fps_from: str, annotate: bool
 ) -> dict:
     """Stream one video through the model; write scores.csv, scores.png (and annotated.mp4)."""
     t = config.data.clip_length
     if video.num_frames <= t:
         raise PseudovadError(f"{video.path}: {video.num_frames} frames; scoring needs at least {t + 1} (clip_length + 1)")
     out_dir.mkdir(parents=True, exist_ok=True)
-    classifier_name = config.classifier.fused_score
-    has_classifier = classifier_name in pipeline.score_names
-    psnr = np.full(video.num_frames, np.nan)
-    classifier = np.full(video.num_frames, np.nan)
+    scores = {score.name: np.full(video.num_frames, np.nan) for score in pipeline.scores}
     limit = threshold["psnr_db"]
     writer = _AnnotatedVideo(out_dir / "annotated.mp4", fps, limit) if annotate else None
-
-    window: deque[np.ndarray] = deque(maxlen=t + 1)
-    batch: list[np.ndarray] = []
-    batch_ends: list[int] = []
-    pending: list[tuple[int, np.ndarray]] = []
-
-    def flush() -> None:
-        errors = None
-        if batch:
-            clips = to_model_range(np.stack(batch)).to(pipeline.device)
-            scores = pipeline.score(clips)
-            psnr[batch_ends] = scores["psnr"].float().cpu().numpy()
-            if has_classifier:
-                classifier[batch_ends] = scores[classifier_name].float().cpu().numpy()
-            if writer is not None:
-                error = (pipeline.predict(clips) - clips[:, -1]).abs().mean(dim=1).div(2)  # in [0, 1] intensity units
-                errors = dict(zip(batch_ends, error.float().cpu().numpy()))
-        if writer is not None:
-            for index, rgb in pending:
-                writer.write(rgb, index / fps, psnr[index], None if errors is None else errors.get(index))
-            pending.clear()
-        batch.clear()
-        batch_ends.clear()
-
-    size = (config.data.height, config.data.width, config.data.channels)
     try:
-        for index, rgb in enumerate(tqdm(iter_frames(video), total=video.num_frames, desc=f"scoring {video.name}", unit="frame")):
-            window.append(prepare_frame(rgb, *size))
-            if writer is not None:
-                pending.append((index, rgb))
-            if len(window) == t + 1:
-                batch.append(np.stack(window))
-                batch_ends.append(index)
-            if len(batch) == config.eval.batch_size:
-                flush()
-        flush()
+        for ends, clips, decoded in stream_clips(video, config, keep_frames=writer is not None):
+            errors = {}
+            if clips is not None:
+                tensor = to_model_range(clips).to(pipeline.device)
+                for name, values in pipeline.score(tensor).items():
+                    scores[name][ends] = values.float().cpu().numpy()
+                if writer is not None:
+                    errors = dict(zip(ends, error_map(pipeline.predict(tensor), tensor[:, -1]).cpu().numpy()))
+            for index, rgb in decoded:
+                writer.write(rgb, index / fps, scores["psnr"][index], errors.get(index))
     finally:
         if writer is not None:
             writer.close()
+    fusion = pipeline.fused()
+    if fusion is not None:
+        scores[fusion.name] = np.full(video.num_frames, np.nan)
+        scores[fusion.name][t:] = fuse(*(scores[part][t:] for part in fusion.parts))
+    return _write_outputs(video, out_dir, fps, fps_from, t, scores, threshold)
 
+
+def _write_outputs(video: Video, out_dir: Path, fps: float, fps_from: str, t: int, scores: dict[str, np.ndarray],
+                   threshold: dict) -> dict:
+    """scores.csv, scores.png and the summary (segments.json's content) of one scored video."""
+    psnr, limit = scores["psnr"], threshold["psnr_db"]
     flagged = psnr < limit  # NaN (unscored) compares False
-    fused = np.full(video.num_frames, np.nan)
-    if has_classifier:
-        fused[t:] = fuse(psnr[t:], classifier[t:])
-    _write_csv(out_dir / "scores.csv", fps, psnr, classifier, fused, flagged)
+    _write_csv(out_dir / "scores.csv", fps, scores, flagged)
     segments = [_segment(start, end - 1, fps, psnr) for start, end in mask_runs(flagged)]
     times = np.arange(video.num_frames) / fps
+    others = {name: values for name, values in scores.items() if name != "psnr"}
     plot_timeline(
         out_dir / "scores.png",
         f"{video.name}: {len(segments)} flagged segment(s), PSNR below {limit:.2f} dB ({threshold_rule(threshold)})",
-        times, psnr, limit, flagged,
-        {classifier_name: classifier, "combined": fused} if has_classifier else {},
+        times, psnr, limit, flagged, others,
     )
     return {
         "source": str(video.path),
@@ -227,17 +239,17 @@ def _segment(start: int, end: int, fps: float, psnr: np.ndarray) -> dict:
     }
 
 
-def _write_csv(path: Path, fps: float, psnr: np.ndarray, classifier: np.ndarray, fused: np.ndarray, flagged: np.ndarray) -> None:
-    """One row per frame; unscored values are empty cells, flagged is 1 or 0."""
+def _write_csv(path: Path, fps: float, scores: dict[str, np.ndarray], flagged: np.ndarray) -> None:
+    """One row per frame: frame, time, each score (high = normal; unscored frames are empty cells),
+    flagged (1 or 0)."""
     def cell(value: float) -> str:
         return "" if math.isnan(value) else f"{value:.5f}"
 
     with path.open("w", newline="") as handle:
         rows = csv.writer(handle)
-        rows.writerow(CSV_COLUMNS)
-        for index in range(len(psnr)):
-            rows.writerow([index, f"{index / fps:.3f}", cell(psnr[index]), cell(classifier[index]), cell(fused[index]),
-                           int(flagged[index])])
+        rows.writerow(["frame", "time", *scores, "flagged"])
+        for index in range(len(flagged)):
+            rows.writerow([index, f"{index / fps:.3f}", *(cell(values[index]) for values in scores.values()), int(flagged[index])])
 
 
 class _AnnotatedVideo:

@@ -10,19 +10,17 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
-from pseudovad.config import Config, build_config, without_training_files
+from pseudovad.config import Config
 from pseudovad.data.cache import FrameArray, load_frames
 from pseudovad.data.clips import to_model_range
 from pseudovad.data.dataset import VideoDataset
 from pseudovad.data.layouts import load_dataset
 from pseudovad.errors import PseudovadError
 from pseudovad.evaluation.protocol import frame_auc, fuse, minmax, scored_labels
-from pseudovad.training.checkpoint import load_checkpoint
-from pseudovad.runs import RunDir
-from pseudovad.training.pipelines import build_pipeline, load_pipeline_state, pick_device
+from pseudovad.runs import RunDir, load_trained
+from pseudovad.training.base import Pipeline
 
 PROTOCOL = (
     "frame-level ROC AUC; the first clip_length frames of each video are unscored; "
@@ -31,18 +29,7 @@ PROTOCOL = (
 )
 
 
-def load_trained(run_dir: Path, device: torch.device | None = None):
-    """The run's config and its pipeline with the last checkpoint's weights."""
-    checkpoint = RunDir(run_dir).checkpoint
-    state = load_checkpoint(checkpoint)
-    config = without_training_files(build_config(state["config"], source=str(checkpoint)))
-    device = device or pick_device(config.train.device)
-    pipeline = build_pipeline(config, device)
-    load_pipeline_state(pipeline, state, with_optimizers=False)
-    return config, pipeline, state["iteration"]
-
-
-def score_videos(pipeline, frames: FrameArray, clip_length: int, batch_size: int) -> list[dict[str, np.ndarray]]:
+def score_videos(pipeline: Pipeline, frames: FrameArray, clip_length: int, batch_size: int) -> list[dict[str, np.ndarray]]:
     """Per video, per score name: one value per frame from index `clip_length` on."""
     results = []
     total = sum(max(v.num_frames - clip_length, 0) for v in frames.videos)
@@ -95,15 +82,24 @@ def evaluate_run(run_dir: Path, data_root: Path | None = None, labels: Path | No
         raise PseudovadError(f"{root}: the test videos have no labels, so no AUC; use `pseudovad score` for unlabelled footage")
     results = evaluate_pipeline(config, pipeline, dataset)
     results.update({"run": str(run_dir), "iteration": iteration})
-    write_json(results, run_dir / "results.json")
+    write_json(results, RunDir(run_dir).results)
     return results
 
 
-def evaluate_pipeline(config: Config, pipeline, dataset: VideoDataset) -> dict:
+def score_declarations(pipeline: Pipeline) -> dict[str, dict]:
+    """What results.json says of each score (label, probability or not), for the report and plots."""
+    declared = {score.name: {"label": score.label, "probability": score.probability} for score in pipeline.scores}
+    fusion = pipeline.fused()
+    if fusion is not None:
+        declared[fusion.name] = {"label": fusion.label, "probability": False, "fuses": list(fusion.parts)}
+    return declared
+
+
+def evaluate_pipeline(config: Config, pipeline: Pipeline, dataset: VideoDataset) -> dict:
     t = config.data.clip_length
     frames = load_frames(dataset.test, config.data.height, config.data.width, config.data.channels, config.data.cache_dir, "test frames")
     per_video = score_videos(pipeline, frames, t, config.eval.batch_size)
-    score_names = list(pipeline.score_names)
+    score_names = [score.name for score in pipeline.scores]
     for name in score_names:
         broken = [video.name for video, scores in zip(dataset.test, per_video) if not np.isfinite(scores[name]).all()]
         if broken:
@@ -111,10 +107,11 @@ def evaluate_pipeline(config: Config, pipeline, dataset: VideoDataset) -> dict:
                 f"the '{name}' score is NaN or infinite on test videos {', '.join(broken)}: the model has diverged; "
                 "retrain with a lower learning rate (and train.on_nonfinite=stop, the default)"
             )
-    if "classifier" in score_names:
+    fusion = pipeline.fused()
+    if fusion is not None:
         for video in per_video:
-            video["combined"] = fuse(video["psnr"], video[config.classifier.fused_score])
-        score_names.append("combined")
+            video[fusion.name] = fuse(*(video[part] for part in fusion.parts))
+        score_names.append(fusion.name)
     labels = [scored_labels(lab, t) for lab in dataset.test_labels]
     auc = {}
     for name in score_names:
@@ -133,6 +130,7 @@ def evaluate_pipeline(config: Config, pipeline, dataset: VideoDataset) -> dict:
         "smoothing_sigma": config.eval.smoothing_sigma,
         "frames_scored": int(sum(len(lab) for lab in labels)),
         "anomalous_frames_scored": int(sum(int(lab.sum()) for lab in labels)),
+        "scores": score_declarations(pipeline),
         "auc": auc,
         "auc_per_kind": {name: per_kind_auc(dataset, [v[name] for v in per_video], labels, t) for name in score_names},
         "videos": [

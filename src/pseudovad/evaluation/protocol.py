@@ -12,15 +12,6 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 from sklearn.metrics import roc_auc_score
-from torch import Tensor
-
-import torch
-
-
-def psnr(prediction: Tensor, target: Tensor) -> Tensor:
-    """Per-frame PSNR in dB of images in [-1, 1], computed on [0, 1] over the whole frame."""
-    error = (((prediction.float() + 1) / 2 - (target.float() + 1) / 2) ** 2).flatten(1).mean(dim=1)
-    return 10 * torch.log10(1.0 / error.clamp_min(1e-10))
 
 
 def minmax(scores: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from pseudovad.models.unet import _double_conv
+from pseudovad.models.blocks import double_conv, size_problem
 
 
 class ConvAutoencoder(nn.Module):
@@ -24,7 +24,7 @@ class ConvAutoencoder(nn.Module):
         for i, w in enumerate(widths):
             if i > 0:
                 encoder.append(nn.MaxPool2d(2))
-            encoder.append(_double_conv(previous, w, "batch", 0.0))
+            encoder.append(double_conv(previous, w, "batch", 0.0))
             previous = w
         decoder: list[nn.Module] = []
         for w in reversed(widths[:-1]):
@@ -32,7 +32,7 @@ class ConvAutoencoder(nn.Module):
                 nn.ConvTranspose2d(previous, w, 3, stride=2, padding=1, output_padding=1, bias=False),
                 nn.BatchNorm2d(w),
                 nn.ReLU(inplace=True),
-                _double_conv(w, w, "batch", 0.0),
+                double_conv(w, w, "batch", 0.0),
             ]
             previous = w
         decoder += [nn.Conv2d(previous, channels, 3, padding=1), nn.Tanh() if output == "tanh" else nn.Sigmoid()]
@@ -42,7 +42,7 @@ class ConvAutoencoder(nn.Module):
 
     def forward(self, frames: Tensor) -> Tensor:
         """H and W must be divisible by 2**(levels-1)."""
-        divisor = 2 ** (self.levels - 1)
-        if frames.shape[-2] % divisor or frames.shape[-1] % divisor:
-            raise ValueError(f"an autoencoder with {self.levels} levels needs H and W divisible by {divisor}, got {tuple(frames.shape[-2:])}")
+        problem = size_problem(*frames.shape[-2:], 2 ** (self.levels - 1), f"an autoencoder with {self.levels} levels", "autoencoder.levels")
+        if problem:
+            raise ValueError(problem)
         return self.decoder(self.encoder(frames))

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from pseudovad.models.blocks import size_problem
+
 
 class DCGANGenerator(nn.Module):
     """(B, in_channels, H, W) -> (B, out_channels, H, W) in [-1, 1] through a (B, bottleneck, 1, 1) code.
@@ -31,8 +33,9 @@ class DCGANGenerator(nn.Module):
     ) -> None:
         super().__init__()
         divisor = 2**levels
-        if height % divisor or width % divisor:
-            raise ValueError(f"a DCGAN generator with {levels} levels needs H and W divisible by {divisor}, got {(height, width)}")
+        problem = size_problem(height, width, divisor, f"a DCGAN generator with {levels} levels", "generator.levels")
+        if problem:
+            raise ValueError(problem)
         smallest = (height // divisor, width // divisor)
         widths = [base_width * 2**i for i in range(levels)]
 

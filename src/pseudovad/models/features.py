@@ -4,7 +4,7 @@ The perceptual loss compares prediction and target in the feature space of a pre
 punishes blur that a pixel loss tolerates. torchvision is not a dependency and nothing may download
 weights at run time, so the conv stack is defined here and its weights come from one of two files:
 
-* a torchvision-format VGG16/VGG19 state dict supplied by the user (`loss.perceptual_weights`);
+* a torchvision-format VGG16/VGG19 state dict supplied by the user (`pseudo.objective.perceptual_weights` of the kl objective);
 * otherwise the VGG16 trunk that the `stlpips-pytorch` wheel ships (the `perceptual` extra). That
   trunk is not ImageNet VGG16: ST-LPIPS (Ghildyal & Liu, ECCV 2022) trained it from scratch on the
   BAPPS perceptual-similarity judgements, with anti-aliased pooling, so this module reproduces that
@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pseudovad.errors import PseudovadError
+from pseudovad.models.weights import load_state_dict_file
 
 # ImageNet statistics of [0, 1] RGB images: the normalisation both weight sources were trained on
 # (ST-LPIPS's "scaling layer" is the same affine map written for [-1, 1] inputs).
@@ -51,7 +52,7 @@ _STLPIPS_VGG_FILE = Path("weights", "vST0.0", "vgg_shift_tolerant.pth")
 
 _NO_WEIGHTS_HELP = (
     "the perceptual loss needs pretrained VGG weights and none are available (random VGG features "
-    "are never used). Either set `loss.perceptual_weights: PATH` to a torchvision-format VGG16 or "
+    "are never used). Either set `pseudo.objective.perceptual_weights: PATH` to a torchvision-format VGG16 or "
     "VGG19 state dict (for example, on a machine with internet: torch.save(torchvision.models."
     "vgg19(weights='IMAGENET1K_V1').state_dict(), PATH)), or install the extra that ships a VGG16 "
     "trunk: pip install 'pseudovad[perceptual]' (stlpips-pytorch==0.0.2)"
@@ -129,13 +130,13 @@ def load_vgg_features(weights: str | Path | None = None) -> tuple[VGGFeatures, s
     """
     if weights is not None:
         path = Path(weights).expanduser()
-        features = _build(_ordered_convs(_read_state_dict(path), _TORCHVISION_CONV), False, path)
+        features = _build(_ordered_convs(load_state_dict_file(path, "perceptual weights file"), _TORCHVISION_CONV), False, path)
         return features, (
             f"torchvision-format VGG{features.depth} weights from {path} "
             f"(layers {', '.join(features.layer_names)})"
         )
     path = _stlpips_vgg_path()
-    features = _build(_ordered_convs(_read_state_dict(path), _STLPIPS_CONV), True, path)
+    features = _build(_ordered_convs(load_state_dict_file(path, "perceptual weights file"), _STLPIPS_CONV), True, path)
     version = importlib.metadata.version(_STLPIPS_DISTRIBUTION)
     return features, (
         f"ST-LPIPS VGG{features.depth} trunk from stlpips-pytorch {version} ({path}): trained from "
@@ -171,23 +172,6 @@ def _stlpips_vgg_path() -> Path:
             f"0.0.2); {_NO_WEIGHTS_HELP}"
         )
     return path
-
-
-def _read_state_dict(path: Path) -> dict[str, Tensor]:
-    if not path.is_file():
-        raise PseudovadError(f"perceptual weights file {path} does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch.load reports garbage as pickle, zip or EOF errors alike
-        raise PseudovadError(
-            f"cannot read perceptual weights file {path} as a PyTorch state dict ({error}); save "
-            f"one with torch.save(model.state_dict(), PATH)"
-        ) from error
-    if not isinstance(state, dict):
-        raise PseudovadError(
-            f"perceptual weights file {path} holds a {type(state).__name__}, not a state dict"
-        )
-    return state
 
 
 def _ordered_convs(state: dict[str, Tensor], key: re.Pattern[str]) -> list[_ConvTensors]:

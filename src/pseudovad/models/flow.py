@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pseudovad.errors import PseudovadError
+from pseudovad.models.weights import load_state_dict_file
 
 # ITU-R BT.601 luma weights: flow only needs brightness, and one channel is 3x cheaper.
 _LUMA = (0.299, 0.587, 0.114)
@@ -257,32 +258,6 @@ _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 # SpyNet's pyramid shrinks the images until a side is at most this many pixels (and 5 times at most).
 _SPYNET_COARSEST = 32
-
-
-def load_state_dict_file(path: Path, what: str) -> dict[str, Tensor]:
-    """Tensors from a `.safetensors` file or a `torch.save`d state dict, read without running code.
-
-    `.pt2` archives (torch.export) are refused: loading one unpickles payloads and compiles guard
-    code stored in the file, so a crafted file runs its author's code."""
-    path = Path(path)
-    if not path.is_file():
-        raise PseudovadError(f"{what} {path} not found")
-    if path.suffix == ".pt2":
-        raise PseudovadError(
-            f"{path}: torch.export (.pt2) files are refused: loading one can run code stored in it. "
-            f"Give the {what} as a state dict (.safetensors, or torch.save(model.state_dict(), PATH))"
-        )
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            return load_file(str(path), device="cpu")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # both readers report garbage as many exception types
-        raise PseudovadError(f"{path}: cannot read the {what} as a state dict ({type(error).__name__}: {error})") from None
-    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise PseudovadError(f"{path}: the {what} must be a dict of tensors (a state dict), got {type(state).__name__}")
-    return state
 
 
 class SpyNet(nn.Module):

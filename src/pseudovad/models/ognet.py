@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from pseudovad.models.blocks import StridedCritic
+
 
 class OGNetGenerator(nn.Module):
     """Encoder: 4 unpadded 5x5 convs (w, 2w, 4w, 8w) with BN + ReLU; decoder: the mirrored
@@ -36,33 +38,18 @@ class OGNetGenerator(nn.Module):
         return self.decoder(self.encoder(frames))
 
 
-class OGNetDiscriminator(nn.Module):
+class OGNetDiscriminator(StridedCritic):
     """4 5x5 stride-2 convs (w, 2w, 4w, 8w), BatchNorm after all but the last, ReLU, then a
     linear layer to one output and a sigmoid: P(the frame is good, i.e. normal and well formed)."""
 
     def __init__(self, channels: int, height: int, width: int, base_width: int = 64) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        previous = channels
-        for i in range(4):
-            out = base_width * 2**i
-            last = i == 3
-            layers.append(nn.Conv2d(previous, out, 5, stride=2, padding=2, bias=last))
-            if not last:
-                layers.append(nn.BatchNorm2d(out))
-            layers.append(nn.ReLU(inplace=True))
-            previous = out
-            height, width = (height + 1) // 2, (width + 1) // 2
-        self.features = nn.Sequential(*layers)
-        self.head = nn.Linear(previous * height * width, 1)
+        super().__init__(channels, height, width, base_width, outputs=1,
+                         activation=lambda: nn.ReLU(inplace=True), normalised=lambda i: i < 3)
 
     def logits(self, frames: Tensor) -> Tensor:
         """(B, C, H, W) in [-1, 1] -> (B,) logits, whose sigmoid is D's output. Losses and scores use
         them directly: the same order and the same BCE, without log(0) or saturated ties."""
-        features = self.features(frames).flatten(1)
-        # float32 head, as in FrameClassifier: bf16 would turn close scores into ties.
-        with torch.autocast(frames.device.type, enabled=False):
-            return self.head(features.float()).squeeze(1)
+        return self.head_outputs(frames).squeeze(1)
 
     def forward(self, frames: Tensor) -> Tensor:
         """(B, C, H, W) in [-1, 1] -> (B,) probabilities."""

@@ -11,17 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-
-def _double_conv(in_channels: int, out_channels: int, norm: str, dropout: float) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for channels_in in (in_channels, out_channels):
-        layers.append(nn.Conv2d(channels_in, out_channels, 3, padding=1, bias=norm == "none"))
-        if norm == "batch":
-            layers.append(nn.BatchNorm2d(out_channels))
-        layers.append(nn.ReLU(inplace=True))
-        if dropout > 0:
-            layers.append(nn.Dropout2d(dropout))
-    return nn.Sequential(*layers)
+from pseudovad.models.blocks import double_conv, size_problem
 
 
 class UNet(nn.Module):
@@ -41,23 +31,23 @@ class UNet(nn.Module):
         self.down = nn.ModuleList()
         channels = in_channels
         for w in widths:
-            self.down.append(_double_conv(channels, w, norm, dropout))
+            self.down.append(double_conv(channels, w, norm, dropout))
             channels = w
         self.pool = nn.MaxPool2d(2)
         self.upsample = nn.ModuleList()
         self.up = nn.ModuleList()
         for w in reversed(widths[:-1]):
             self.upsample.append(nn.ConvTranspose2d(channels, w, kernel_size=2, stride=2))
-            self.up.append(_double_conv(2 * w, w, norm, dropout))
+            self.up.append(double_conv(2 * w, w, norm, dropout))
             channels = w
         self.head = nn.Conv2d(channels, out_channels, 3, padding=1)
         self.levels = levels
 
     def forward(self, frames: Tensor) -> Tensor:
         """frames: (B, t*C, H, W) in [-1, 1], H and W divisible by 2**(levels-1). Returns (B, C, H, W)."""
-        divisor = 2 ** (self.levels - 1)
-        if frames.shape[-2] % divisor or frames.shape[-1] % divisor:
-            raise ValueError(f"U-Net with {self.levels} levels needs H and W divisible by {divisor}, got {tuple(frames.shape[-2:])}")
+        problem = size_problem(*frames.shape[-2:], 2 ** (self.levels - 1), f"a U-Net with {self.levels} levels", "generator.levels")
+        if problem:
+            raise ValueError(problem)
         skips = []
         x = frames
         for i, block in enumerate(self.down):

@@ -13,16 +13,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
-SCORE_LABELS = {
-    "psnr": "PSNR",
-    "classifier": "classifier P(normal)",
-    "classifier_abnormal": "classifier 1 - P(abnormal)",
-    "combined": "fused score",
-}
-_COLORS = {"psnr": "tab:blue", "classifier": "tab:orange", "classifier_abnormal": "tab:purple", "combined": "tab:green"}
+# Curves take these colours in the order a pipeline declares its scores (PSNR first, fused last).
+_PALETTE = ("tab:blue", "tab:orange", "tab:purple", "tab:green", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
 _ANOMALY_COLOR = "#f4a3a3"
 _UNSCORED_COLOR = "#d9d9d9"
 DPI = 90
+
+
+def plain(text: object) -> str:
+    """`text` as matplotlib shows it literally: a `$` would otherwise start math mode (and a stray
+    one can fail the whole figure), so names from files are escaped."""
+    return str(text).replace("$", r"\$")
 
 
 def mask_runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -47,12 +48,14 @@ def _save(figure: plt.Figure, path: Path) -> None:
 
 
 def plot_video_scores(
-    path: Path, title: str, labels: np.ndarray, first_scored_frame: int, curves: dict[str, np.ndarray], legend: dict[str, str]
+    path: Path, title: str, labels: np.ndarray, first_scored_frame: int, curves: dict[str, np.ndarray], legend: dict[str, str],
+    emphasise: str | None = None,
 ) -> None:
     """One test video: each curve (one value per scored frame, in [0, 1], high = normal) over the
     frame index, the ground-truth anomalous frames shaded red and the unscored first frames grey.
 
-    `labels` covers the scored frames only; `legend` gives each curve's legend text.
+    `labels` covers the scored frames only; `legend` gives each curve's legend text; the
+    `emphasise` curve (the fused score) is drawn thicker.
     """
     frames = first_scored_frame + len(labels)
     figure, axis = plt.subplots(figsize=(11, 3.2))
@@ -60,13 +63,13 @@ def plot_video_scores(
     full_labels = np.concatenate([np.zeros(first_scored_frame, bool), np.asarray(labels, bool)])
     _shade(axis, full_labels, _ANOMALY_COLOR, "ground truth: anomalous")
     x = np.arange(first_scored_frame, frames)
-    for name, values in curves.items():
-        axis.plot(x, values, color=_COLORS.get(name), lw=2.0 if name == "combined" else 1.3, label=legend[name])
+    for color, (name, values) in zip(_PALETTE, curves.items()):
+        axis.plot(x, values, color=color, lw=2.0 if name == emphasise else 1.3, label=plain(legend[name]))
     axis.set_xlim(-0.5, frames - 0.5)
     axis.set_ylim(-0.03, 1.03)
     axis.set_xlabel("frame index")
     axis.set_ylabel("score (high = normal)")
-    axis.set_title(title)
+    axis.set_title(plain(title))
     axis.grid(alpha=0.3)
     axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, frameon=False)
     figure.tight_layout()
@@ -74,20 +77,21 @@ def plot_video_scores(
 
 
 def plot_roc(path: Path, labels: np.ndarray, normality: dict[str, np.ndarray], aucs: dict[str, float | None], title: str) -> None:
-    """ROC curves for detecting anomalous frames (label 1) from scores oriented high = normal."""
+    """ROC curves for detecting anomalous frames (label 1) from scores oriented high = normal,
+    keyed by the score's label."""
     figure, axis = plt.subplots(figsize=(6.4, 5.8))
-    for name, values in normality.items():
+    for color, (name, values) in zip(_PALETTE, normality.items()):
         false_positive, true_positive, _ = roc_curve(np.asarray(labels, int), -np.asarray(values, float))
         auc = aucs.get(name)
-        text = f"{SCORE_LABELS.get(name, name)} (AUC {auc:.3f})" if auc is not None else SCORE_LABELS.get(name, name)
-        axis.plot(false_positive, true_positive, color=_COLORS.get(name), lw=1.6, label=text)
+        text = f"{name} (AUC {auc:.3f})" if auc is not None else name
+        axis.plot(false_positive, true_positive, color=color, lw=1.6, label=plain(text))
     axis.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="chance")
     axis.set_xlim(0, 1)
     axis.set_ylim(0, 1.01)
     axis.set_aspect("equal")
     axis.set_xlabel("false positive rate (normal frames flagged)")
     axis.set_ylabel("true positive rate (anomalous frames found)")
-    axis.set_title(title, fontsize=10)
+    axis.set_title(plain(title), fontsize=10)
     axis.grid(alpha=0.3)
     axis.legend(loc="lower right", fontsize=9)
     figure.tight_layout()
@@ -104,25 +108,25 @@ def plot_timeline(
     others: dict[str, np.ndarray],
 ) -> None:
     """A scored video: raw PSNR in dB against the threshold with the flagged frames shaded, and below
-    it any other score (classifier, fused). Frames without a score are NaN and leave gaps."""
+    it any other score (classifier, fused), keyed by label. Frames without a score are NaN and leave gaps."""
     rows = 2 if others else 1
     figure, axes = plt.subplots(rows, 1, figsize=(11, 2.9 * rows + 0.3), sharex=True, squeeze=False)
     unscored = np.isnan(psnr)
     top = axes[0][0]
     _shade(top, unscored, _UNSCORED_COLOR, "no score (first frames)", times)
     _shade(top, flagged, _ANOMALY_COLOR, "flagged anomalous", times)
-    top.plot(times, psnr, color=_COLORS["psnr"], lw=1.2, label="PSNR of the predicted frame")
+    top.plot(times, psnr, color=_PALETTE[0], lw=1.2, label="PSNR of the predicted frame")
     top.axhline(threshold, color="tab:red", ls="--", lw=1.2, label=f"threshold {threshold:.2f} dB")
     top.set_ylabel("PSNR (dB, high = normal)")
-    top.set_title(title)
+    top.set_title(plain(title))
     for axis in axes[:, 0]:
         axis.grid(alpha=0.3)
     if others:
         bottom = axes[1][0]
         _shade(bottom, unscored, _UNSCORED_COLOR, "no score (first frames)", times)
         _shade(bottom, flagged, _ANOMALY_COLOR, "flagged anomalous", times)
-        for name, values in others.items():
-            bottom.plot(times, values, color=_COLORS.get(name), lw=1.2, label=SCORE_LABELS.get(name, name))
+        for color, (name, values) in zip(_PALETTE[1:], others.items()):
+            bottom.plot(times, values, color=color, lw=1.2, label=plain(name))
         bottom.set_ylim(-0.03, 1.03)
         bottom.set_ylabel("score (high = normal)")
     for axis in axes[:, 0]:

@@ -20,18 +20,18 @@ import cv2
 import numpy as np
 
 from pseudovad import __version__
-from pseudovad.config import load_config
 from pseudovad.data.decode import iter_frames
 from pseudovad.data.layouts import load_dataset
+from pseudovad.config import short_repr
 from pseudovad.errors import PseudovadError
+from pseudovad.runs import RunDir
 from pseudovad.evaluation.protocol import frame_auc, minmax
-from pseudovad.reporting.plots import SCORE_LABELS, plot_roc, plot_video_scores
+from pseudovad.reporting.plots import plot_roc, plot_video_scores
 from pseudovad.reporting.published import ANCHORS, BENCHMARKS, detect_benchmark, published_for
 
 WORST_FRAMES = 6
 FRAME_WIDTH = 240
 _GALLERY = re.compile(r"^step_(\d+)\.png$")
-_PROBABILITIES = ("classifier", "classifier_abnormal")  # in [0, 1] already: plotted as they are
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1180px; margin: 1.5em auto; padding: 0 1em; color: #222; }
@@ -52,19 +52,54 @@ pre { background: #f6f6f6; padding: 0.6em; overflow-x: auto; font-size: 0.85em; 
 
 def build_report(run_dir: Path) -> Path:
     """Write RUN/report/index.html (and its images) from the run's results; return the page's path."""
-    run_dir = Path(run_dir)
-    results_path = run_dir / "results.json"
-    if not results_path.is_file():
+    run_dir, run = Path(run_dir), RunDir(run_dir)
+    if not run.results.is_file():
         raise PseudovadError(f"{run_dir}: no results.json, so nothing to report; run `pseudovad evaluate {run_dir}` first")
-    results = json.loads(results_path.read_text())
-    out = run_dir / "report"
+    results = _read_results(run.results)
+    out = run.path / f"{run.report.name}.new"
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
+    try:
+        _write_pages(run_dir, results, out)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    _swap_in(out, run.report)
+    return run.report / "index.html"
 
-    config_path = run_dir / "config.yaml"
-    config = load_config(config_path) if config_path.is_file() else None
-    plotted = _plotted_scores(results, config)
+
+def _swap_in(new: Path, final: Path) -> None:
+    """Replace `final` by the complete `new` folder; the old report is deleted only after."""
+    old = final.with_name(f"{final.name}.old")
+    if old.exists():
+        shutil.rmtree(old)
+    if final.exists():
+        final.rename(old)
+    new.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _read_results(path: Path) -> dict:
+    """results.json, checked enough that the page can be written from it."""
+    try:
+        results = json.loads(path.read_text())
+        assert isinstance(results, dict)
+        for key in ("auc", "videos", "protocol", "dataset", "layout", "clip_length"):
+            assert key in results, key
+        results["iteration"] = int(results["iteration"])
+        results["frames_scored"] = int(results["frames_scored"])
+        results["anomalous_frames_scored"] = int(results["anomalous_frames_scored"])
+        results["clip_length"] = int(results["clip_length"])
+    except (OSError, ValueError, TypeError, KeyError, AssertionError) as error:
+        raise PseudovadError(f"{path}: not a results file pseudovad wrote ({type(error).__name__}: {short_repr(str(error))}); "
+                             "run `pseudovad evaluate` again") from None
+    return results
+
+
+def _write_pages(run_dir: Path, results: dict, out: Path) -> None:
+    config_path = RunDir(run_dir).config
+    plotted = _plotted_scores(results)
     sections = [
         _provenance(results),
         _run_section(run_dir, results, config_path),
@@ -75,9 +110,8 @@ def build_report(run_dir: Path) -> Path:
         _worst_frames_section(results, out),
         _gallery_section(run_dir, out),
     ]
-    page = out / "index.html"
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    page.write_text(
+    (out / "index.html").write_text(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>pseudovad report: {_e(run_dir.resolve().name)}</title><style>{_STYLE}</style></head><body>\n"
         f"<h1>pseudovad report: {_e(run_dir.resolve().name)}</h1>\n"
@@ -85,7 +119,6 @@ def build_report(run_dir: Path) -> Path:
         + "\n".join(sections)
         + "\n</body></html>\n"
     )
-    return page
 
 
 def _e(value: object) -> str:
@@ -135,7 +168,7 @@ def _provenance(results: dict) -> str:
 
 
 def _run_section(run_dir: Path, results: dict, config_path: Path) -> str:
-    summary_path = run_dir / "train_summary.json"
+    summary_path = RunDir(run_dir).summary
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
     rows = [("", ["evaluated at iteration", str(results["iteration"])])]
     if summary is None:
@@ -165,7 +198,7 @@ def _auc_section(results: dict) -> str:
     headers = ["source", "score / method", *(f"{k.replace('_', ' ')} AUC %" for k in keys), "labels / paper"]
     labels = results.get("label_version") or "unknown"
     rows = [
-        ("measured", [f"measured here (iteration {results['iteration']})", SCORE_LABELS.get(name, name),
+        ("measured", [f"measured here (iteration {results['iteration']})", _label(results, name),
                       *(_percent(auc.get(k)) for k in keys), labels])
         for name, auc in results["auc"].items()
     ]
@@ -194,7 +227,7 @@ def _per_kind_section(results: dict) -> str:
         return ""
     kinds = sorted({kind for values in per_kind.values() for kind in values})
     rows = [
-        ("measured", [SCORE_LABELS.get(name, name), *(_percent(values.get(k)) for k in kinds)])
+        ("measured", [_label(results, name), *(_percent(values.get(k)) for k in kinds)])
         for name, values in per_kind.items()
     ]
     return (
@@ -212,8 +245,8 @@ def _roc_section(results: dict, out: Path) -> str:
     labels = np.concatenate([video["labels"] for video in results["videos"]])
     if labels.min() == labels.max():
         return "<h2>ROC curves</h2><p class=\"note\">The test labels hold one class only, so there is no ROC curve.</p>"
-    normality = {name: np.concatenate(_normalised(results, name)) for name in results["auc"]}
-    aucs = {name: auc["micro"] for name, auc in results["auc"].items()}
+    normality = {_label(results, name): np.concatenate(_normalised(results, name)) for name in results["auc"]}
+    aucs = {_label(results, name): auc["micro"] for name, auc in results["auc"].items()}
     plot_roc(out / "roc.png", labels, normality, aucs, "Frame-level ROC, per-video min-max scores (FFP micro protocol)")
     return (
         "<h2>ROC curves</h2><p class=\"note\">All test frames, each video's scores min-max normalised (the micro AUC's "
@@ -221,22 +254,36 @@ def _roc_section(results: dict, out: Path) -> str:
     )
 
 
+def _declared(results: dict, name: str) -> dict:
+    """What results.json declares of a score (label, probability, the parts it fuses); {} if nothing."""
+    return results.get("scores", {}).get(name, {})
+
+
+def _label(results: dict, name: str) -> str:
+    return _declared(results, name).get("label", name)
+
+
+def _fused(results: dict) -> str | None:
+    return next((name for name in results["auc"] if _declared(results, name).get("fuses")), None)
+
+
 def _headline(results: dict) -> str:
     """The score frames are ranked by: the fused score when there is one, else the pipeline's first score."""
-    return "combined" if "combined" in results["auc"] else next(iter(results["auc"]))
+    return _fused(results) or next(iter(results["auc"]))
 
 
-def _plotted_scores(results: dict, config) -> list[str]:
-    """Every score of the run except the classifier output that does not enter the fused score."""
-    fused = config.classifier.fused_score if config is not None else "classifier"
-    return [name for name in results["auc"] if name not in set(_PROBABILITIES) - {fused}]
+def _plotted_scores(results: dict) -> list[str]:
+    """Every score of the run except a probability that does not enter the fused score."""
+    fused = _fused(results)
+    parts = set(_declared(results, fused).get("fuses", ())) if fused else set()
+    return [name for name in results["auc"] if not _declared(results, name).get("probability") or name in parts]
 
 
-def _curve_label(name: str) -> str:
-    """A score's name as plotted: probabilities as they are, every other score min-max normalised per video."""
-    if name in _PROBABILITIES or name == "combined":
-        return SCORE_LABELS.get(name, name)
-    return f"{SCORE_LABELS.get(name, name)}, min-max normalised"
+def _curve_label(results: dict, name: str) -> str:
+    """A score's label as plotted: probabilities and the fused score as they are, others min-max normalised."""
+    if _declared(results, name).get("probability") or name == _fused(results):
+        return _label(results, name)
+    return f"{_label(results, name)}, min-max normalised"
 
 
 def _videos_section(results: dict, plotted: list[str], out: Path) -> str:
@@ -247,20 +294,20 @@ def _videos_section(results: dict, plotted: list[str], out: Path) -> str:
         curves, legend = {}, {}
         for name in plotted:
             values = np.asarray(video["scores"][name], dtype=float)
-            curves[name] = values if name in _PROBABILITIES else minmax(values)
+            curves[name] = values if _declared(results, name).get("probability") else minmax(values)
             auc = frame_auc([values], [labels])["macro"]
-            legend[name] = f"{_curve_label(name)}\n(AUC {auc:.3f})" if auc is not None else _curve_label(name)
+            legend[name] = f"{_curve_label(results, name)}\n(AUC {auc:.3f})" if auc is not None else _curve_label(results, name)
         auc = frame_auc([np.asarray(video["scores"][headline])], [labels])["macro"]
-        name = SCORE_LABELS.get(headline, headline)
+        name = _label(results, headline)
         auc_text = f"{name} AUC {auc:.3f}" if auc is not None else "no AUC: one class only in this video"
         image = f"videos/{index:03d}_{_slug(video['name'])}.png"
         title = f"test video {video['name']}: {auc_text}"
-        plot_video_scores(out / image, title, labels, video["first_scored_frame"], curves, legend)
+        plot_video_scores(out / image, title, labels, video["first_scored_frame"], curves, legend, _fused(results))
         parts.append(f"<img class=\"plot\" src=\"{_e(image)}\" alt=\"scores of test video {_e(video['name'])}\">")
     return (
         f"<h2>Scores of every test video ({len(results['videos'])})</h2><p class=\"note\">Per frame, high = normal: "
-        + _e("; ".join(_curve_label(name) for name in plotted))
-        + (" (the classifier output shown is the one fused with PSNR)" if "combined" in plotted else "")
+        + _e("; ".join(_curve_label(results, name) for name in plotted))
+        + (" (the classifier output shown is the one fused with PSNR)" if _fused(results) in plotted else "")
         + ". Red: frames labelled anomalous; grey: the first frames, which have no score. The AUC in each legend is this "
         "video's alone.</p>" + "\n".join(parts)
     )
@@ -307,8 +354,8 @@ def _worst_frames_section(results: dict, out: Path) -> str:
     headline = _headline(results)
     normal, anomalous = _worst_frames(results, headline)
     images, problem = _decode_frames(results, [(v, f) for v, f, _ in normal + anomalous])
-    score_name = SCORE_LABELS.get(headline, headline)
-    if headline != "combined":
+    score_name = _label(results, headline)
+    if headline != _fused(results):
         score_name = f"normalised {score_name}"
 
     def gallery(entries: list[tuple], kind: str) -> str:
@@ -344,7 +391,7 @@ def _worst_frames_section(results: dict, out: Path) -> str:
 def _gallery_section(run_dir: Path, out: Path) -> str:
     found = sorted(
         (int(match.group(1)), path)
-        for path in (run_dir / "gallery").glob("step_*.png")
+        for path in RunDir(run_dir).gallery.glob("step_*.png")
         if (match := _GALLERY.match(path.name))
     )
     if not found:

@@ -16,31 +16,36 @@ from torch import Tensor, nn
 
 from pseudovad.config import Config
 from pseudovad.data.clips import ClipDataset
-from pseudovad.evaluation.protocol import psnr
 from pseudovad.losses import intensity_loss
+from pseudovad.metrics import psnr
 from pseudovad.models.autoencoder import ConvAutoencoder
-from pseudovad.training.ffp import FFPPipeline, _check_finite
+from pseudovad.models.blocks import size_problem
+from pseudovad.registry import PIPELINES
+from pseudovad.training.base import Pipeline, Score
 
 
-class AutoencoderPipeline:
+@PIPELINES.register("autoencoder")
+class AutoencoderPipeline(Pipeline):
     """A frame autoencoder trained on normal frames, scored by the PSNR of its reconstruction
     (`train.precision` applies, `train.channels_last` does not)."""
 
-    score_names = ("psnr",)
-    autocast = FFPPipeline.autocast  # bf16 autocast when train.precision is bf16
+    scores = (Score("psnr", "PSNR"),)
+    sections = ("autoencoder",)
+    network_names = ("autoencoder",)
 
-    def __init__(self, config: Config, device: torch.device) -> None:
+    def __init__(self, config: Config, device: torch.device, training: bool = True) -> None:
+        super().__init__(config, device, training)
         options = config.autoencoder
-        self.config = config
-        self.device = device
         self.zero_one = options.input_range == "zero_one"
         output = "sigmoid" if self.zero_one else "tanh"
         self.autoencoder = ConvAutoencoder(config.data.channels, options.width, options.levels, output).to(device)
         self.optimizers = {"autoencoder": torch.optim.Adam(self.autoencoder.parameters(), lr=config.train.lr_generator)}
 
-    @property
-    def networks(self) -> dict[str, nn.Module]:
-        return {"autoencoder": self.autoencoder}
+    @classmethod
+    def check_config(cls, config: Config) -> str | None:
+        levels = config.autoencoder.levels
+        return size_problem(config.data.height, config.data.width, 2 ** (levels - 1),
+                            f"the autoencoder with {levels} levels", "autoencoder.levels")
 
     def to_input(self, frames: Tensor) -> Tensor:
         """Frames in [-1, 1] -> the autoencoder's input range."""
@@ -73,7 +78,7 @@ class AutoencoderPipeline:
                 moved = (moved + options.ascent_step_size * gradient.sign()).clamp(low, 1.0).detach()
         return moved
 
-    def make_batch(self, clips: ClipDataset, indices: np.ndarray) -> dict[str, Tensor]:
+    def make_batch(self, clips: ClipDataset, indices: np.ndarray, step: int) -> dict[str, Tensor]:
         return {"frames": clips.batch(indices)[:, -1]}
 
     def train_step(self, batch: dict[str, Tensor]) -> dict[str, float]:
@@ -84,11 +89,8 @@ class AutoencoderPipeline:
         terms = {"reconstruction": intensity_loss(self.reconstruct(images), images)}
         if pseudo is not None:
             terms["pseudo"] = intensity_loss(self.reconstruct(pseudo), images)
-        _check_finite(terms)
         total = terms["reconstruction"] + weight * terms.get("pseudo", 0.0)
-        self.optimizers["autoencoder"].zero_grad(set_to_none=True)
-        total.backward()
-        self.optimizers["autoencoder"].step()
+        self.apply("autoencoder", total, terms)
         return {"autoencoder": total.item(), **{k: v.item() for k, v in terms.items()}}
 
     @torch.inference_mode()
@@ -101,11 +103,11 @@ class AutoencoderPipeline:
     def score(self, clips: Tensor) -> dict[str, Tensor]:
         return {"psnr": psnr(self.predict(clips), clips[:, -1])}
 
-    def sample_images(self, clips: Tensor) -> dict[str, Tensor]:
+    def sample_images(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """Input, reconstruction and gradient-ascent pseudo-anomaly, in [-1, 1]."""
-        frames = clips[:, -1]
+        frames = batch["clips"][:, -1]
         return {
             "input": frames,
-            "reconstruction": self.predict(clips),
+            "reconstruction": self.predict(batch["clips"]),
             "pseudo-anomaly": self.from_input(self.gradient_ascent(self.to_input(frames))),
         }

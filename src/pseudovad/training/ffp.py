@@ -1,59 +1,49 @@
-"""Future Frame Prediction (Liu et al., CVPR 2018): one training step and the frame score.
+"""Future Frame Prediction (Liu et al., CVPR 2018): a U-Net predicts frame t+1 from t frames, a
+PatchGAN judges single frames, and the PSNR of the prediction is the score.
 
 The step follows the paper and avoids the defects of popular ports: the discriminator is updated
 first, from its own loss alone; the generator is then updated with D frozen, so D's gradients never
-mix with G's loss; the flow term keeps its graph so it really trains the generator.
+mix with G's loss; the flow term keeps its graph so it really trains the generator. What the
+generator's loss holds is its objective's business (training/objectives.py): FFP's own four
+losses, a thesis objective for a pseudo-anomaly generator, or learning not to predict pseudo-anomalies.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.nn.parallel import DistributedDataParallel
 
 from pseudovad.config import Config
 from pseudovad.data.clips import ClipDataset
 from pseudovad.errors import ConfigError
-from pseudovad.evaluation.protocol import psnr
-from pseudovad.losses import (
-    directed_flow_loss,
-    gradient_loss,
-    intensity_loss,
-    lsgan_discriminator_loss,
-    lsgan_generator_loss,
-)
+from pseudovad.losses import directed_flow_loss, gradient_loss, intensity_loss, lsgan_discriminator_loss, lsgan_generator_loss
+from pseudovad.metrics import psnr
+from pseudovad.models.blocks import size_problem
 from pseudovad.models.flow import HornSchunckFlow, MemoisedFlow, SpyNet
 from pseudovad.models.patchgan import PatchDiscriminator
 from pseudovad.models.unet import UNet
-
-
-class NonFiniteLoss(RuntimeError):
-    """A loss became NaN or Inf; the step was not applied."""
-
-    def __init__(self, name: str, value: float) -> None:
-        super().__init__(f"loss '{name}' is {value}")
-        self.name = name
+from pseudovad.registry import OBJECTIVES, PIPELINES
+from pseudovad.training.base import Pipeline, Score, frozen
 
 
 def build_flow_estimator(config: Config) -> MemoisedFlow:
     """The frozen flow network of the flow loss: Horn-Schunck (no weights), or SpyNet with the
     user's weights file; its flows between real frames are memoised up to `flow.memo_mb`."""
-    if config.flow.estimator == "spynet":
-        if not config.flow.weights:
+    flow = config.flow
+    if flow.estimator == "spynet":
+        if not flow.weights:
             raise ConfigError("flow.estimator 'spynet' needs flow.weights: the path of a SpyNet state dict (.pytorch, .pth or .safetensors)")
-        estimator = SpyNet(Path(config.flow.weights))
+        estimator = SpyNet(Path(flow.weights))
     else:
-        flow = config.flow
         options = {"levels": flow.levels, "iterations": flow.iterations, "finest_iterations": flow.finest_iterations}
         if flow.alpha is not None:
             options["alpha"] = flow.alpha
         estimator = HornSchunckFlow(**options)
-    return MemoisedFlow(estimator, config.flow.memo_mb)
+    return MemoisedFlow(estimator, flow.memo_mb)
 
 
 def split_clip(clips: Tensor) -> tuple[Tensor, Tensor]:
@@ -61,125 +51,119 @@ def split_clip(clips: Tensor) -> tuple[Tensor, Tensor]:
     return clips[:, :-1].flatten(1, 2), clips[:, -1]
 
 
-@contextmanager
-def frozen(network: nn.Module) -> Iterator[None]:
-    """Let gradients pass through `network` to its input without accumulating in its parameters
-    (and, under DDP, without a gradient exchange for parameters that get no gradient)."""
-    network.requires_grad_(False)
-    try:
-        with network.no_sync() if isinstance(network, DistributedDataParallel) else nullcontext():
-            yield
-    finally:
-        network.requires_grad_(True)
+def unet_generator(config: Config, dropout: float) -> nn.Module:
+    g, data = config.generator, config.data
+    return UNet(data.clip_length * data.channels, data.channels, g.width, g.levels, g.norm, dropout)
 
 
-def _check_finite(losses: dict[str, Tensor]) -> None:
-    for name, value in losses.items():
-        if not torch.isfinite(value):
-            raise NonFiniteLoss(name, value.item())
+@PIPELINES.register("ffp")
+class FFPPipeline(Pipeline):
+    """A generator predicting the last frame of each clip and a PatchGAN discriminator, trained by an
+    objective (`config.objective`, or the one given). `generator` replaces the U-Net (the thesis's
+    DCGAN branch A); `critic_terms` adds terms that judge the prediction (the thesis's classifier)."""
 
+    scores = (Score("psnr", "PSNR"),)
+    sections = ("generator", "discriminator", "flow", "loss", "objective")
+    network_names = ("generator", "discriminator")
 
-class FFPPipeline:
-    """A U-Net generator and a PatchGAN discriminator trained with FFP's four losses."""
-
-    score_names = ("psnr",)
-    swap_flow_inputs = False
-
-    def __init__(self, config: Config, device: torch.device, dropout: float | None = None) -> None:
-        channels, t = config.data.channels, config.data.clip_length
-        self.config = config
-        self.device = device
-        g, d = config.generator, config.discriminator
-        dropout = g.dropout if dropout is None else dropout
-        self.generator = UNet(t * channels, channels, g.width, g.levels, g.norm, dropout).to(device)
-        self.discriminator = PatchDiscriminator(channels, d.width, d.norm).to(device)
+    def __init__(self, config: Config, device: torch.device, training: bool = True, objective=None,  # noqa: ANN001
+                 generator: nn.Module | None = None) -> None:
+        super().__init__(config, device, training)
+        self.generator = (generator or unet_generator(config, config.generator.dropout)).to(device)
+        self.discriminator = PatchDiscriminator(config.data.channels, config.discriminator.width, config.discriminator.norm).to(device)
         if config.train.channels_last:
             self.generator.to(memory_format=torch.channels_last)
             self.discriminator.to(memory_format=torch.channels_last)
-        self.flow = build_flow_estimator(config).to(device)
+        self.flow = build_flow_estimator(config).to(device) if training else None
         self.optimizers = {
             "generator": torch.optim.Adam(self.generator.parameters(), lr=config.train.lr_generator),
             "discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=config.train.lr_discriminator),
         }
+        options = objective if objective is not None else config.objective
+        self.objective = OBJECTIVES.get(options.name)(options, self)
+        self.optimizers.update({f"objective_{k}": v for k, v in self.objective.optimizers.items()})
+        self.critic_terms: Callable[[Tensor], dict[str, Tensor]] | None = None
+        self.critic_weights: dict[str, float] = {}
 
-    def autocast(self) -> torch.autocast:
-        """bfloat16 autocast for the networks when `train.precision` is bf16, a no-op otherwise."""
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.train.precision == "bf16")
+    @classmethod
+    def check_config(cls, config: Config) -> str | None:
+        levels = config.generator.levels
+        problem = size_problem(config.data.height, config.data.width, 2 ** (levels - 1),
+                               f"the U-Net generator with {levels} levels", "generator.levels")
+        options = config.objective
+        return problem or OBJECTIVES.get(options.name).check_config(options, config)
 
-    def _layout(self, images: Tensor) -> Tensor:
-        return images.contiguous(memory_format=torch.channels_last) if self.config.train.channels_last else images
+    @property
+    def networks(self) -> dict[str, nn.Module]:
+        return {**super().networks, **{f"objective_{k}": v for k, v in self.objective.networks.items()}}
+
+    def distribute(self, wrap: Callable[[nn.Module], nn.Module]) -> None:
+        self.generator = wrap(self.generator)
+        self.discriminator = wrap(self.discriminator)
+        self.objective.distribute(wrap)
+
+    # --- the networks, in the configured precision and layout ------------------------------------------
 
     def run_generator(self, clips: Tensor) -> Tensor:
         """Predict the last frame of each clip from the others; float32 output whatever the precision."""
         with self.autocast():
-            return self.generator(self._layout(split_clip(clips)[0])).float()
+            return self.generator(self.layout(split_clip(clips)[0])).float()
 
     def run_discriminator(self, frames: Tensor) -> Tensor:
         with self.autocast():
-            return self.discriminator(self._layout(frames)).float()
+            return self.discriminator(self.layout(frames)).float()
 
-    @property
-    def networks(self) -> dict[str, nn.Module]:
-        return {"generator": self.generator, "discriminator": self.discriminator}
+    # --- FFP's losses, for the objectives ------------------------------------------------------------------
 
-    def distribute(self, wrap: Callable[[nn.Module], nn.Module]) -> None:
-        """Wrap the trained networks for data-parallel training (see training/distributed.py)."""
-        self.generator = wrap(self.generator)
-        self.discriminator = wrap(self.discriminator)
+    def lsgan_discriminator_loss(self, real: Tensor, prediction: Tensor) -> Tensor:
+        return lsgan_discriminator_loss(self.run_discriminator(real), self.run_discriminator(prediction.detach()))
 
-    def term_weights(self) -> dict[str, float]:
-        """The weight of each term of the generator's loss (a subclass may add or invert terms)."""
-        weights = self.config.loss
-        return {"intensity": weights.intensity, "gradient": weights.gradient, "flow": weights.flow, "adversarial": weights.adversarial}
+    def flow_error(self, previous: Tensor, prediction: Tensor, target: Tensor, swap: bool = False) -> Tensor:
+        return directed_flow_loss(self.flow, previous, prediction, target, swap)
 
-    def make_batch(self, clips: ClipDataset, indices: np.ndarray) -> dict[str, Tensor]:
-        """The tensors one training step needs (FFP: consecutive clips)."""
-        return {"clips": clips.batch(indices)}
-
-    def train_step(self, batch: dict[str, Tensor]) -> dict[str, float]:
-        return self.update(batch["clips"])[0]
-
-    def update(self, clips: Tensor) -> tuple[dict[str, float], Tensor]:
-        """One D update then one G update on a batch of clips; returns the losses and the
-        (detached) predictions, which other branches of a pipeline may reuse."""
-        target = clips[:, -1]
-        self.generator.train()
-        self.discriminator.train()
-        prediction = self.run_generator(clips)
-        logged: dict[str, float] = {}
-        weights = self.term_weights()
-
-        if weights["adversarial"] > 0:
-            d_loss = lsgan_discriminator_loss(self.run_discriminator(target), self.run_discriminator(prediction.detach()))
-            _check_finite({"discriminator": d_loss})
-            self.optimizers["discriminator"].zero_grad(set_to_none=True)
-            d_loss.backward()
-            self.optimizers["discriminator"].step()
-            logged["discriminator"] = d_loss.item()
-
-        terms = self.generator_terms(clips[:, -2], prediction, target)
-        _check_finite(terms)
-        total = sum(weights[name] * value for name, value in terms.items())
-        self.optimizers["generator"].zero_grad(set_to_none=True)
-        total.backward()
-        self.optimizers["generator"].step()
-        logged.update({name: value.item() for name, value in terms.items()})
-        logged["generator"] = total.item()
-        return logged, prediction.detach()
-
-    def generator_terms(self, previous: Tensor, prediction: Tensor, target: Tensor) -> dict[str, Tensor]:
-        """The terms of G's loss; the flow and adversarial terms are not computed at weight 0."""
-        weights = self.term_weights()
-        terms = {
-            "intensity": intensity_loss(prediction, target),
-            "gradient": gradient_loss(prediction, target),
-        }
+    def ffp_terms(self, previous: Tensor, prediction: Tensor, target: Tensor, weights: dict[str, float],
+                  swap: bool = False) -> dict[str, Tensor]:
+        """FFP's terms of G's loss; the flow and adversarial terms are not computed at weight 0."""
+        terms = {"intensity": intensity_loss(prediction, target), "gradient": gradient_loss(prediction, target)}
         if weights["flow"] != 0:
-            terms["flow"] = directed_flow_loss(self.flow, previous, prediction, target, self.swap_flow_inputs)
+            terms["flow"] = self.flow_error(previous, prediction, target, swap)
         if weights["adversarial"] > 0:
             with frozen(self.discriminator):
                 terms["adversarial"] = lsgan_generator_loss(self.run_discriminator(prediction))
         return terms
+
+    # --- training ---------------------------------------------------------------------------------------
+
+    def make_batch(self, clips: ClipDataset, indices: np.ndarray, step: int) -> dict[str, Tensor]:
+        return self.objective.make_batch(clips, indices, step)
+
+    def train_step(self, batch: dict[str, Tensor]) -> dict[str, float]:
+        return self.update(batch)[0]
+
+    def update(self, batch: dict[str, Tensor]) -> tuple[dict[str, float], Tensor]:
+        """One D update then one G update; returns the losses and the (detached) predictions, which
+        other branches of a pipeline may reuse."""
+        batch = self.objective.prepare(batch)
+        self.generator.train()
+        self.discriminator.train()
+        prediction = self.run_generator(batch["clips"])
+        logged: dict[str, float] = {}
+        weights = {**self.objective.term_weights(), **self.critic_weights}
+        if weights["adversarial"] > 0:
+            d_loss = self.objective.discriminator_loss(batch, prediction)
+            self.apply("discriminator", d_loss)
+            logged["discriminator"] = d_loss.item()
+        terms = self.objective.terms(batch, prediction)
+        if self.critic_terms is not None:
+            terms.update(self.critic_terms(prediction))
+        total = sum(weights[name] * value for name, value in terms.items())
+        self.apply("generator", total, terms)
+        logged.update({name: value.item() for name, value in terms.items()})
+        logged["generator"] = total.item()
+        logged.update(self.objective.after_update(batch))
+        return logged, prediction.detach()
+
+    # --- scoring and pictures ----------------------------------------------------------------------------
 
     @torch.inference_mode()
     def flow_error_image(self, clips: Tensor, frames: Tensor) -> Tensor:
@@ -188,14 +172,18 @@ class FFPPipeline:
         error = (self.flow(previous, frames) - self.flow.reference(previous, target)).norm(dim=1, keepdim=True)
         return (error / 2).clamp(max=1) * 2 - 1
 
-    def sample_images(self, clips: Tensor) -> dict[str, Tensor]:
-        """Named image columns for TensorBoard and galleries."""
+    def sample_batch(self, clips: ClipDataset, indices: np.ndarray) -> dict[str, Tensor]:
+        return self.objective.sample_batch(clips, indices)
+
+    def sample_images(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        clips = batch["clips"]
         prediction = self.predict(clips)
         return {
             "last input": clips[:, -2],
             "target": clips[:, -1],
             "prediction": prediction,
             "flow error": self.flow_error_image(clips, prediction).expand_as(prediction),
+            **self.objective.sample_images(batch),
         }
 
     @torch.inference_mode()
@@ -205,5 +193,4 @@ class FFPPipeline:
 
     @torch.inference_mode()
     def score(self, clips: Tensor) -> dict[str, Tensor]:
-        """Per-clip scores of the target frame, each oriented high = normal."""
         return {"psnr": psnr(self.predict(clips), clips[:, -1])}

@@ -1,18 +1,22 @@
 """The training loop shared by every pipeline: data, schedule, logging, checkpoints, resume.
 
 Batches are a pure function of (seed, step) — a fresh permutation of all clips per epoch — so a run
-resumed from a checkpoint sees exactly the batches the uninterrupted run would have seen.
+resumed from a checkpoint sees exactly the batches the uninterrupted run would have seen. The loop
+knows pipelines only through training/base.py's Pipeline, and writes pictures through the
+`sample_writer` it is given (the CLI passes the gallery writer), so it imports nothing above it.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
@@ -21,20 +25,20 @@ from pseudovad.data.cache import load_frames
 from pseudovad.data.clips import ClipDataset
 from pseudovad.data.layouts import load_dataset
 from pseudovad.errors import ConfigError, PseudovadError
-from pseudovad.reporting.gallery import save_gallery
+from pseudovad.registry import PIPELINES
 from pseudovad.runs import RunDir, claimed
+from pseudovad.training.base import NonFiniteLoss, Pipeline
 from pseudovad.training.checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
-from pseudovad.training.distributed import (
-    World,
-    check_batch_split,
-    data_parallel,
-    join_world,
-    leave_world,
-    local_share,
-    wait_for_all,
-)
-from pseudovad.training.ffp import NonFiniteLoss
-from pseudovad.training.pipelines import build_pipeline, load_pipeline_state, pick_device, pipeline_state
+from pseudovad.training.distributed import World, check_batch_split, data_parallel, join_world, leave_world, wait_for_all
+from pseudovad.training.pipelines import build_pipeline, pick_device
+
+# (image columns, PNG path, title): how galleries are written; given by the caller.
+SampleWriter = Callable[[dict[str, Tensor], Path, str], None]
+
+# What a resumed run may change: its budget, and where the same data now lives (a moved or re-mounted
+# dataset, a relative --data given from another directory).
+RESUMABLE_CHANGES = ("train.iterations", "data.root")
+
 
 def batch_indices(num_clips: int, batch_size: int, seed: int, step: int) -> np.ndarray:
     """The clip indices of training step `step`: epoch-wise permutations, the last partial batch dropped."""
@@ -61,153 +65,176 @@ def learning_rate_scale(config: Config, step: int) -> float:
     return config.train.lr_decay_factor if decay_at is not None and step >= decay_at else 1.0
 
 
-# What a resumed run may change: its budget, and where the same data now lives (a moved or re-mounted
-# dataset, a relative --data given from another directory).
-RESUMABLE_CHANGES = ("train.iterations", "data.root")
+def _flat(values: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in values.items():
+        out.update(_flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return out
 
 
-def _check_same_experiment(saved: dict, requested: dict, run_dir: Path) -> None:
+def _check_same_experiment(saved: dict, config: Config, run_dir: Path) -> None:
     """A resumed run may change only RESUMABLE_CHANGES: other changes would mix two experiments."""
-    def flat(values: dict, prefix: str = "") -> dict:
-        out = {}
-        for key, value in values.items():
-            out.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
-        return out
-
-    saved_flat = flat(config_to_dict(build_config(saved, source=str(run_dir))))
-    requested_flat = flat(requested)
+    sections = (*Config.COMMON, *PIPELINES.get(config.pipeline).sections)
+    saved_flat = _flat(config_to_dict(build_config(saved, source=str(run_dir)), sections))
+    requested_flat = _flat(config_to_dict(config, sections))
     changed = [k for k in requested_flat if k not in RESUMABLE_CHANGES and saved_flat.get(k) != requested_flat[k]]
     if changed:
         details = ", ".join(f"{k}: {saved_flat.get(k)!r} -> {requested_flat[k]!r}" for k in changed)
         raise ConfigError(f"--resume {run_dir}: the config differs from the saved run ({details}); only --iterations and --data may change")
 
 
-def train(config: Config, run_dir: Path, resume: bool = False, force: bool = False) -> Path:
+def absolute_paths(config: Config) -> Config:
+    """The data paths made absolute, so the saved run works from any working directory."""
+    data = config.data
+    for key in ("root", "labels", "cache_dir"):
+        value = getattr(data, key)
+        if value is not None:
+            setattr(data, key, str(Path(value).expanduser().resolve()))
+    return config
+
+
+def train(config: Config, run_dir: Path, resume: bool = False, force: bool = False,
+          sample_writer: SampleWriter | None = None) -> Path:
     """Train `config.pipeline` for `config.train.iterations` steps; returns the checkpoint path.
 
     Under torchrun every process runs this function on its share of each batch; rank 0 alone writes."""
     if config.data.root is None:
         raise ConfigError("no dataset: pass --data ROOT or set data.root in the config")
+    config = absolute_paths(config)
     world, device = join_world(pick_device(config.train.device))
     run = RunDir(run_dir)
     try:
         with claimed(run, resume, force, Path(config.data.root)) if world.is_main else nullcontext():
-            checkpoint = _train(config, run_dir, resume, world, device)
+            Trainer(config, run, world, device, sample_writer).run(resume)
         wait_for_all(world)
-        return checkpoint
+        return run.checkpoint
     finally:
         leave_world(world)
 
 
-def _train(config: Config, run_dir: Path, resume: bool, world: World, device: torch.device) -> Path:
-    run = RunDir(run_dir)
-    state, saved_iterations = None, 0
-    if resume:
-        if world.is_main:
-            remove_stale_temporaries(run.checkpoints)
-        state = load_checkpoint(run.checkpoint)
-        saved_iterations = state["iteration"]
-        _check_same_experiment(state["config"], config_to_dict(config), run_dir)
-    if world.is_main:
-        save_config(config, run.config)
+class Trainer:
+    """One training run: restore, then per step set the rates, step, log, sample and checkpoint."""
 
-    torch.manual_seed(config.train.seed)
-    clips = training_clips(config)
-    pipeline = build_pipeline(config, device)
-    # The configured rates, read before a checkpoint's optimizer state (which holds decayed rates) is loaded.
-    base_rates = {name: [g["lr"] for g in opt.param_groups] for name, opt in pipeline.optimizers.items()}
-    if state is not None:
-        load_pipeline_state(pipeline, state)
-        torch.set_rng_state(state["torch_rng"])
-    if world.distributed:
-        check_batch_split(config.train.batch_size, world)
-        if not hasattr(pipeline, "distribute"):
-            raise ConfigError(f"pipeline '{config.pipeline}' trains in one process only; run it without torchrun")
-        pipeline.distribute(lambda network: data_parallel(network, device))
+    def __init__(self, config: Config, run: RunDir, world: World, device: torch.device, sample_writer: SampleWriter | None) -> None:
+        self.config, self.run_dir, self.world, self.device = config, run, world, device
+        self.sample_writer = sample_writer
+        self.step = 0
 
-    checkpoint_path = run.checkpoint
-    sample = clips.batch(np.linspace(0, len(clips) - 1, 4).astype(int)).to(device)
-    writer = SummaryWriter(str(run.tensorboard)) if world.is_main else None
-    schedule = config.train
-    step = saved_iterations
+    def run(self, resume: bool) -> None:
+        state = self.restore_state(resume)
+        if self.world.is_main:
+            sections = (*Config.COMMON, *PIPELINES.get(self.config.pipeline).sections)
+            save_config(self.config, self.run_dir.config, sections)
+        torch.manual_seed(self.config.train.seed)
+        self.clips = training_clips(self.config)
+        self.pipeline = build_pipeline(self.config, self.device)
+        # The configured rates, read before a checkpoint's optimizer state (which holds decayed rates) is loaded.
+        self.base_rates = {name: [g["lr"] for g in opt.param_groups] for name, opt in self.pipeline.optimizers.items()}
+        if state is not None:
+            self.pipeline.load_state(state)
+            torch.set_rng_state(state["torch_rng"])
+        if self.world.distributed:
+            check_batch_split(self.config.train.batch_size, self.world)
+            self.pipeline.distribute(lambda network: data_parallel(network, self.device))
+        self.loop()
 
-    def checkpoint() -> None:
-        if not world.is_main:
+    def restore_state(self, resume: bool) -> dict | None:
+        """The checkpoint to continue from (its config must match), or None for a new run."""
+        if not resume:
+            return None
+        if self.world.is_main:
+            remove_stale_temporaries(self.run_dir.checkpoints)
+        state = load_checkpoint(self.run_dir.checkpoint)
+        _check_same_experiment(state["config"], self.config, self.run_dir.path)
+        self.step = state["iteration"]
+        return state
+
+    def loop(self) -> None:
+        schedule = self.config.train
+        self.resumed_from = self.step
+        sample_indices = np.linspace(0, len(self.clips) - 1, 4).astype(int)
+        self.sample = {k: v.to(self.device) for k, v in self.pipeline.sample_batch(self.clips, sample_indices).items()}
+        self.writer = SummaryWriter(str(self.run_dir.tensorboard)) if self.world.is_main else None
+        bar = tqdm(total=schedule.iterations, initial=self.step, desc=f"train {self.config.pipeline}", unit="step",
+                   dynamic_ncols=True, disable=not self.world.is_main)
+        self.started = time.perf_counter()
+        try:
+            while self.step < schedule.iterations:
+                losses = self.train_one_step()
+                self.step += 1
+                bar.update()
+                if losses is not None:
+                    self.after_step(losses, bar)
+        except KeyboardInterrupt:
+            self.save_checkpoint()
+            raise PseudovadError(f"interrupted at iteration {self.step}; checkpoint saved, continue with --resume") from None
+        finally:
+            bar.close()
+            if self.writer:
+                self.writer.close()
+        self.write_summary()
+
+    def train_one_step(self) -> dict[str, float] | None:
+        """Set the step's learning rates and take it; None if a non-finite loss was skipped."""
+        scale = learning_rate_scale(self.config, self.step)
+        for name, optimizer in self.pipeline.optimizers.items():
+            for group, rate in zip(optimizer.param_groups, self.base_rates[name]):
+                group["lr"] = rate * scale
+        indices = batch_indices(len(self.clips), self.config.train.batch_size, self.config.train.seed, self.step)
+        batch = {name: value[self.world.rank :: self.world.size].to(self.device)
+                 for name, value in self.pipeline.make_batch(self.clips, indices, self.step).items()}
+        try:
+            return self.pipeline.train_step(batch)
+        except NonFiniteLoss as error:
+            if self.config.train.on_nonfinite == "skip":
+                if self.writer:
+                    self.writer.add_scalar("train/skipped_nonfinite", 1, self.step)
+                return None
+            raise PseudovadError(
+                f"training stopped at iteration {self.step}: {error}. The last good checkpoint "
+                f"({self.run_dir.checkpoint}) is kept; lower the learning rate, or set train.on_nonfinite=skip"
+            ) from None
+
+    def after_step(self, losses: dict[str, float], bar: tqdm) -> None:
+        schedule, step = self.config.train, self.step
+        last = step == schedule.iterations
+        if self.writer and (step % schedule.log_every == 0 or last):
+            for name, value in losses.items():
+                self.writer.add_scalar(f"loss/{name}", value, step)
+            seconds = time.perf_counter() - self.started
+            self.writer.add_scalar("speed/steps_per_second", (step - self.resumed_from) / seconds, step)
+            bar.set_postfix({name: f"{value:.4f}" for name, value in losses.items()}, refresh=False)
+        if self.writer and (step % schedule.sample_every == 0 or last or step in schedule.gallery_at):
+            self.write_samples(step in schedule.gallery_at)
+        if step % schedule.checkpoint_every == 0 or last:
+            self.save_checkpoint()
+
+    def write_samples(self, gallery: bool) -> None:
+        """The pipeline's sample images side by side in TensorBoard, and as a PNG gallery at the
+        iterations listed in `train.gallery_at`."""
+        columns = self.pipeline.sample_images(self.sample)
+        rows = torch.cat(list(columns.values()), dim=-1)
+        self.writer.add_images("samples/" + " | ".join(columns), (rows.float().cpu() + 1) / 2, self.step)
+        if gallery and self.sample_writer is not None:
+            self.sample_writer(columns, self.run_dir.gallery_image(self.step), f"iteration {self.step}")
+
+    def save_checkpoint(self) -> None:
+        if not self.world.is_main:
             return
         save_checkpoint(
-            {
-                "iteration": step,
-                "config": config_to_dict(config),
-                "torch_rng": torch.get_rng_state(),
-                **pipeline_state(pipeline),
-            },
-            checkpoint_path,
+            {"iteration": self.step, "config": config_to_dict(self.config), "torch_rng": torch.get_rng_state(),
+             **self.pipeline.state()},
+            self.run_dir.checkpoint,
         )
 
-    bar = tqdm(total=schedule.iterations, initial=step, desc=f"train {config.pipeline}", unit="step",
-               dynamic_ncols=True, disable=not world.is_main)
-    started = time.perf_counter()
-    try:
-        while step < schedule.iterations:
-            scale = learning_rate_scale(config, step)
-            for name, optimizer in pipeline.optimizers.items():
-                for group, rate in zip(optimizer.param_groups, base_rates[name]):
-                    group["lr"] = rate * scale
-            indices = local_share(batch_indices(len(clips), schedule.batch_size, schedule.seed, step), world)
-            batch = {name: value.to(device) for name, value in pipeline.make_batch(clips, indices).items()}
-            try:
-                losses = pipeline.train_step(batch)
-            except NonFiniteLoss as error:
-                if schedule.on_nonfinite == "skip":
-                    if writer:
-                        writer.add_scalar("train/skipped_nonfinite", 1, step)
-                    step += 1
-                    bar.update()
-                    continue
-                raise PseudovadError(
-                    f"training stopped at iteration {step}: {error}. The last good checkpoint "
-                    f"({checkpoint_path}) is kept; lower the learning rate, or set train.on_nonfinite=skip"
-                ) from None
-            step += 1
-            bar.update()
-            if writer and (step % schedule.log_every == 0 or step == schedule.iterations):
-                for name, value in losses.items():
-                    writer.add_scalar(f"loss/{name}", value, step)
-                writer.add_scalar("speed/steps_per_second", (step - saved_iterations) / (time.perf_counter() - started), step)
-                bar.set_postfix({name: f"{value:.4f}" for name, value in losses.items()}, refresh=False)
-            if writer and (step % schedule.sample_every == 0 or step == schedule.iterations or step in schedule.gallery_at):
-                _write_samples(writer, pipeline, sample, step, run_dir if step in schedule.gallery_at else None)
-            if step % schedule.checkpoint_every == 0 or step == schedule.iterations:
-                checkpoint()
-    except KeyboardInterrupt:
-        checkpoint()
-        raise PseudovadError(f"interrupted at iteration {step}; checkpoint saved, continue with --resume") from None
-    finally:
-        bar.close()
-        if writer:
-            writer.close()
-    if world.is_main:
-        run.summary.write_text(
-            json.dumps(
-                {
-                    "iterations": step,
-                    "resumed_from": saved_iterations,
-                    "seconds": time.perf_counter() - started,
-                    "training_clips": len(clips),
-                    "device": str(device),
-                    "processes": world.size,
-                },
-                indent=2,
-            )
-        )
-    return checkpoint_path
-
-
-def _write_samples(writer: SummaryWriter, pipeline, sample: torch.Tensor, step: int, gallery_dir: Path | None) -> None:
-    """The pipeline's sample images side by side in TensorBoard, and as a PNG gallery at the
-    iterations listed in `train.gallery_at`."""
-    columns = pipeline.sample_images(sample)
-    rows = torch.cat(list(columns.values()), dim=-1)
-    writer.add_images("samples/" + " | ".join(columns), (rows.float().cpu() + 1) / 2, step)
-    if gallery_dir is not None:
-        save_gallery(columns, gallery_dir / "gallery" / f"step_{step:06d}.png", f"iteration {step}")
+    def write_summary(self) -> None:
+        if not self.world.is_main:
+            return
+        self.run_dir.summary.write_text(json.dumps({
+            "iterations": self.step,
+            "resumed_from": self.resumed_from,
+            "seconds": time.perf_counter() - self.started,
+            "training_clips": len(self.clips),
+            "device": str(self.device),
+            "processes": self.world.size,
+        }, indent=2))

@@ -22,10 +22,10 @@ from torch import Tensor, nn
 
 from pseudovad.config import Config
 from pseudovad.data.clips import ClipDataset
-from pseudovad.errors import ConfigError
 from pseudovad.losses import intensity_loss
 from pseudovad.models.ognet import OGNetDiscriminator, OGNetGenerator, mixed_pseudo_anomalies
-from pseudovad.training.ffp import FFPPipeline, _check_finite, frozen
+from pseudovad.registry import PIPELINES
+from pseudovad.training.base import Pipeline, Score, frozen
 
 
 def _bce(logits: Tensor, target: float) -> Tensor:
@@ -42,24 +42,18 @@ class TrainingProgress(nn.Module):
         self.register_buffer("phase", torch.ones((), dtype=torch.long))
 
 
-class OGNetPipeline:
+@PIPELINES.register("ognet")
+class OGNetPipeline(Pipeline):
     """OGNet's generator, old generator and discriminator, trained in its two phases
     (`train.precision` applies, `train.channels_last` does not)."""
 
-    score_names = ("ognet",)
-    autocast = FFPPipeline.autocast  # bf16 autocast when train.precision is bf16
+    scores = (Score("ognet", "OGNet D(G(x))"),)
+    sections = ("ognet",)
+    network_names = ("generator", "old_generator", "discriminator", "progress")
 
-    def __init__(self, config: Config, device: torch.device) -> None:
+    def __init__(self, config: Config, device: torch.device, training: bool = True) -> None:
+        super().__init__(config, device, training)
         options = config.ognet
-        phase2_start = config.train.iterations - options.phase2_iterations
-        if options.phase2_iterations < 0 or not 0 < options.old_at < phase2_start:
-            raise ConfigError(
-                f"ognet.old_at ({options.old_at}) must lie inside phase 1, which runs from step 0 to step "
-                f"{phase2_start} (train.iterations {config.train.iterations} - ognet.phase2_iterations "
-                f"{options.phase2_iterations}); lower ognet.old_at or ognet.phase2_iterations"
-            )
-        self.config = config
-        self.device = device
         channels = config.data.channels
         self.generator = OGNetGenerator(channels, options.width).to(device)
         self.old_generator = copy.deepcopy(self.generator).requires_grad_(False)
@@ -71,20 +65,23 @@ class OGNetPipeline:
             "discriminator_finetune": torch.optim.Adam(self.discriminator.parameters(), lr=options.finetune_lr),
         }
 
-    @property
-    def networks(self) -> dict[str, nn.Module]:
-        return {
-            "generator": self.generator,
-            "old_generator": self.old_generator,
-            "discriminator": self.discriminator,
-            "progress": self.progress,
-        }
+    @classmethod
+    def check_config(cls, config: Config) -> str | None:
+        options = config.ognet
+        phase2_start = config.train.iterations - options.phase2_iterations
+        if not 0 < options.old_at < phase2_start:
+            return (f"ognet.old_at ({options.old_at}) must lie inside phase 1, which runs from step 0 to step "
+                    f"{phase2_start} (train.iterations {config.train.iterations} - ognet.phase2_iterations "
+                    f"{options.phase2_iterations}); lower ognet.old_at or ognet.phase2_iterations")
+        if min(config.data.height, config.data.width) < 17:
+            return f"OGNet's generator needs frames of at least 17x17, got {config.data.height}x{config.data.width}"
+        return None
 
     @property
     def has_old_generator(self) -> bool:
         return int(self.progress.iteration) > self.config.ognet.old_at
 
-    def make_batch(self, clips: ClipDataset, indices: np.ndarray) -> dict[str, Tensor]:
+    def make_batch(self, clips: ClipDataset, indices: np.ndarray, step: int) -> dict[str, Tensor]:
         return {"frames": clips.batch(indices)[:, -1]}
 
     def train_step(self, batch: dict[str, Tensor]) -> dict[str, float]:
@@ -117,21 +114,15 @@ class OGNetPipeline:
             reconstruction = self.generator(noisy).float()
 
         d_loss = (_bce(self.run_discriminator(frames), 1.0) + _bce(self.run_discriminator(reconstruction.detach()), 0.0)) / 2
-        _check_finite({"discriminator": d_loss})
-        self.optimizers["discriminator"].zero_grad(set_to_none=True)
-        d_loss.backward()
-        self.optimizers["discriminator"].step()
+        self.apply("discriminator", d_loss)
 
         with frozen(self.discriminator):
             terms = {
                 "reconstruction": intensity_loss(reconstruction, frames),
                 "adversarial": _bce(self.run_discriminator(reconstruction), 1.0),
             }
-        _check_finite(terms)
         total = options.reconstruction_weight * terms["reconstruction"] + options.adversarial_weight * terms["adversarial"]
-        self.optimizers["generator"].zero_grad(set_to_none=True)
-        total.backward()
-        self.optimizers["generator"].step()
+        self.apply("generator", total, terms)
         return {"discriminator": d_loss.item(), "generator": total.item(), **{k: v.item() for k, v in terms.items()}}
 
     @torch.no_grad()
@@ -164,12 +155,9 @@ class OGNetPipeline:
             "new": _bce(self.run_discriminator(reconstruction), 1.0),
             "real": _bce(self.run_discriminator(frames), 1.0),
         }
-        _check_finite(terms)
         weights = {"old": options.weight_old, "pseudo": options.weight_pseudo, "new": options.weight_new, "real": options.weight_real}
         total = sum(weights[name] * value for name, value in terms.items())
-        self.optimizers["discriminator_finetune"].zero_grad(set_to_none=True)
-        total.backward()
-        self.optimizers["discriminator_finetune"].step()
+        self.apply("discriminator_finetune", total, terms)
         return {"finetune": total.item(), **{f"finetune_{k}": v.item() for k, v in terms.items()}}
 
     @torch.inference_mode()
@@ -185,7 +173,7 @@ class OGNetPipeline:
         return {"ognet": self.run_discriminator(self.predict(clips))}
 
     @torch.inference_mode()
-    def sample_images(self, clips: Tensor) -> dict[str, Tensor]:
-        frames = clips[:, -1]
+    def sample_images(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        frames = batch["clips"][:, -1]
         bad = self.pseudo_anomalies(frames)
         return {"frame": frames, "G(x)": self.reconstruct(frames), "G_old(x)": bad["old"], "pseudo-anomaly": bad["pseudo"]}

@@ -1,28 +1,20 @@
-"""The registry of trainable pipelines, keyed by `config.pipeline`."""
+"""The registered pipelines: importing this module registers every built-in one in PIPELINES.
 
-from __future__ import annotations
+A new pipeline is a Pipeline subclass decorated with `@PIPELINES.register("name")`, in a module
+imported here (or by the user's code before the config is read).
+"""
 
 import torch
 
 from pseudovad.config import Config
-from pseudovad.training.autoencoder import AutoencoderPipeline
-from pseudovad.training.distributed import unwrap
-from pseudovad.training.ffp import FFPPipeline
-from pseudovad.training.ognet import OGNetPipeline
-from pseudovad.training.pseudo import PseudoAnomalyPipeline
-
-PIPELINES = {
-    "ffp": FFPPipeline,
-    "single_branch": PseudoAnomalyPipeline,
-    "two_branch": PseudoAnomalyPipeline,
-    "ognet": OGNetPipeline,
-    "autoencoder": AutoencoderPipeline,
-}
-Pipeline = FFPPipeline | PseudoAnomalyPipeline | OGNetPipeline | AutoencoderPipeline
+from pseudovad.registry import PIPELINES
+from pseudovad.training import autoencoder, ffp, ognet, thesis  # noqa: F401  (registers them)
+from pseudovad.training.base import Pipeline
 
 
-def build_pipeline(config: Config, device: torch.device) -> Pipeline:
-    return PIPELINES[config.pipeline](config, device)
+def build_pipeline(config: Config, device: torch.device, training: bool = True) -> Pipeline:
+    """The pipeline `config.pipeline` names; `training=False` builds only what scoring needs."""
+    return PIPELINES.get(config.pipeline)(config, device, training)
 
 
 def pick_device(name: str) -> torch.device:
@@ -30,19 +22,3 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-def pipeline_state(pipeline: Pipeline) -> dict:
-    """Networks and optimizers as plain state dicts (what a checkpoint stores)."""
-    return {
-        "networks": {name: unwrap(net).state_dict() for name, net in pipeline.networks.items()},
-        "optimizers": {name: opt.state_dict() for name, opt in pipeline.optimizers.items()},
-    }
-
-
-def load_pipeline_state(pipeline: Pipeline, state: dict, with_optimizers: bool = True) -> None:
-    for name, net in pipeline.networks.items():
-        unwrap(net).load_state_dict(state["networks"][name])
-    if with_optimizers:
-        for name, optimizer in pipeline.optimizers.items():
-            optimizer.load_state_dict(state["optimizers"][name])

@@ -1,0 +1,33 @@
+"""Configs are data: nested dataclasses (schema.py) read from composed YAML files with `--set`
+overrides (loading.py)."""
+
+from pseudovad.config.loading import (
+    PACKAGED_CONFIGS,
+    build_config,
+    config_names,
+    config_to_dict,
+    config_values,
+    describe_configs,
+    load_config,
+    parse_override,
+    read_yaml,
+    save_config,
+    short_repr,
+    without_training_files,
+)
+from pseudovad.config.schema import (
+    AutoencoderConfig,
+    Chosen,
+    ClassifierConfig,
+    Config,
+    DataConfig,
+    OGNetConfig,
+    component,
+    option,
+)
+
+__all__ = [
+    "PACKAGED_CONFIGS", "AutoencoderConfig", "Chosen", "ClassifierConfig", "Config", "DataConfig", "OGNetConfig",
+    "build_config", "component", "config_names", "config_to_dict", "config_values", "describe_configs", "load_config",
+    "option", "parse_override", "read_yaml", "save_config", "short_repr", "without_training_files",
+]

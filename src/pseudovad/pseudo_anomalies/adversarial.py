@@ -1,0 +1,74 @@
+"""A learned, bounded pseudo-anomaly: X_P = X_N + G(X_N) ("Exploiting autoencoder's weakness",
+Astrid et al. 2024), the thesis's GAN idea made so that it cannot run away.
+
+G sees a normal clip and proposes a perturbation of all its frames. The bound is explicit: the
+perturbation is `amplitude * tanh(.)` inside a smooth box covering at most `area` of the frame
+(drawn at random per sample) and zero outside it. The predictor learns to output the clean target
+from the perturbed inputs; G learns perturbations the predictor still carries into its prediction
+(its loss is the predictor's error against the *perturbed* target), so it keeps finding what the
+predictor would wrongly reproduce, within the bound.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from pseudovad.config import Config, option
+from pseudovad.data.clips import ClipDataset
+from pseudovad.models.unet import UNet
+from pseudovad.pseudo_anomalies.base import PseudoClips, Source, SourceOptions
+from pseudovad.pseudo_anomalies.spatial import smooth_box
+from pseudovad.registry import SOURCES
+
+
+@SOURCES.register("adversarial")
+class AdversarialPerturbation(Source):
+    """A bounded perturbation made by a small U-Net trained against the predictor."""
+
+    trainable = True
+
+    @dataclass
+    class Options(SourceOptions):
+        amplitude: float = option(0.5, above=0.0, at_most=2.0)   # largest |change| of a pixel, in [-1, 1] units
+        area: float = option(0.1, above=0.0, at_most=1.0)        # largest fraction of the frame the box covers
+        width: int = option(8, at_least=1, at_most=256)          # G's U-Net width (2 levels)
+        lr: float = option(1e-4, above=0.0, at_most=10.0)
+
+    @classmethod
+    def check_config(cls, options: Options, config: Config) -> str | None:
+        if config.data.height % 2 or config.data.width % 2:
+            return "the adversarial source's 2-level U-Net needs an even data.height and data.width"
+        return None
+
+    def __init__(self, options: Options, config: Config) -> None:
+        super().__init__(options, config)
+        channels = (config.data.clip_length + 1) * config.data.channels
+        self.generator = UNet(channels, channels, options.width, levels=2)
+        self.networks = {"generator": self.generator}
+        self.optimizers = {"generator": torch.optim.Adam(self.generator.parameters(), lr=options.lr)}
+
+    def make(self, clips: ClipDataset, indices: np.ndarray, rng: np.random.Generator) -> PseudoClips:
+        """The normal clips and, per sample, the smooth box G may change (the change is made by `perturb`)."""
+        normal = clips.batch(indices)
+        _, _, _, height, width = normal.shape
+        masks = torch.zeros(len(indices), 1, height, width)
+        for row in range(len(indices)):
+            side = np.sqrt(rng.uniform(0.25, 1.0) * self.options.area)
+            ph, pw = max(2, int(side * height)), max(2, int(side * width))
+            y, x = int(rng.integers(height - ph + 1)), int(rng.integers(width - pw + 1))
+            masks[row, 0, y : y + ph, x : x + pw] = torch.from_numpy(smooth_box(ph, pw, 0.5)).float()
+        return PseudoClips(clips=normal, abnormal=normal[:, -1].clone(), mask=masks)
+
+    def perturbation(self, clips: Tensor, mask: Tensor) -> Tensor:
+        """G's change to every frame of `clips` (B, t+1, C, H, W): |change| <= amplitude * mask."""
+        flat = clips.flatten(1, 2)
+        change = self.generator(flat).float().view_as(clips)  # tanh output, in [-1, 1]
+        return self.options.amplitude * change * mask.unsqueeze(1)
+
+    def perturb(self, clips: Tensor, mask: Tensor) -> Tensor:
+        """X_P = X_N + G(X_N), kept in [-1, 1] (clamping never enlarges the change)."""
+        return (clips + self.perturbation(clips, mask)).clamp(-1, 1)

@@ -1,0 +1,59 @@
+"""What a pseudo-anomaly source is: a registered class that turns clip indices into pseudo-anomalous clips."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from pseudovad.config import Config, option
+from pseudovad.data.clips import ClipDataset, to_model_range
+
+
+@dataclass
+class SourceOptions:
+    """Options every source has: its registered `name` and its `share` of the pseudo-anomalies."""
+
+    name: str
+    share: float = option(1.0, above=0.0)
+
+
+@dataclass
+class PseudoClips:
+    """`clips` (n, t+1, C, H, W): the pseudo-anomalous inputs, then a real normal frame as target.
+    `abnormal` (n, C, H, W): the frame that would continue the inputs' anomaly (for a hinge loss).
+    `mask` (n, 1, H, W) or None: where a trainable source may perturb the clip."""
+
+    clips: Tensor
+    abnormal: Tensor
+    mask: Tensor | None = None
+
+
+class Source:
+    """Base of every pseudo-anomaly source. `make` must be a pure function of its arguments (the
+    batch of a step is then the same after a resume); trainable sources also own networks."""
+
+    Options: ClassVar[type] = SourceOptions
+    trainable: ClassVar[bool] = False
+
+    def __init__(self, options: SourceOptions, config: Config) -> None:
+        self.options = options
+        self.config = config
+        self.networks: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+
+    @classmethod
+    def check_config(cls, options: SourceOptions, config: Config) -> str | None:
+        """Why this source cannot work with `config`, or None."""
+        return None
+
+    def make(self, clips: ClipDataset, indices: np.ndarray, rng: np.random.Generator) -> PseudoClips:
+        raise NotImplementedError
+
+
+def frames_at(clips: ClipDataset, positions: np.ndarray) -> Tensor:
+    """Frames at global frame positions (any shape of indices) as (..., C, H, W) in [-1, 1]."""
+    return to_model_range(clips.frames.frames[positions])

@@ -1,0 +1,87 @@
+"""Spatial pseudo-anomalies from real frames: a foreign patch moving through the scene.
+
+A patch is cut from another training video (or, with one video, another time of it), given a
+smooth border, and slid across the input frames along a straight line at a random speed: an object
+that does not belong, moving as objects do (LNTRA's patch pseudo-anomaly, with patches of the
+training data itself rather than CIFAR images). The target is the real frame without the patch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from pseudovad.config import option
+from pseudovad.data.clips import ClipDataset
+from pseudovad.pseudo_anomalies.base import PseudoClips, Source, SourceOptions, frames_at
+from pseudovad.registry import SOURCES
+
+
+def smooth_box(height: int, width: int, border: float) -> np.ndarray:
+    """(height, width) weights: 1 inside, falling linearly to 0 over the outer `border` fraction of
+    each half-side, so a pasted patch has no hard edge."""
+    def ramp(size: int) -> np.ndarray:
+        distance = np.minimum(np.arange(size) + 1, size - np.arange(size))
+        return np.clip(distance / max(border * size / 2, 1.0), 0.0, 1.0)
+
+    return np.outer(ramp(height), ramp(width))
+
+
+@SOURCES.register("patch")
+class MovingPatch(Source):
+    """A smooth-bordered patch of another video sliding across the inputs.
+
+    `size`: the patch side as a fraction of the frame side, drawn from [size[0], size[1]] for each
+    side; `speed`: the most it moves per frame, as a fraction of the frame width; `border`: the
+    fraction of each half-side over which it fades in."""
+
+    @dataclass
+    class Options(SourceOptions):
+        size: list[float] = option(factory=lambda: [0.1, 0.4], above=0.0, at_most=1.0)
+        speed: float = option(0.04, at_least=0.0, at_most=1.0)
+        border: float = option(0.2, at_least=0.0, at_most=1.0)
+
+    @classmethod
+    def check_config(cls, options: Options, config) -> str | None:
+        low_high = options.size
+        return None if len(low_high) == 2 and low_high[0] <= low_high[1] else "patch.size must be [smallest, largest]"
+
+    def make(self, clips: ClipDataset, indices: np.ndarray, rng: np.random.Generator) -> PseudoClips:
+        normal = clips.batch(indices)
+        made = normal.clone()
+        abnormal = normal[:, -1].clone()
+        t = clips.clip_length
+        _, _, height, width = abnormal.shape
+        for row, index in enumerate(indices):
+            ph, pw = (max(2, round(rng.uniform(*self.options.size) * side)) for side in (height, width))
+            patch = self._donor_patch(clips, index, ph, pw, rng)
+            weight = torch.from_numpy(smooth_box(ph, pw, self.options.border)).float()
+            path = self._path(ph, pw, height, width, t, rng)
+            for step, (y, x) in enumerate(path):
+                target = made[row, step] if step < t else abnormal[row]
+                region = target[:, y : y + ph, x : x + pw]
+                region.mul_(1 - weight).add_(patch * weight)
+        return PseudoClips(clips=made, abnormal=abnormal)
+
+    @staticmethod
+    def _donor_patch(clips: ClipDataset, index: int, ph: int, pw: int, rng: np.random.Generator) -> torch.Tensor:
+        """A (C, ph, pw) crop of a frame of another video (another clip of the same one if it is alone)."""
+        own = clips.video_bounds[index][0]
+        others = np.flatnonzero(clips.video_bounds[:, 0] != own)
+        donor = int(rng.choice(others)) if others.size else int(rng.integers(len(clips)))
+        frame = frames_at(clips, np.asarray([clips.starts[donor]]))[0]
+        y = int(rng.integers(frame.shape[-2] - ph + 1))
+        x = int(rng.integers(frame.shape[-1] - pw + 1))
+        return frame[:, y : y + ph, x : x + pw]
+
+    def _path(self, ph: int, pw: int, height: int, width: int, t: int, rng: np.random.Generator) -> list[tuple[int, int]]:
+        """Top-left corners for the t inputs and the frame after them: a straight line, inside the frame."""
+        angle = rng.uniform(0, 2 * np.pi)
+        speed = rng.uniform(0, self.options.speed) * width
+        step = np.array([np.sin(angle), np.cos(angle)]) * speed
+        limits = np.array([height - ph, width - pw], dtype=float)
+        start = rng.uniform(0, 1, size=2) * limits
+        points = np.clip(start + np.arange(t + 1)[:, None] * step, 0, limits)
+        return [(int(round(y)), int(round(x))) for y, x in points]

@@ -1,0 +1,95 @@
+"""Temporal pseudo-anomalies from real frames: the right frames in the wrong order or at the wrong speed.
+
+The inputs of a normal clip starting at frame s are s, s+1, ..., s+t-1 and its target is s+t. Each
+source below rearranges the inputs; the target stays a real frame, chosen by `target`:
+- `next`: the real frame right after the last input frame (what really happened next);
+- `clip`: the normal clip's own target s+t.
+`abnormal` is the frame the rearranged motion would reach next, for the optional hinge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pseudovad.config import Config, option
+from pseudovad.data.clips import ClipDataset
+from pseudovad.errors import DataError
+from pseudovad.pseudo_anomalies.base import PseudoClips, Source, SourceOptions, frames_at
+from pseudovad.registry import SOURCES
+
+
+def _fit(clips: ClipDataset, index: int, low: int, high: int) -> int:
+    """The clip's start moved so that frames start+low .. start+high lie in its video."""
+    first, end = clips.video_bounds[index]
+    start = min(max(clips.starts[index], first - low), end - 1 - high)
+    if start + low < first:
+        raise DataError(f"a training video of {end - first} frames is too short for this pseudo-anomaly "
+                        f"(it spans {high - low + 1} frames); lower the stride or data.clip_length")
+    return int(start)
+
+
+def _assemble(clips: ClipDataset, positions: list[list[int]]) -> PseudoClips:
+    """positions: per sample, the t input frames, the target frame and the abnormal frame."""
+    frames = frames_at(clips, np.asarray(positions))
+    return PseudoClips(clips=frames[:, :-1], abnormal=frames[:, -1])
+
+
+@SOURCES.register("skip_frames")
+class SkipFrames(Source):
+    """Inputs every k-th frame (k drawn from `strides`): motion k times too fast (LNTRA's skip frames)."""
+
+    @dataclass
+    class Options(SourceOptions):
+        strides: list[int] = option(factory=lambda: [2, 3, 4, 5], at_least=2, at_most=32)
+        target: str = option("next", choices=("next", "clip"))
+
+    @classmethod
+    def check_config(cls, options: Options, config: Config) -> str | None:
+        return None if options.strides else "skip_frames needs at least one stride"
+
+    def make(self, clips: ClipDataset, indices: np.ndarray, rng: np.random.Generator) -> PseudoClips:
+        t = clips.clip_length
+        positions = []
+        for index in indices:
+            k = int(rng.choice(self.options.strides))
+            s = _fit(clips, index, 0, t * k)
+            target = s + (t - 1) * k + 1 if self.options.target == "next" else s + t
+            positions.append([*(s + j * k for j in range(t)), target, s + t * k])
+        return _assemble(clips, positions)
+
+
+@SOURCES.register("reverse")
+class Reverse(Source):
+    """Inputs in reverse order: everything moves backwards ("moving backward", Astrid et al. 2022)."""
+
+    @dataclass
+    class Options(SourceOptions):
+        target: str = option("clip", choices=("next", "clip"))
+
+    def make(self, clips: ClipDataset, indices: np.ndarray, rng: np.random.Generator) -> PseudoClips:
+        t = clips.clip_length
+        positions = []
+        for index in indices:
+            s = _fit(clips, index, -1, t)
+            target = s + 1 if self.options.target == "next" else s + t
+            positions.append([*(s + t - 1 - j for j in range(t)), target, s - 1])
+        return _assemble(clips, positions)
+
+
+@SOURCES.register("repeat")
+class Repeat(Source):
+    """One frame repeated as every input: the scene frozen, while the target moves on."""
+
+    @dataclass
+    class Options(SourceOptions):
+        pass
+
+    def make(self, clips: ClipDataset, indices: np.ndarray, rng: np.random.Generator) -> PseudoClips:
+        t = clips.clip_length
+        positions = []
+        for index in indices:
+            s = _fit(clips, index, 0, t)
+            positions.append([*([s + t - 1] * t), s + t, s + t - 1])
+        return _assemble(clips, positions)

@@ -1,0 +1,175 @@
+"""The shape every pipeline has, so the training loop, evaluation, scoring, the report and export
+work for each of them without knowing which one it is.
+
+A pipeline owns its networks and optimisers (by name, so a checkpoint is `{name: state_dict}`),
+turns clip indices into a batch, takes one training step on it, and scores clips. It declares its
+scores once (`scores`: name, label, whether it is a probability) and how they fuse (`fused`);
+everything downstream reads those declarations. Every score is oriented high = normal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+
+from pseudovad.config import Config
+from pseudovad.data.clips import ClipDataset
+from pseudovad.errors import ConfigError, PseudovadError
+from pseudovad.training.distributed import unwrap
+
+FUSED = "combined"  # the one name of a fused score, in results.json, scores.csv and the report
+
+
+@dataclass(frozen=True)
+class Score:
+    """One per-frame score a pipeline produces (oriented high = normal)."""
+
+    name: str
+    label: str
+    probability: bool = False  # already in [0, 1]: plotted as it is, not min-max normalised
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """S = minmax(minmax(a) + minmax(b)) per video, of two scores oriented high = normal."""
+
+    parts: tuple[str, str]
+    name: str = FUSED
+    label: str = "fused score"
+
+
+class NonFiniteLoss(RuntimeError):
+    """A loss became NaN or Inf; the step was not applied."""
+
+    def __init__(self, name: str, value: float) -> None:
+        super().__init__(f"loss '{name}' is {value}")
+        self.name = name
+
+
+def check_finite(losses: dict[str, Tensor]) -> None:
+    """Raise NonFiniteLoss naming the first loss that is NaN or infinite."""
+    for name, value in losses.items():
+        if not torch.isfinite(value):
+            raise NonFiniteLoss(name, value.item())
+
+
+@contextmanager
+def frozen(network: nn.Module) -> Iterator[None]:
+    """Let gradients pass through `network` to its input without accumulating in its parameters
+    (and, under DDP, without a gradient exchange for parameters that get no gradient)."""
+    network.requires_grad_(False)
+    try:
+        with network.no_sync() if isinstance(network, DistributedDataParallel) else nullcontext():
+            yield
+    finally:
+        network.requires_grad_(True)
+
+
+class Pipeline:
+    """Base class of every trainable pipeline (registered in training/pipelines.py).
+
+    Subclasses set `scores`, `sections` (the config sections they read besides Config.COMMON) and
+    `network_names` (attributes holding their networks), fill `self.optimizers`, and implement
+    `train_step`, `score` and `sample_images`; `predict` where a score compares a prediction with
+    the frame. `training=False` builds only what scoring needs: no file named by the config is opened.
+    """
+
+    scores: ClassVar[tuple[Score, ...]] = ()
+    sections: ClassVar[tuple[str, ...]] = ()
+    network_names: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, config: Config, device: torch.device, training: bool = True) -> None:
+        self.config = config
+        self.device = device
+        self.training = training
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+
+    # --- declarations -----------------------------------------------------------------------------
+
+    @classmethod
+    def check_config(cls, config: Config) -> str | None:
+        """Why `config` cannot work for this pipeline (checked when the config is read), or None."""
+        return None
+
+    def fused(self) -> Fusion | None:
+        """The fused score, if the pipeline has two scores worth fusing."""
+        return None
+
+    @property
+    def networks(self) -> dict[str, nn.Module]:
+        return {name: getattr(self, name) for name in self.network_names}
+
+    # --- shared mechanics ------------------------------------------------------------------------------
+
+    def autocast(self) -> torch.autocast:
+        """bfloat16 autocast for the networks when `train.precision` is bf16, a no-op otherwise."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.train.precision == "bf16")
+
+    def layout(self, images: Tensor) -> Tensor:
+        """channels_last memory layout when `train.channels_last` asks for it."""
+        return images.contiguous(memory_format=torch.channels_last) if self.config.train.channels_last else images
+
+    def apply(self, optimizer: str, loss: Tensor, terms: dict[str, Tensor] | None = None) -> None:
+        """One optimiser step on `loss`: refused (NonFiniteLoss naming the term) if it or a term is not finite."""
+        check_finite(terms if terms is not None else {optimizer: loss})
+        self.optimizers[optimizer].zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizers[optimizer].step()
+
+    def state(self) -> dict:
+        """Networks and optimisers as plain state dicts (what a checkpoint stores)."""
+        return {
+            "networks": {name: unwrap(net).state_dict() for name, net in self.networks.items()},
+            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
+        }
+
+    def load_state(self, state: dict, with_optimizers: bool = True) -> None:
+        """Restore `state()`; a checkpoint of another shape is an error naming what differs."""
+        missing = sorted(set(self.networks) - set(state["networks"]))
+        if missing:
+            raise PseudovadError(f"the checkpoint has no weights for {', '.join(missing)}: it was written by another pipeline or version")
+        for name, net in self.networks.items():
+            try:
+                unwrap(net).load_state_dict(state["networks"][name])
+            except RuntimeError as error:
+                raise PseudovadError(f"the checkpoint's '{name}' weights do not fit this config's network: "
+                                     f"{str(error).splitlines()[0]}") from None
+        if with_optimizers:
+            for name, optimizer in self.optimizers.items():
+                optimizer.load_state_dict(state["optimizers"][name])
+
+    def distribute(self, wrap: Callable[[nn.Module], nn.Module]) -> None:
+        """Wrap the trained networks for data-parallel training (see training/distributed.py)."""
+        raise ConfigError(f"pipeline '{self.config.pipeline}' trains in one process only; run it without torchrun")
+
+    # --- what each pipeline does -----------------------------------------------------------------------
+
+    def make_batch(self, clips: ClipDataset, indices: np.ndarray, step: int) -> dict[str, Tensor]:
+        """The tensors one training step needs, for the global batch `indices` at `step`."""
+        return {"clips": clips.batch(indices)}
+
+    def sample_batch(self, clips: ClipDataset, indices: np.ndarray) -> dict[str, Tensor]:
+        """The fixed sample that TensorBoard and the galleries show over training."""
+        return {"clips": clips.batch(indices)}
+
+    def train_step(self, batch: dict[str, Tensor]) -> dict[str, float]:
+        raise NotImplementedError
+
+    def predict(self, clips: Tensor) -> Tensor:
+        """The pipeline's image of each clip's last frame (its prediction or reconstruction)."""
+        raise NotImplementedError
+
+    def score(self, clips: Tensor) -> dict[str, Tensor]:
+        """Per-clip scores of the last frame, one entry per declared score, high = normal."""
+        raise NotImplementedError
+
+    def sample_images(self, clips: Tensor) -> dict[str, Tensor]:
+        """Named image columns (B, C, H, W) in [-1, 1] for TensorBoard and galleries."""
+        raise NotImplementedError

@@ -1,0 +1,197 @@
+"""Learning not to predict anomalies: pseudo-anomalies train the predictor itself.
+
+Each training sample becomes a pseudo-anomaly with probability `probability`: its input clip is
+swapped for one made by a pseudo-anomaly source (pseudo_anomalies/), while its target stays a real,
+normal frame. Normal samples keep FFP's full loss; pseudo-anomalous ones get intensity + gradient
+loss towards the normal frame (weight `weight`), so the predictor learns to output normal frames
+even from abnormal inputs, and a real anomaly at test time leaves a large prediction error (LNTRA,
+Astrid et al. BMVC 2021; FastAno, Park et al. WACV 2022). The optional hinge (`hinge_weight`,
+`margin`) also pushes the prediction away from the abnormal continuation, but never further than
+`margin`: no unbounded ascent.
+
+Which samples become pseudo-anomalies, and how, is a pure function of (seed, step), so a resumed run
+sees the batches the uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from pseudovad.config import Chosen, Config, component, option
+from pseudovad.data.clips import ClipDataset
+from pseudovad.losses import gradient_loss, intensity_loss, lsgan_discriminator_loss, lsgan_generator_loss, masked_mean
+from pseudovad.pseudo_anomalies import Source
+from pseudovad.registry import OBJECTIVES, SOURCES
+from pseudovad.training.base import frozen
+from pseudovad.training.objectives import Objective, ObjectiveOptions
+
+if TYPE_CHECKING:
+    from pseudovad.training.ffp import FFPPipeline
+
+# Mixed into the seed of each step's draw, so it never coincides with the batch order's draw.
+_STREAM = 0x5EED
+
+
+@OBJECTIVES.register("learn_not_to_predict")
+class LearnNotToPredict(Objective):
+    """FFP's objective on normal samples plus pseudo-anomalies with normal targets."""
+
+    @dataclass
+    class Options(ObjectiveOptions):
+        probability: float = option(0.2, at_least=0.0, at_most=1.0)
+        weight: float = option(1.0, at_least=0.0)
+        hinge_weight: float = option(0.0, at_least=0.0)
+        margin: float = option(0.0, at_least=0.0)  # MSE (in [-1, 1] units) to the abnormal continuation
+        sources: list[Annotated[Any, Chosen(SOURCES)]] = option(factory=lambda: [component(SOURCES, "skip_frames")])
+
+    def __init__(self, options: Options, predictor: FFPPipeline) -> None:
+        super().__init__(options, predictor)
+        self.sources: list[Source] = [SOURCES.get(o.name)(o, predictor.config) for o in options.sources]
+        for source in self.sources:
+            for network in source.networks.values():
+                network.to(predictor.device)
+        shares = np.array([o.share for o in options.sources], dtype=float)
+        self.shares = shares / shares.sum()
+        self.distributed = False
+
+    @classmethod
+    def check_config(cls, options: Options, config: Config) -> str | None:
+        if not options.sources:
+            return "learn_not_to_predict needs at least one pseudo-anomaly source (objective.sources)"
+        problems = (SOURCES.get(o.name).check_config(o, config) for o in options.sources)
+        return next((p for p in problems if p), None)
+
+    @property
+    def networks(self) -> dict[str, nn.Module]:
+        return {f"{s.options.name}_{k}": v for s in self.sources for k, v in s.networks.items()}
+
+    @property
+    def optimizers(self) -> dict:
+        return {f"{s.options.name}_{k}": v for s in self.sources for k, v in s.optimizers.items()}
+
+    def distribute(self, wrap) -> None:  # noqa: ANN001 - see Pipeline.distribute
+        self.distributed = True
+        for source in self.sources:
+            for name, network in source.networks.items():
+                source.networks[name] = wrap(network)
+                setattr(source, name, source.networks[name])
+
+    # --- batches ----------------------------------------------------------------------------------------
+
+    def make_batch(self, clips: ClipDataset, indices: np.ndarray, step: int) -> dict[str, Tensor]:
+        """The clips with some samples swapped for pseudo-anomalies; `source` says which (-1: normal)."""
+        rng = np.random.default_rng([self.config.train.seed, step, _STREAM])
+        chosen = rng.random(len(indices)) < self.options.probability
+        kinds = rng.choice(len(self.sources), size=len(indices), p=self.shares)
+        kinds = np.where(chosen, kinds, -1)
+        return self._with_sources(clips, indices, kinds, rng)
+
+    def sample_batch(self, clips: ClipDataset, indices: np.ndarray) -> dict[str, Tensor]:
+        """The fixed sample for galleries: the normal clips and each source's version of them."""
+        batch = {"clips": clips.batch(indices)}
+        rng = np.random.default_rng([self.config.train.seed, _STREAM])
+        for j, source in enumerate(self.sources):
+            made = self._with_sources(clips, indices, np.full(len(indices), j), rng)
+            batch.update({f"{source.options.name}/{key}": value for key, value in made.items()})
+        return batch
+
+    def _with_sources(self, clips: ClipDataset, indices: np.ndarray, kinds: np.ndarray, rng: np.random.Generator) -> dict[str, Tensor]:
+        batch_clips = clips.batch(indices)
+        abnormal = batch_clips[:, -1].clone()
+        mask = torch.zeros(len(indices), 1, *batch_clips.shape[-2:]) if any(s.trainable for s in self.sources) else None
+        for j, source in enumerate(self.sources):
+            rows = torch.from_numpy(np.flatnonzero(kinds == j))
+            if rows.numel() == 0:
+                continue
+            made = source.make(clips, indices[rows.numpy()], rng)
+            batch_clips[rows], abnormal[rows] = made.clips, made.abnormal
+            if made.mask is not None:
+                mask[rows] = made.mask
+        batch = {"clips": batch_clips, "abnormal": abnormal, "source": torch.from_numpy(kinds).long()}
+        return batch if mask is None else {**batch, "mask": mask}
+
+    def prepare(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Trainable sources perturb their samples here (without a graph: the predictor's step)."""
+        if "mask" not in batch:
+            return batch
+        batch = {**batch, "clean": batch["clips"], "clips": batch["clips"].clone(), "abnormal": batch["abnormal"].clone()}
+        for j, source in enumerate(self.sources):
+            rows = batch["source"] == j
+            if source.trainable and bool(rows.any()):
+                with torch.no_grad(), self.predictor.autocast():
+                    perturbed = source.perturb(batch["clean"][rows], batch["mask"][rows])
+                batch["clips"][rows] = perturbed
+                batch["abnormal"][rows] = perturbed[:, -1]
+        return batch
+
+    # --- losses -----------------------------------------------------------------------------------------
+
+    def term_weights(self) -> dict[str, float]:
+        weights = super().term_weights()
+        pseudo = self.options.weight
+        return {**weights, "pseudo_intensity": pseudo * weights["intensity"], "pseudo_gradient": pseudo * weights["gradient"],
+                "pseudo_hinge": self.options.hinge_weight}
+
+    def discriminator_loss(self, batch: dict[str, Tensor], prediction: Tensor) -> Tensor:
+        """D learns real frames against predictions of normal clips only."""
+        real = self.predictor.run_discriminator(batch["clips"][:, -1])
+        fake = self.predictor.run_discriminator(prediction.detach())
+        return masked_mean(lsgan_discriminator_loss(real, fake, per_sample=True), batch["source"] < 0)
+
+    def terms(self, batch: dict[str, Tensor], prediction: Tensor) -> dict[str, Tensor]:
+        clips, pseudo = batch["clips"], batch["source"] >= 0
+        normal, target, weights = ~pseudo, clips[:, -1], self.term_weights()
+        terms = {
+            "intensity": masked_mean(intensity_loss(prediction, target, per_sample=True), normal),
+            "gradient": masked_mean(gradient_loss(prediction, target, per_sample=True), normal),
+        }
+        if weights["flow"] != 0:
+            rows = normal.nonzero().squeeze(1)
+            terms["flow"] = (self.predictor.flow_error(clips[rows, -2], prediction[rows], target[rows])
+                             if rows.numel() else prediction.sum() * 0)
+        if weights["adversarial"] > 0:
+            with frozen(self.predictor.discriminator):
+                fooled = lsgan_generator_loss(self.predictor.run_discriminator(prediction), per_sample=True)
+            terms["adversarial"] = masked_mean(fooled, normal)
+        terms["pseudo_intensity"] = masked_mean(intensity_loss(prediction, target, per_sample=True), pseudo)
+        terms["pseudo_gradient"] = masked_mean(gradient_loss(prediction, target, per_sample=True), pseudo)
+        if weights["pseudo_hinge"]:
+            away = intensity_loss(prediction, batch["abnormal"], per_sample=True)
+            terms["pseudo_hinge"] = masked_mean(torch.relu(self.options.margin - away), pseudo)
+        return terms
+
+    def after_update(self, batch: dict[str, Tensor]) -> dict[str, float]:
+        """Each trainable source learns perturbations the predictor would carry into its prediction."""
+        logged = {}
+        for j, source in enumerate(self.sources):
+            rows = batch["source"] == j
+            if not source.trainable or not (self.distributed or bool(rows.any())):
+                continue
+            rows = rows if not self.distributed else torch.ones_like(rows)
+            name = f"{source.options.name}_generator"
+            with frozen(self.predictor.generator):
+                with self.predictor.autocast():
+                    perturbed = source.perturb(batch["clean"][rows], batch["mask"][rows])
+                passed = intensity_loss(self.predictor.run_generator(perturbed), perturbed[:, -1], per_sample=True)
+                loss = masked_mean(passed, (batch["source"] == j)[rows])
+                self.predictor.apply(f"objective_{name}", loss, {name: loss})
+            logged[name] = loss.item()
+        return logged
+
+    def sample_images(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Per source: its last pseudo-anomalous input and what the predictor makes of it."""
+        images = {}
+        for source in self.sources:
+            name = source.options.name
+            clips = batch[f"{name}/clips"]
+            if source.trainable:
+                with torch.no_grad(), self.predictor.autocast():
+                    clips = source.perturb(clips, batch[f"{name}/mask"]).float()
+            images[f"{name}: input"] = clips[:, -2]
+            images[f"{name}: prediction"] = self.predictor.predict(clips)
+        return images

@@ -1,0 +1,162 @@
+"""Learning not to predict: every source makes clips of the right shape whose target is a real frame,
+the pseudo-anomalies' loss reaches the predictor and nothing else, the learned perturbation stays in
+its bound, and a run is deterministic per seed and resumes bit-identically."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pseudovad.cli import main
+from pseudovad.config import component
+from pseudovad.data.cache import FrameArray
+from pseudovad.data.clips import ClipDataset
+from pseudovad.data.dataset import Video
+from pseudovad.registry import SOURCES
+from pseudovad.training.checkpoint import load_checkpoint
+
+from helpers import TINY_SET, tiny_pipeline
+
+ALL_SOURCES = [
+    {"name": "skip_frames", "strides": [2, 3]},
+    {"name": "skip_frames", "strides": [4], "target": "clip"},
+    {"name": "reverse"},
+    {"name": "reverse", "target": "next"},
+    {"name": "repeat"},
+    {"name": "patch"},
+    {"name": "adversarial", "width": 2},
+]
+
+
+def numbered_clips(videos: int = 2, frames: int = 30, size: int = 32) -> ClipDataset:
+    """Frame k of the whole set (over both videos) is a flat image of grey level 4k: a frame's value names it."""
+    total = videos * frames
+    array = (np.arange(total, dtype=np.uint8) * 4).reshape(total, 1, 1, 1).repeat(size, 1).repeat(size, 2)
+    listed = [Video(f"{v:02d}", Path(f"{v:02d}"), frames) for v in range(videos)]
+    return ClipDataset(FrameArray(array, np.arange(videos + 1) * frames, listed), 4)
+
+
+def frame_numbers(images: torch.Tensor) -> torch.Tensor:
+    """The frame each flat image is (its grey level / 4), or -1 where the image is not one flat frame."""
+    levels = ((images + 1) * 127.5).round()
+    flat = (levels == levels.flatten(-3)[..., :1, None, None]).flatten(-3).all(-1)
+    return torch.where(flat, levels.flatten(-3)[..., 0] / 4, torch.full_like(levels.flatten(-3)[..., 0], -1))
+
+
+def model(*sources: dict, probability: float = 1.0, **loss):
+    objective = {"name": "learn_not_to_predict", "probability": probability, "sources": list(sources)}
+    return tiny_pipeline("ffp", objective=objective, loss={"adversarial": 0.05, **loss})
+
+
+@pytest.mark.parametrize("options", ALL_SOURCES, ids=lambda o: f"{o['name']}-{o.get('target', o.get('strides', ''))}")
+def test_every_source_makes_clips_whose_target_is_a_real_frame(options):
+    clips = numbered_clips()
+    source = SOURCES.get(options["name"])(component(SOURCES, **options), tiny_pipeline().config)
+    indices = np.array([0, 10, 25, 26, 51])  # clips near both ends of both videos (26 clips each)
+    made = source.make(clips, indices, np.random.default_rng(0))
+    assert made.clips.shape == (5, 5, 1, 32, 32) and made.abnormal.shape == (5, 1, 32, 32)
+    targets = frame_numbers(made.clips[:, -1])
+    assert (targets >= 0).all(), "a target is not a real frame"
+    videos = torch.from_numpy(clips.video_bounds[indices, 0] // 30)
+    assert torch.equal(targets.long() // 30, videos), "a target comes from another video"
+    if options["name"] not in ("patch", "adversarial"):
+        inputs = frame_numbers(made.clips[:, :-1])
+        assert (inputs >= 0).all() and not torch.equal(inputs, clips.batch(indices)[:, :-1].new_tensor(
+            [[clips.starts[i] + j for j in range(4)] for i in indices]).float())
+    if options["name"] == "patch":
+        assert (frame_numbers(made.clips[:, :-1]) == -1).all(), "every input should carry the patch"
+        assert (frame_numbers(made.abnormal) == -1).all()
+
+
+def test_the_pseudo_anomalies_loss_reaches_the_predictor_and_nothing_else():
+    pipeline = model(*[o for o in ALL_SOURCES if o["name"] in ("skip_frames", "patch", "adversarial")])
+    objective = pipeline.objective
+    batch = objective.prepare(objective.make_batch(numbered_clips(), np.array([0, 10, 25, 40]), step=0))
+    assert bool((batch["source"] >= 0).all())
+    prediction = pipeline.run_generator(batch["clips"])
+    terms = objective.terms(batch, prediction)
+    pseudo = terms["pseudo_intensity"] + terms["pseudo_gradient"]
+    others = [*pipeline.discriminator.parameters(), *(p for n in objective.networks.values() for p in n.parameters())]
+    assert all(g is None for g in torch.autograd.grad(pseudo, others, retain_graph=True, allow_unused=True))
+    grads = torch.autograd.grad(pseudo, list(pipeline.generator.parameters()), allow_unused=True)
+    assert any(g is not None and g.abs().sum() > 0 for g in grads)
+    # No normal sample in the batch: the normal terms are zero and send nothing.
+    assert terms["intensity"].item() == 0 and terms["adversarial"].item() == 0
+
+
+def test_the_discriminator_learns_from_normal_samples_only():
+    pipeline = model({"name": "skip_frames"}, probability=0.5)
+    objective = pipeline.objective
+    batch = objective.make_batch(numbered_clips(), np.array([0, 10, 25, 40]), step=3)
+    prediction = pipeline.run_generator(batch["clips"]).detach()
+    pseudo = batch["source"] >= 0
+    assert 0 < int(pseudo.sum()) < 4, "seed the draw so the batch holds both kinds"
+    pipeline.discriminator.eval()  # batch statistics would let every sample touch every other
+    loss = objective.discriminator_loss(batch, prediction)
+    changed_pseudo, changed_normal = prediction.clone(), prediction.clone()
+    changed_pseudo[pseudo] = torch.rand_like(changed_pseudo[pseudo])
+    changed_normal[~pseudo] = torch.rand_like(changed_normal[~pseudo])
+    assert objective.discriminator_loss(batch, changed_pseudo) == loss
+    assert objective.discriminator_loss(batch, changed_normal) != loss
+
+
+def test_the_learned_perturbation_stays_in_its_bound():
+    source = SOURCES.get("adversarial")(component(SOURCES, "adversarial", amplitude=0.3, area=0.1, width=2),
+                                        tiny_pipeline().config)
+    for parameter in source.generator.parameters():  # a G pushed to its limits
+        torch.nn.init.normal_(parameter, std=5.0)
+    made = source.make(numbered_clips(), np.arange(6) * 9, np.random.default_rng(1))
+    change = source.perturbation(made.clips, made.mask).detach()
+    assert change.abs().max() <= 0.3 + 1e-6
+    assert (change.abs() <= 0.3 * made.mask.unsqueeze(1) + 1e-6).all()
+    covered = (made.mask > 0).flatten(1).float().mean(1)
+    assert (covered <= 0.1 + 1e-6).all() and (covered > 0).all()
+    perturbed = source.perturb(made.clips, made.mask)
+    assert perturbed.min() >= -1 and perturbed.max() <= 1
+
+
+def test_the_adversarial_source_learns_and_the_predictor_does_not_from_its_loss():
+    pipeline = model({"name": "adversarial", "width": 2})
+    objective = pipeline.objective
+    generator = objective.sources[0].generator
+    batch = objective.prepare(objective.make_batch(numbered_clips(), np.array([0, 10, 25, 40]), step=0))
+    before_g = [p.clone() for p in generator.parameters()]
+    before_p = [p.clone() for p in pipeline.generator.parameters()]
+    logged = objective.after_update(batch)
+    assert "adversarial_generator" in logged
+    assert any(not torch.equal(a, b) for a, b in zip(before_g, generator.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(before_p, pipeline.generator.parameters()))
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in pipeline.generator.parameters())
+
+
+def test_the_same_seed_gives_the_same_batches_and_another_seed_others():
+    clips, indices = numbered_clips(), np.arange(8)
+    objective = model({"name": "skip_frames"}, {"name": "patch"}, probability=0.5).objective
+    first, again = objective.make_batch(clips, indices, step=7), objective.make_batch(clips, indices, step=7)
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    other = objective.make_batch(clips, indices, step=8)
+    assert not torch.equal(first["clips"], other["clips"])
+
+
+def train(data: Path, out: Path, *extra: str) -> int:
+    sources = "[{name: skip_frames}, {name: reverse}, {name: patch}, {name: adversarial, width: 2}]"
+    return main(["train", "synthetic_ffp", "--data", str(data), "--out", str(out), *TINY_SET,
+                 "--set", f"objective={{name: learn_not_to_predict, probability: 0.5, hinge_weight: 0.1, margin: 0.05, sources: {sources}}}",
+                 "--set", "train.checkpoint_every=2", "--set", "train.sample_every=2", "--set", "train.gallery_at=[4]", *extra])
+
+
+def test_a_run_is_deterministic_per_seed_and_resumes_bit_identically(tiny_data, tmp_path):
+    assert train(tiny_data, tmp_path / "straight", "--iterations", "4") == 0
+    assert train(tiny_data, tmp_path / "again", "--iterations", "4") == 0
+    assert train(tiny_data, tmp_path / "resumed", "--iterations", "2") == 0
+    assert train(tiny_data, tmp_path / "resumed", "--iterations", "4", "--resume") == 0
+    straight, again, resumed = (load_checkpoint(tmp_path / run / "checkpoints" / "latest.pt")
+                                for run in ("straight", "again", "resumed"))
+    assert set(straight["networks"]) == {"generator", "discriminator", "objective_adversarial_generator"}
+    for network, values in straight["networks"].items():
+        for name, value in values.items():
+            assert torch.equal(again["networks"][network][name], value), f"{network}.{name} differs between two runs"
+            assert torch.equal(resumed["networks"][network][name], value), f"{network}.{name} differs after resume"
+    gallery = tmp_path / "straight" / "gallery" / "step_000004.png"
+    assert gallery.stat().st_size > 5000  # one column pair per source
