@@ -11,8 +11,9 @@ A grid is YAML:
       no_flow: {loss.flow: 0}
 
 Each (variant, seed) trains in OUT/<variant>/seed<k> through the `pseudovad train` command in a
-subprocess, so runs can go in parallel (`jobs`) with their threads split between them, and a grid
-that was interrupted continues where it stopped: finished runs are kept, started runs resume.
+subprocess, so runs can go in parallel (`jobs`) with the CPU threads split between them (or
+OMP_NUM_THREADS each, when it is set), and a grid that was interrupted continues where it stopped:
+finished runs are kept, started runs resume.
 """
 
 from __future__ import annotations
@@ -205,7 +206,7 @@ def run_grid(grid_path: Path, data: Path | None, out: Path, jobs: int = 1, scale
         datasets, split = validation_datasets(validation, out)
     else:
         datasets, split = {"": Path(data).resolve()}, f"{Path(data).resolve()} (as given: if it holds test labels, do not choose on it)"
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    threads = int(os.environ.get("OMP_NUM_THREADS") or max(1, (os.cpu_count() or 1) // jobs))
     tasks = [(data_name, name, seed) for data_name in datasets for name in grid.variants for seed in grid.seeds]
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         runs = list(pool.map(lambda task: _run_one(grid, task[1], task[2], datasets[task[0]], out / task[0], threads), tasks))
