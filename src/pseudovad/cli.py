@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -227,9 +228,17 @@ def _cmd_report(args: argparse.Namespace) -> None:
     print(f"report: {build_report(args.run)}")
 
 
+def _check_finite(**values: float | None) -> None:
+    """Numbers from the command line that must be finite (`--fps inf` would hang the video writer)."""
+    for name, value in values.items():
+        if value is not None and not math.isfinite(value):
+            raise PseudovadError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
+
+
 def _cmd_score(args: argparse.Namespace) -> None:
     from pseudovad.scoring import score_source, threshold_rule
 
+    _check_finite(fps=args.fps, threshold=args.threshold, percentile=args.percentile)
     summaries = score_source(args.source, args.run, args.out, args.percentile, args.threshold_clips, args.threshold,
                              args.fps, args.video)
     threshold = summaries[0]["threshold"]

@@ -180,6 +180,8 @@ def locked(run: RunDir) -> Iterator[None]:
 
 def _check_target(run: RunDir, resume: bool, force: bool, data_root: Path | None) -> bool:
     """Whether `run` holds an old run to delete; raises if it may not be trained into as asked."""
+    if run.path.exists() and not run.path.is_dir():
+        raise PseudovadError(f"--out {run.path} is a file, not a folder; choose a folder for the run")
     if resume:
         if not run.checkpoint.exists():
             raise PseudovadError(f"--resume: no checkpoint at {run.checkpoint}; start without --resume")
@@ -199,11 +201,24 @@ def claimed(run: RunDir, resume: bool, force: bool, data_root: Path | None) -> I
     """Hold `run` for one training: checked before anything is written (a folder that is not a run
     gets no lock file), then locked, checked again under the lock, and cleared if `--force` asked."""
     _check_target(run, resume, force, data_root)
-    with locked(run):
-        if _check_target(run, resume, force, data_root):
-            clear_run(run)
-        write_marker(run)
-        yield
+    try:
+        with locked(run):
+            if _check_target(run, resume, force, data_root):
+                clear_run(run)
+            write_marker(run)
+            yield
+    except PermissionError as error:
+        raise PseudovadError(f"cannot write in {run.path} ({error.strerror}); choose an --out folder you can write to") from None
+
+
+def check_writable(folder: Path) -> None:
+    """Fail now, naming the folder, rather than after minutes of work that could not be saved."""
+    probe = Path(folder) / f".write-test-{os.getpid()}"
+    try:
+        probe.touch()
+        probe.unlink()
+    except OSError as error:
+        raise PseudovadError(f"cannot write in {folder} ({error.strerror}); results could not be saved there") from None
 
 
 def load_trained(run_dir: Path, device: torch.device | None = None) -> tuple[Config, Pipeline, int]:
@@ -213,8 +228,6 @@ def load_trained(run_dir: Path, device: torch.device | None = None) -> tuple[Con
     config.without_training_files): loading someone else's run never opens a file it names."""
     run = RunDir(run_dir)
     state = load_checkpoint(run.checkpoint)
-    if not isinstance(state, dict) or not {"config", "networks", "iteration"} <= set(state):
-        raise PseudovadError(f"{run.checkpoint}: not a pseudovad checkpoint (no config, networks and iteration in it)")
     config = without_training_files(build_config(state["config"], source=str(run.checkpoint)))
     pipeline = build_pipeline(config, device or pick_device(config.train.device), training=False)
     pipeline.load_state(state, with_optimizers=False)

@@ -17,6 +17,7 @@ import copy
 import dataclasses
 import difflib
 import math
+import re
 import reprlib
 import types
 import typing
@@ -151,6 +152,9 @@ def _check_limits(key: str, value: Any, metadata: typing.Mapping, source: str) -
     if choices is not None and str(value) not in choices:
         removed = REMOVED_VALUES.get((key, value))
         raise ConfigError(f"{source}: '{key}' is {short_repr(value)}; " + (removed or f"choose one of {', '.join(choices)}"))
+    pattern = metadata.get("pattern")
+    if pattern is not None and isinstance(value, str) and not re.fullmatch(pattern, value):
+        raise ConfigError(f"{source}: '{key}' is {short_repr(value)}; it must match {pattern}")
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return
     if not math.isfinite(value):
@@ -164,7 +168,10 @@ _BOUND_WORDS = {"at_least": "at least", "above": "above", "at_most": "at most", 
 
 
 def _range_text(metadata: typing.Mapping) -> str:
-    return " and ".join(f"{words} {metadata[bound]:g}" for bound, words in _BOUND_WORDS.items() if bound in metadata)
+    def number(value: float) -> str:
+        return f"{value:g}" if isinstance(value, float) else str(value)
+
+    return " and ".join(f"{words} {number(metadata[bound])}" for bound, words in _BOUND_WORDS.items() if bound in metadata)
 
 
 def _from_dict(cls: type, values: Any, prefix: str, source: str) -> Any:

@@ -19,11 +19,12 @@ from pseudovad.registry import OBJECTIVES, Registry
 
 def option(default: Any = dataclasses.MISSING, *, factory: Any = None, at_least: float | None = None,
            above: float | None = None, at_most: float | None = None, below: float | None = None,
-           choices: tuple[str, ...] | None = None, file: bool = False) -> Any:
+           choices: tuple[str, ...] | None = None, pattern: str | None = None, file: bool = False) -> Any:
     """A dataclass field with its allowed values: bounds (inclusive `at_least` / `at_most`, exclusive
-    `above` / `below`), `choices`, or `file` (a path that only training opens; see
-    loading.without_training_files)."""
-    limits = {"at_least": at_least, "above": above, "at_most": at_most, "below": below, "choices": choices, "file": file or None}
+    `above` / `below`), `choices`, a regular expression the whole text must match (`pattern`), or
+    `file` (a path that only training opens; see loading.without_training_files)."""
+    limits = {"at_least": at_least, "above": above, "at_most": at_most, "below": below, "choices": choices,
+              "pattern": pattern, "file": file or None}
     metadata = {key: value for key, value in limits.items() if value is not None}
     if factory is not None:
         return field(default_factory=factory, metadata=metadata)
@@ -206,8 +207,8 @@ class TrainConfig:
     lr_discriminator: float = option(1e-5, above=0.0, at_most=10.0)
     lr_decay_at: int | None = option(None, at_least=0)
     lr_decay_factor: float = option(0.1, above=0.0, at_most=1.0)
-    seed: int = option(0, at_least=0, below=2**63)
-    device: str = "auto"
+    seed: int = option(0, at_least=0, at_most=2**32 - 1)
+    device: str = option("auto", pattern=r"auto|cpu|mps|cuda(:\d+)?")
     precision: str = option("fp32", choices=("fp32", "bf16"))
     channels_last: bool = False
     log_every: int = option(20, at_least=1)

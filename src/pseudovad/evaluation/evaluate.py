@@ -19,7 +19,7 @@ from pseudovad.data.dataset import VideoDataset
 from pseudovad.data.layouts import load_dataset
 from pseudovad.errors import PseudovadError
 from pseudovad.evaluation.protocol import frame_auc, fuse, minmax, scored_labels
-from pseudovad.runs import RunDir, load_trained
+from pseudovad.runs import RunDir, check_writable, load_trained
 from pseudovad.training.base import Pipeline
 
 PROTOCOL = (
@@ -51,15 +51,11 @@ def score_videos(pipeline: Pipeline, frames: FrameArray, clip_length: int, batch
 def per_kind_auc(dataset: VideoDataset, scores: list[np.ndarray], labels: list[np.ndarray], clip_length: int) -> dict:
     """For datasets that list their events (the synthetic scene): micro AUC of each anomaly kind
     against all normal frames, with other kinds' anomalous frames left out."""
-    description = dataset.root / "dataset.json"
-    if not description.is_file():
-        return {}
-    events = json.loads(description.read_text()).get("events", [])
-    names = [v.name for v in dataset.test]
+    events = _listed_events(dataset)
     kinds: dict[str, list[np.ndarray]] = {}
-    for event in events:
-        masks = kinds.setdefault(event["kind"], [np.zeros(v.num_frames, bool) for v in dataset.test])
-        masks[names.index(event["video"])][event["start"] : event["end"]] = True
+    for kind, video, start, end in events:
+        masks = kinds.setdefault(kind, [np.zeros(v.num_frames, bool) for v in dataset.test])
+        masks[video][start:end] = True
     normalised = np.concatenate([minmax(s) for s in scores])
     all_labels = np.concatenate(labels).astype(bool)
     out = {}
@@ -70,8 +66,24 @@ def per_kind_auc(dataset: VideoDataset, scores: list[np.ndarray], labels: list[n
     return out
 
 
+def _listed_events(dataset: VideoDataset) -> list[tuple[str, int, int, int]]:
+    """(kind, test video index, start, end) of each event in ROOT/dataset.json, if the file exists."""
+    description = dataset.root / "dataset.json"
+    if not description.is_file():
+        return []
+    names = [v.name for v in dataset.test]
+    try:
+        events = json.loads(description.read_text()).get("events", [])
+        listed = [(str(e["kind"]), names.index(e["video"]), int(e["start"]), int(e["end"])) for e in events]
+    except (ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError) as error:
+        raise PseudovadError(f"{description}: not the event list `pseudovad synth` writes ({type(error).__name__}); "
+                             "fix it, or move it out of the dataset folder (it only adds AUCs per anomaly kind)") from None
+    return listed
+
+
 def evaluate_run(run_dir: Path, data_root: Path | None = None, labels: Path | None = None) -> dict:
     """Score the run's test set, write RUN/results.json and return its content."""
+    check_writable(run_dir)
     config, pipeline, iteration = load_trained(run_dir)
     root = data_root or (Path(config.data.root) if config.data.root else None)
     if root is None:

@@ -168,11 +168,11 @@ def _provenance(results: dict) -> str:
 
 
 def _run_section(run_dir: Path, results: dict, config_path: Path) -> str:
-    summary_path = RunDir(run_dir).summary
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
+    summary = _read_summary(RunDir(run_dir).summary)
     rows = [("", ["evaluated at iteration", str(results["iteration"])])]
     if summary is None:
-        budget = "<p class=\"note\">No train_summary.json in the run (training did not finish), so no training time.</p>"
+        budget = ("<p class=\"note\">No readable train_summary.json in the run (training did not finish, or the file "
+                  "is damaged), so no training time.</p>")
     else:
         seconds = summary["seconds"]
         rows += [
@@ -188,6 +188,18 @@ def _run_section(run_dir: Path, results: dict, config_path: Path) -> str:
         "<h2>Run: configuration and budget</h2>" + _table(["", "value"], rows, range(1, 2)) + budget
         + f"<details><summary>full configuration (config.yaml)</summary><pre>{_e(config_text)}</pre></details>"
     )
+
+
+def _read_summary(path: Path) -> dict | None:
+    """train_summary.json if it is there and well formed (numbers where numbers belong), else None."""
+    try:
+        summary = json.loads(path.read_text())
+        summary["seconds"] = float(summary["seconds"])
+        summary["iterations"] = int(summary["iterations"])
+        summary["resumed_from"] = int(summary.get("resumed_from") or 0)
+        return summary
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
 
 
 def _auc_section(results: dict) -> str:

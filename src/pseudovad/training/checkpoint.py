@@ -52,11 +52,16 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            return torch.load(path, map_location="cpu", weights_only=True)
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         raise PseudovadError(
             f"{path}: refused to load: it holds objects other than tensors and plain containers "
             "(possibly code). Only load checkpoints written by pseudovad."
         ) from None
-    except (RuntimeError, EOFError) as error:
+    except (RuntimeError, EOFError, ValueError) as error:
         raise PseudovadError(f"{path}: not a readable checkpoint ({error})") from None
+    if not (isinstance(state, dict) and isinstance(state.get("iteration"), int) and isinstance(state.get("config"), dict)
+            and isinstance(state.get("networks"), dict)):
+        raise PseudovadError(f"{path}: not a pseudovad checkpoint (no iteration, config and networks in it); "
+                             "only load checkpoints written by pseudovad")
+    return state
