@@ -154,3 +154,18 @@ def test_headless_chromium_renders_the_page_with_every_image_loaded(report, tmp_
         probe.unlink()
     assert re.search(r"<title>images (\d+) broken 0</title>", dom), dom[:500]
     assert int(re.search(r"<title>images (\d+)", dom).group(1)) == len(image_sources(report))
+
+
+def test_names_from_files_are_shown_literally_in_the_page_and_the_plots(tmp_path, capsys):
+    """A test video named like HTML and like matplotlib math: the page escapes it, the plots show it."""
+    from helpers import TINY_SET, make_dataset
+
+    data = make_dataset(tmp_path / "data")
+    odd = "$x^{2$<b>"
+    (data / "testing" / "frames" / "01").rename(data / "testing" / "frames" / odd)
+    run = tmp_path / "run"
+    assert main(["train", "synthetic_ffp", "--data", str(data), "--out", str(run), *TINY_SET, "--iterations", "2", "--evaluate"]) == 0
+    assert main(["report", str(run)]) == 0
+    page = (run / "report" / "index.html").read_text()
+    assert odd not in page and "$x^{2$&lt;b&gt;" in page
+    assert any(path.name.startswith("001_") or path.name.startswith("000_") for path in (run / "report" / "videos").iterdir())
