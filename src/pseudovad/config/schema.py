@@ -198,7 +198,9 @@ class TrainConfig:
     """Optimisation schedule. A fixed iteration budget: no checkpoint is picked on test data.
 
     `precision: bf16` runs the networks under bfloat16 autocast (losses, flow and scores stay in
-    float32): on CPUs with AVX512-BF16 or AMX and on recent GPUs it is 2-4x faster.
+    float32): on CPUs with AVX512-BF16 or AMX and on recent GPUs it is 2-4x faster; elsewhere it is
+    emulated and slower. `auto` picks bf16 exactly where the hardware has it (training/hardware.py).
+    `compile` compiles the networks with torch.compile (inductor) for training and scoring.
     """
 
     iterations: int = option(2000, at_least=1)
@@ -209,7 +211,8 @@ class TrainConfig:
     lr_decay_factor: float = option(0.1, above=0.0, at_most=1.0)
     seed: int = option(0, at_least=0, at_most=2**32 - 1)
     device: str = option("auto", pattern=r"auto|cpu|mps|cuda(:\d+)?")
-    precision: str = option("fp32", choices=("fp32", "bf16"))
+    precision: str = option("auto", choices=("auto", "fp32", "bf16"))
+    compile: bool = False
     channels_last: bool = False
     log_every: int = option(20, at_least=1)
     sample_every: int = option(500, at_least=1)

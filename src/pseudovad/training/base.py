@@ -23,6 +23,7 @@ from pseudovad.config import Config
 from pseudovad.data.clips import ClipDataset
 from pseudovad.errors import ConfigError, PseudovadError
 from pseudovad.training.distributed import unwrap
+from pseudovad.training.hardware import resolve_precision
 
 FUSED = "combined"  # the one name of a fused score, in results.json, scores.csv and the report
 
@@ -89,6 +90,7 @@ class Pipeline:
         self.config = config
         self.device = device
         self.training = training
+        self.precision, self.precision_reason = resolve_precision(config.train.precision, device)
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
 
     # --- declarations -----------------------------------------------------------------------------
@@ -109,8 +111,8 @@ class Pipeline:
     # --- shared mechanics ------------------------------------------------------------------------------
 
     def autocast(self) -> torch.autocast:
-        """bfloat16 autocast for the networks when `train.precision` is bf16, a no-op otherwise."""
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.train.precision == "bf16")
+        """bfloat16 autocast for the networks when the precision (train.precision, resolved) is bf16."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
 
     def layout(self, images: Tensor) -> Tensor:
         """channels_last memory layout when `train.channels_last` asks for it."""

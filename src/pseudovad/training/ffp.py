@@ -74,6 +74,9 @@ class FFPPipeline(Pipeline):
         if config.train.channels_last:
             self.generator.to(memory_format=torch.channels_last)
             self.discriminator.to(memory_format=torch.channels_last)
+        if config.train.compile:  # in place: state_dict keys stay those of the plain modules
+            self.generator.compile()
+            self.discriminator.compile()
         self.flow = build_flow_estimator(config).to(device) if training else None
         self.optimizers = {
             "generator": torch.optim.Adam(self.generator.parameters(), lr=config.train.lr_generator),

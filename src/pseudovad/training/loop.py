@@ -30,6 +30,7 @@ from pseudovad.runs import RunDir, claimed
 from pseudovad.training.base import NonFiniteLoss, Pipeline
 from pseudovad.training.checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
 from pseudovad.training.distributed import World, check_batch_split, data_parallel, join_world, leave_world, wait_for_all
+from pseudovad.training.hardware import cpu_model
 from pseudovad.training.pipelines import build_pipeline, pick_device
 
 # (image columns, PNG path, title): how galleries are written; given by the caller.
@@ -136,6 +137,8 @@ class Trainer:
         if self.world.distributed:
             check_batch_split(self.config.train.batch_size, self.world)
             self.pipeline.distribute(lambda network: data_parallel(network, self.device))
+        if self.world.is_main:
+            tqdm.write(f"precision {self.pipeline.precision} ({self.pipeline.precision_reason})")
         self.loop()
 
     def restore_state(self, resume: bool) -> dict | None:
@@ -236,5 +239,10 @@ class Trainer:
             "seconds": time.perf_counter() - self.started,
             "training_clips": len(self.clips),
             "device": str(self.device),
+            "cpu": cpu_model(),
+            "threads": torch.get_num_threads(),
+            "precision": self.pipeline.precision,
+            "precision_reason": self.pipeline.precision_reason,
+            "compiled": self.config.train.compile,
             "processes": self.world.size,
         }, indent=2))
