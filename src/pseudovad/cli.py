@@ -84,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "scale, base config, seeds, variants")
     experiment.add_argument("--data", type=Path, help="dataset folder (its table is reported, never used to choose)")
     experiment.add_argument("--validation", metavar="SPLIT", help="choose on validation data instead: synthetic:10,11,12 "
-                            "(the built-in scene with seeds kept for choosing); the best variant is recorded with the split")
+                            "(the built-in scene with seeds kept for choosing) or heldout:ROOT (ROOT's last 3 training "
+                            "videos held out, with injected anomalies); the best variant is recorded with the split")
     experiment.add_argument("--out", type=Path, required=True, help="folder for the runs and the table; rerun to continue")
     experiment.add_argument("--jobs", type=int, default=1, help="runs in parallel (the CPU threads are split between them)")
     experiment.add_argument("--scale", help="a packaged scale (scale/NAME) to run the grid at, replacing the grid's own")

@@ -172,10 +172,19 @@ def validation_datasets(validation: str, out: Path) -> tuple[dict[str, Path], st
     """The datasets `--validation` names, made under OUT/validation_data, and the split in words.
 
     `synthetic:10,11,12`: the built-in scene (default preset) drawn with those seeds, which must not
-    be seeds whose results are reported."""
+    be seeds whose results are reported. `heldout:ROOT`: pseudo-validation, the last 3 training
+    videos of ROOT held out with injected anomalies (data/pseudo_validation.py)."""
     kind, _, argument = validation.partition(":")
+    if kind == "heldout" and argument:
+        from pseudovad.data.pseudo_validation import make_pseudo_validation
+
+        root = Path(argument).resolve()
+        made = make_pseudo_validation(root, out / "validation_data" / f"heldout_{root.name}")
+        return {"heldout": made.resolve()}, (f"pseudo-validation: the last 3 training videos of {root} held out, with "
+                                             "injected speed-ups and foreign objects (no test video)")
     if kind != "synthetic" or not argument:
-        raise ConfigError(f"--validation {validation!r}: expected synthetic:SEED,SEED,... (scene seeds kept for choosing)")
+        raise ConfigError(f"--validation {validation!r}: expected synthetic:SEED,SEED,... (scene seeds kept for choosing) "
+                          "or heldout:ROOT (training videos of ROOT held out)")
     try:
         seeds = [int(text) for text in argument.split(",")]
     except ValueError:
