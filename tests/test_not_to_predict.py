@@ -25,6 +25,9 @@ ALL_SOURCES = [
     {"name": "reverse", "target": "next"},
     {"name": "repeat"},
     {"name": "patch"},
+    {"name": "cuboid"},
+    {"name": "cuboid", "mode": "reverse"},
+    {"name": "cuboid", "mode": "freeze"},
     {"name": "adversarial", "width": 2},
 ]
 
@@ -60,10 +63,15 @@ def test_every_source_makes_clips_whose_target_is_a_real_frame(options):
     assert (targets >= 0).all(), "a target is not a real frame"
     videos = torch.from_numpy(clips.video_bounds[indices, 0] // 30)
     assert torch.equal(targets.long() // 30, videos), "a target comes from another video"
-    if options["name"] not in ("patch", "adversarial"):
+    if options["name"] not in ("patch", "adversarial", "cuboid"):
         inputs = frame_numbers(made.clips[:, :-1])
         assert (inputs >= 0).all() and not torch.equal(inputs, clips.batch(indices)[:, :-1].new_tensor(
             [[clips.starts[i] + j for j in range(4)] for i in indices]).float())
+    if options["name"] == "cuboid":  # a box of other times, the rest of the inputs as they were
+        inputs = made.clips[:, :-1]
+        normal = clips.batch(indices)[:, :-1]
+        changed = (inputs != normal).flatten(2).any(-1)
+        assert changed.any() and (inputs == normal).flatten(2).any(-1).all()
     if options["name"] == "patch":
         assert (frame_numbers(made.clips[:, :-1]) == -1).all(), "every input should carry the patch"
         assert (frame_numbers(made.abnormal) == -1).all()

@@ -24,7 +24,7 @@ from pseudovad.data.dataset import Video
 from pseudovad.data.decode import iter_frames
 from pseudovad.data.layouts import load_dataset
 from pseudovad.errors import DataError
-from pseudovad.pseudo_anomalies.spatial import smooth_box
+from pseudovad.pseudo_anomalies.base import smooth_box
 
 SPEED_UP = 3
 EVENT_FRACTION = 0.15  # of a held-out video's length, per event (shorter where the video is short)
