@@ -168,3 +168,22 @@ def test_a_run_is_deterministic_per_seed_and_resumes_bit_identically(tiny_data, 
             assert torch.equal(resumed["networks"][network][name], value), f"{network}.{name} differs after resume"
     gallery = tmp_path / "straight" / "gallery" / "step_000004.png"
     assert gallery.stat().st_size > 5000  # one column pair per source
+
+
+def test_the_critic_learns_pseudo_anomalies_and_adds_a_fused_score():
+    pipeline = model({"name": "cuboid"}, probability=0.5)
+    assert [s.name for s in pipeline.scores] == ["psnr"] and pipeline.fused() is None
+    critic = {"enabled": True, "width": 4, "fusion_weight": 0.7}
+    pipeline = tiny_pipeline("ffp", objective={"name": "learn_not_to_predict", "probability": 0.5,
+                                               "sources": [{"name": "cuboid"}], "critic": critic})
+    assert [s.name for s in pipeline.scores] == ["psnr", "classifier"]
+    assert pipeline.fused().parts == ("psnr", "classifier") and pipeline.fused().weight == 0.7
+    clips = numbered_clips()
+    critic_net = pipeline.objective.critic
+    before = [p.clone() for p in critic_net.parameters()]
+    losses = pipeline.train_step(pipeline.make_batch(clips, np.arange(4), step=1))
+    assert "critic" in losses
+    assert any(not torch.equal(a, b) for a, b in zip(before, critic_net.parameters()))
+    scores = pipeline.score(clips.batch(np.arange(3)))
+    assert scores["classifier"].shape == (3,) and ((scores["classifier"] >= 0) & (scores["classifier"] <= 1)).all()
+    assert "objective_critic" in pipeline.networks and "objective_critic" in pipeline.optimizers

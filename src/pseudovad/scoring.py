@@ -196,7 +196,7 @@ def score_video(
     fusion = pipeline.fused()
     if fusion is not None:
         scores[fusion.name] = np.full(video.num_frames, np.nan)
-        scores[fusion.name][t:] = fuse(*(scores[part][t:] for part in fusion.parts))
+        scores[fusion.name][t:] = fuse(*(scores[part][t:] for part in fusion.parts), fusion.weight)
     return _write_outputs(video, out_dir, fps, fps_from, t, scores, threshold)
 
 

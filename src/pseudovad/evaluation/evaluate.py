@@ -103,7 +103,7 @@ def score_declarations(pipeline: Pipeline) -> dict[str, dict]:
     declared = {score.name: {"label": score.label, "probability": score.probability} for score in pipeline.scores}
     fusion = pipeline.fused()
     if fusion is not None:
-        declared[fusion.name] = {"label": fusion.label, "probability": False, "fuses": list(fusion.parts)}
+        declared[fusion.name] = {"label": fusion.label, "probability": False, "fuses": list(fusion.parts), "weight": fusion.weight}
     return declared
 
 
@@ -122,7 +122,7 @@ def evaluate_pipeline(config: Config, pipeline: Pipeline, dataset: VideoDataset)
     fusion = pipeline.fused()
     if fusion is not None:
         for video in per_video:
-            video[fusion.name] = fuse(*(video[part] for part in fusion.parts))
+            video[fusion.name] = fuse(*(video[part] for part in fusion.parts), fusion.weight)
         score_names.append(fusion.name)
     labels = [scored_labels(lab, t) for lab in dataset.test_labels]
     auc = {}

@@ -68,6 +68,7 @@ def frame_auc(scores: list[np.ndarray], labels: list[np.ndarray], sigma: float =
     }
 
 
-def fuse(psnr_scores: np.ndarray, classifier_scores: np.ndarray) -> np.ndarray:
-    """One video's fused score S = minmax(minmax(PSNR) + minmax(C)); both inputs high = normal."""
-    return minmax(minmax(psnr_scores) + minmax(classifier_scores))
+def fuse(psnr_scores: np.ndarray, classifier_scores: np.ndarray, weight: float = 0.5) -> np.ndarray:
+    """One video's fused score S = minmax(w minmax(PSNR) + (1 - w) minmax(C)); both inputs high =
+    normal. At w = 0.5 this is the thesis's minmax(minmax(PSNR) + minmax(C)) exactly (halving is exact)."""
+    return minmax(weight * minmax(psnr_scores) + (1 - weight) * minmax(classifier_scores))

@@ -39,9 +39,10 @@ class Score:
 
 @dataclass(frozen=True)
 class Fusion:
-    """S = minmax(minmax(a) + minmax(b)) per video, of two scores oriented high = normal."""
+    """S = minmax(w minmax(a) + (1 - w) minmax(b)) per video, of two scores oriented high = normal."""
 
     parts: tuple[str, str]
+    weight: float = 0.5
     name: str = FUSED
     label: str = "fused score"
 

@@ -27,7 +27,7 @@ from pseudovad.models.flow import HornSchunckFlow, MemoisedFlow, SpyNet
 from pseudovad.models.patchgan import PatchDiscriminator
 from pseudovad.models.unet import UNet
 from pseudovad.registry import OBJECTIVES, PIPELINES
-from pseudovad.training.base import Pipeline, Score, frozen
+from pseudovad.training.base import Fusion, Pipeline, Score, frozen
 
 
 def build_flow_estimator(config: Config) -> MemoisedFlow:
@@ -62,7 +62,6 @@ class FFPPipeline(Pipeline):
     objective (`config.objective`, or the one given). `generator` replaces the U-Net (the thesis's
     DCGAN branch A); `critic_terms` adds terms that judge the prediction (the thesis's classifier)."""
 
-    scores = (Score("psnr", "PSNR"),)
     sections = ("generator", "discriminator", "flow", "loss", "objective")
     network_names = ("generator", "discriminator")
 
@@ -95,6 +94,13 @@ class FFPPipeline(Pipeline):
                                f"the U-Net generator with {levels} levels", "generator.levels")
         options = config.objective
         return problem or OBJECTIVES.get(options.name).check_config(options, config)
+
+    @property
+    def scores(self) -> tuple[Score, ...]:
+        return (Score("psnr", "PSNR"), *self.objective.extra_scores())
+
+    def fused(self) -> Fusion | None:
+        return self.objective.fusion()
 
     @property
     def networks(self) -> dict[str, nn.Module]:
@@ -196,4 +202,4 @@ class FFPPipeline(Pipeline):
 
     @torch.inference_mode()
     def score(self, clips: Tensor) -> dict[str, Tensor]:
-        return {"psnr": psnr(self.predict(clips), clips[:, -1])}
+        return {"psnr": psnr(self.predict(clips), clips[:, -1]), **self.objective.score(clips)}
