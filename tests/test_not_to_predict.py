@@ -187,3 +187,11 @@ def test_the_critic_learns_pseudo_anomalies_and_adds_a_fused_score():
     scores = pipeline.score(clips.batch(np.arange(3)))
     assert scores["classifier"].shape == (3,) and ((scores["classifier"] >= 0) & (scores["classifier"] <= 1)).all()
     assert "objective_critic" in pipeline.networks and "objective_critic" in pipeline.optimizers
+
+
+def test_every_source_has_its_own_gallery_columns_even_twice_the_same_kind():
+    pipeline = model({"name": "cuboid"}, {"name": "cuboid", "mode": "reverse"}, {"name": "patch"})
+    clips = numbered_clips()
+    images = pipeline.sample_images(pipeline.sample_batch(clips, np.array([0, 20, 30])))
+    assert {"cuboid0: input", "cuboid1: prediction", "patch: input"} <= set(images)
+    assert not torch.equal(images["cuboid0: input"], images["cuboid1: input"])

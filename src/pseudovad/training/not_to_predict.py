@@ -71,6 +71,9 @@ class LearnNotToPredict(Objective):
         for source in self.sources:
             for network in source.networks.values():
                 network.to(predictor.device)
+        names = [o.name for o in options.sources]
+        # How logs, galleries and checkpoints call each source: its name, numbered where it repeats.
+        self.labels = [name if names.count(name) == 1 else f"{name}{j}" for j, name in enumerate(names)]
         shares = np.array([o.share for o in options.sources], dtype=float)
         self.shares = shares / shares.sum()
         self.distributed = False
@@ -91,12 +94,12 @@ class LearnNotToPredict(Objective):
 
     @property
     def networks(self) -> dict[str, nn.Module]:
-        networks = {f"{s.options.name}_{k}": v for s in self.sources for k, v in s.networks.items()}
+        networks = {f"{label}_{k}": v for label, s in zip(self.labels, self.sources) for k, v in s.networks.items()}
         return networks if self.critic is None else {**networks, "critic": self.critic}
 
     @property
     def optimizers(self) -> dict:
-        optimizers = {f"{s.options.name}_{k}": v for s in self.sources for k, v in s.optimizers.items()}
+        optimizers = {f"{label}_{k}": v for label, s in zip(self.labels, self.sources) for k, v in s.optimizers.items()}
         return optimizers if self.critic is None else {**optimizers, "critic": self.critic_optimizer}
 
     def distribute(self, wrap) -> None:  # noqa: ANN001 - see Pipeline.distribute
@@ -122,9 +125,9 @@ class LearnNotToPredict(Objective):
         """The fixed sample for galleries: the normal clips and each source's version of them."""
         batch = {"clips": clips.batch(indices)}
         rng = np.random.default_rng([self.config.train.seed, _STREAM])
-        for j, source in enumerate(self.sources):
+        for j, label in enumerate(self.labels):
             made = self._with_sources(clips, indices, np.full(len(indices), j), rng)
-            batch.update({f"{source.options.name}/{key}": value for key, value in made.items()})
+            batch.update({f"{label}/{key}": value for key, value in made.items()})
         return batch
 
     def _with_sources(self, clips: ClipDataset, indices: np.ndarray, kinds: np.ndarray, rng: np.random.Generator) -> dict[str, Tensor]:
@@ -234,7 +237,7 @@ class LearnNotToPredict(Objective):
             if not source.trainable or not (self.distributed or bool(rows.any())):
                 continue
             rows = rows if not self.distributed else torch.ones_like(rows)
-            name = f"{source.options.name}_generator"
+            name = f"{self.labels[j]}_generator"
             with frozen(self.predictor.generator):
                 with self.predictor.autocast():
                     perturbed = source.perturb(batch["clean"][rows], batch["mask"][rows])
@@ -247,8 +250,7 @@ class LearnNotToPredict(Objective):
     def sample_images(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """Per source: its last pseudo-anomalous input and what the predictor makes of it."""
         images = {}
-        for source in self.sources:
-            name = source.options.name
+        for name, source in zip(self.labels, self.sources):
             clips = batch[f"{name}/clips"]
             if source.trainable:
                 with torch.no_grad(), self.predictor.autocast():
