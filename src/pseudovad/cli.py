@@ -82,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     experiment = sub.add_parser("experiment", help="train and evaluate a grid of config variants over seeds; Markdown + JSON table")
     experiment.add_argument("grid", type=Path, help="grid YAML or the name of a packaged grid (pipelines, ffp_ablation, ...): "
                             "scale, base config, seeds, variants")
-    experiment.add_argument("--data", type=Path, help="dataset folder (its table is reported, never used to choose)")
+    experiment.add_argument("--data", help="dataset folder, or synthetic:0,1,2,3,4 (built-in scenes): a table to report, "
+                            "never used to choose")
     experiment.add_argument("--validation", metavar="SPLIT", help="choose on validation data instead: synthetic:10,11,12 "
                             "(the built-in scene with seeds kept for choosing) or heldout:ROOT (ROOT's last 3 training "
                             "videos held out, with injected anomalies); the best variant is recorded with the split")
