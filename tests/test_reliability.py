@@ -23,6 +23,7 @@ import pytest
 import scipy.io
 import torch
 
+from helpers import TEST_LENGTHS, make_dataset
 from media import truncate, write_frames, write_video
 from pseudovad.cli import main
 from pseudovad.training import checkpoint as checkpoint_module
@@ -35,21 +36,6 @@ TINY = [
     "--set", "train.checkpoint_every=1", "--set", "train.sample_every=100",
     "--set", "train.precision=fp32", "--set", "train.channels_last=false",
 ]
-TEST_LENGTHS = (8, 7)
-
-
-def make_dataset(root: Path) -> Path:
-    """A valid FFP-layout dataset: 2 training videos, 2 test videos with MNAD labels."""
-    for i in (1, 2):
-        write_frames(root / "training" / "frames" / f"{i:02d}", 8, size=(16, 16))
-    for i, length in enumerate(TEST_LENGTHS, start=1):
-        write_frames(root / "testing" / "frames" / f"{i:02d}", length, size=(16, 16))
-    labels = np.zeros(sum(TEST_LENGTHS), dtype=np.uint8)
-    labels[5:9] = 1
-    np.save(root / "frame_labels_tiny.npy", labels)
-    return root
-
-
 def train(data: Path, out: Path, *extra: str) -> list[str]:
     return ["train", "synthetic_ffp", "--data", str(data), "--out", str(out), "--iterations", "2", *TINY, *extra]
 
