@@ -76,6 +76,8 @@ def evaluate_run(run_dir: Path, data_root: Path | None = None, labels: Path | No
     root = data_root or (Path(config.data.root) if config.data.root else None)
     if root is None:
         raise PseudovadError(f"{run_dir}: no dataset recorded in the run; pass --data ROOT")
+    if data_root is None and not root.exists():
+        raise PseudovadError(f"{run_dir}: the dataset it was trained on, {root}, is not there any more; pass --data ROOT where it is now")
     labels = labels or (Path(config.data.labels) if config.data.labels else None)
     dataset = load_dataset(root, config.data.layout, labels)
     if dataset.test_labels is None:

@@ -98,40 +98,20 @@ def plot_roc(path: Path, labels: np.ndarray, normality: dict[str, np.ndarray], a
     _save(figure, path)
 
 
-def plot_timeline(
-    path: Path,
-    title: str,
-    times: np.ndarray,
-    psnr: np.ndarray,
-    threshold: float,
-    flagged: np.ndarray,
-    others: dict[str, np.ndarray],
-) -> None:
-    """A scored video: raw PSNR in dB against the threshold with the flagged frames shaded, and below
-    it any other score (classifier, fused), keyed by label. Frames without a score are NaN and leave gaps."""
-    rows = 2 if others else 1
-    figure, axes = plt.subplots(rows, 1, figsize=(11, 2.9 * rows + 0.3), sharex=True, squeeze=False)
-    unscored = np.isnan(psnr)
-    top = axes[0][0]
-    _shade(top, unscored, _UNSCORED_COLOR, "no score (first frames)", times)
-    _shade(top, flagged, _ANOMALY_COLOR, "flagged anomalous", times)
-    top.plot(times, psnr, color=_PALETTE[0], lw=1.2, label="PSNR of the predicted frame")
-    top.axhline(threshold, color="tab:red", ls="--", lw=1.2, label=f"threshold {threshold:.2f} dB")
-    top.set_ylabel("PSNR (dB, high = normal)")
-    top.set_title(plain(title))
-    for axis in axes[:, 0]:
-        axis.grid(alpha=0.3)
-    if others:
-        bottom = axes[1][0]
-        _shade(bottom, unscored, _UNSCORED_COLOR, "no score (first frames)", times)
-        _shade(bottom, flagged, _ANOMALY_COLOR, "flagged anomalous", times)
-        for color, (name, values) in zip(_PALETTE[1:], others.items()):
-            bottom.plot(times, values, color=color, lw=1.2, label=plain(name))
-        bottom.set_ylim(-0.03, 1.03)
-        bottom.set_ylabel("score (high = normal)")
-    for axis in axes[:, 0]:
-        axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, frameon=False)
-    axes[-1][0].set_xlabel("time (s)")
-    axes[-1][0].set_xlim(times[0], times[-1] if len(times) > 1 else times[0] + 1)
+def plot_timeline(path: Path, title: str, times: np.ndarray, scores: np.ndarray, threshold: float, alerted: np.ndarray,
+                  label: str) -> None:
+    """A scored video: its raw score (high = normal) against the threshold, the frames inside alert events
+    shaded. Frames without a score are NaN and leave a gap."""
+    figure, axis = plt.subplots(figsize=(11, 3.2))
+    _shade(axis, np.isnan(scores), _UNSCORED_COLOR, "no score (first frames)", times)
+    _shade(axis, alerted, _ANOMALY_COLOR, "alert", times)
+    axis.plot(times, scores, color=_PALETTE[0], lw=1.2, label=plain(label))
+    axis.axhline(threshold, color="tab:red", ls="--", lw=1.2, label=f"threshold {threshold:.2f}")
+    axis.set_ylabel(plain(f"{label} (high = normal)"))
+    axis.set_title(plain(title))
+    axis.grid(alpha=0.3)
+    axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, frameon=False)
+    axis.set_xlabel("time (s)")
+    axis.set_xlim(times[0], times[-1] if len(times) > 1 else times[0] + 1)
     figure.tight_layout()
     _save(figure, path)
