@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from pseudovad import __version__
-from pseudovad.errors import ConfigError, PseudovadError
+from pseudovad.errors import ConfigError, Interrupted, PseudovadError
 
 EXAMPLES = """examples:
   pseudovad demo                                   synthetic data -> train FFP -> AUC table
@@ -243,6 +243,10 @@ def _print_results(results: dict) -> None:
     for name, auc in results["auc"].items():
         cells = "".join(f"{auc[key]:>11.4f}" if auc[key] is not None else f"{'-':>11}" for key in ("micro", "micro_raw", "macro"))
         print(f"{name:<20}{cells}")
+    for name, points in results["operating_points"].items():
+        if points["eer"] is not None:
+            print(f"{name}: true-positive rate {100 * points['tpr_at_fpr_1']:.1f}% at 1% false positives, "
+                  f"{100 * points['tpr_at_fpr_5']:.1f}% at 5%; equal error rate {100 * points['eer']:.1f}% (raw scores)")
     for name, kinds in results.get("auc_per_kind", {}).items():
         if kinds:
             print(f"{name} micro AUC per anomaly kind: " + ", ".join(f"{k} {v:.4f}" for k, v in kinds.items()))
@@ -311,7 +315,7 @@ def _rules(args: argparse.Namespace):
 def _cmd_score(args: argparse.Namespace) -> None:
     from pseudovad.scoring import score_source
 
-    summaries = score_source(Path(args.source), args.run, args.out, args.false_alarm_rate, args.threshold, args.fps,
+    summaries = score_source(args.source, args.run, args.out, args.false_alarm_rate, args.threshold, args.fps,
                              args.video, _rules(args))
     threshold = summaries[0]["threshold"]
     print(f"threshold: {threshold['score']} below {threshold['value']:.2f} ({threshold['from']})")
@@ -361,7 +365,8 @@ def main(argv: list[str] | None = None) -> int:
         COMMANDS[args.command](args)
         sys.stdout.flush()
     except PseudovadError as error:
-        print(f"pseudovad {args.command}: error: {error}", file=sys.stderr)
+        kind = "interrupted" if isinstance(error, Interrupted) else "error"
+        print(f"pseudovad {args.command}: {kind}: {error}", file=sys.stderr)
         return error.exit_status
     except KeyboardInterrupt:
         print(f"pseudovad {args.command}: interrupted", file=sys.stderr)

@@ -30,15 +30,13 @@ from pseudovad.data.sources import Source, file_video, is_stream_or_camera, open
 from pseudovad.detector import Detector, ScoredFrame
 from pseudovad.errors import DataError, Interrupted, PseudovadError, RuntimeFailure
 from pseudovad.evaluation.evaluate import write_json
-from pseudovad.reporting.plots import plot_timeline
+from pseudovad.reporting.plots import heat_map, plot_timeline
 
-# Prediction error (|prediction - frame| in [0, 1] intensity units) shown at full heat-map colour.
-HEAT_FULL_SCALE = 0.25
 SCORES_CSV, SUMMARY_JSON, ANNOTATED_VIDEO, PLOT = "scores.csv", "segments.json", "annotated.mp4", "scores.png"
 Emit = Callable[[dict], None]
 
 
-def find_videos(source: Path) -> tuple[list[Video], bool]:
+def find_videos(source: str | Path) -> tuple[list[Video], bool]:
     """The videos at `source` (a video file, a frame folder, or a folder of either) and whether it
     is a folder of several, whose results go to one subfolder each."""
     if is_stream_or_camera(str(source)):
@@ -49,7 +47,7 @@ def find_videos(source: Path) -> tuple[list[Video], bool]:
     return [file_video(source)], False
 
 
-def score_source(source: Path, run_dir: Path, out_dir: Path, false_alarm_rate: float | None = None,
+def score_source(source: str | Path, run_dir: Path, out_dir: Path, false_alarm_rate: float | None = None,
                  threshold: float | None = None, fps: float = 25.0, annotate: bool = False,
                  rules: AlertRules = AlertRules()) -> list[dict]:
     """Score every video at `source` into `out_dir` (one subfolder per video for a folder of several);
@@ -296,8 +294,7 @@ class AnnotatedVideo:
         width, height = self.size
         frame = cv2.resize(np.ascontiguousarray(rgb), self.size, interpolation=cv2.INTER_NEAREST)
         if error is not None:
-            strength = np.clip(cv2.resize(error, self.size, interpolation=cv2.INTER_LINEAR) / HEAT_FULL_SCALE, 0, 1)
-            heat = cv2.cvtColor(cv2.applyColorMap((strength * 255).astype(np.uint8), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+            heat, strength = heat_map(error, self.size)
             alpha = 0.6 * strength[..., None]
             frame = (frame * (1 - alpha) + heat * alpha).astype(np.uint8)
         text = f"{seconds:.2f} s  " + ("no score yet" if math.isnan(score) else f"{self.label} {score:.2f}  anomaly {smoothed:.2f}")

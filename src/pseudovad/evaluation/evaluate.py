@@ -18,7 +18,7 @@ from pseudovad.data.clips import to_model_range
 from pseudovad.data.dataset import VideoDataset
 from pseudovad.data.layouts import load_dataset
 from pseudovad.errors import PseudovadError
-from pseudovad.evaluation.protocol import frame_auc, fuse, minmax, scored_labels
+from pseudovad.evaluation.protocol import frame_auc, fuse, minmax, operating_points, scored_labels
 from pseudovad.runs import RunDir, load_trained
 from pseudovad.training.base import Pipeline
 
@@ -134,6 +134,7 @@ def evaluate_pipeline(config: Config, pipeline: Pipeline, dataset: VideoDataset)
         "anomalous_frames_scored": int(sum(int(lab.sum()) for lab in labels)),
         "scores": score_declarations(pipeline),
         "auc": auc,
+        "operating_points": {name: operating_points([video[name] for video in per_video], labels) for name in score_names},
         "auc_per_kind": {name: per_kind_auc(dataset, [v[name] for v in per_video], labels, t) for name in score_names},
         "videos": [
             {

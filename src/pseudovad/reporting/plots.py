@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import matplotlib
 
 matplotlib.use("Agg")
@@ -13,6 +14,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
+# Prediction error (|prediction - frame| in [0, 1] intensity units) shown at full heat-map colour.
+HEAT_FULL_SCALE = 0.25
 # Curves take these colours in the order a pipeline declares its scores (PSNR first, fused last).
 _PALETTE = ("tab:blue", "tab:orange", "tab:purple", "tab:green", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
 _ANOMALY_COLOR = "#f4a3a3"
@@ -31,6 +34,14 @@ def mask_runs(mask: np.ndarray) -> list[tuple[int, int]]:
     padded = np.concatenate([[False], np.asarray(mask, dtype=bool), [False]])
     edges = np.flatnonzero(padded[1:] != padded[:-1])
     return [(int(start), int(end)) for start, end in zip(edges[::2], edges[1::2])]
+
+
+def heat_map(error: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """A prediction-error map (H, W) in [0, 1] as an RGB heat image of `size` (width, height), and its
+    strength in [0, 1] per pixel (for blending it over the frame)."""
+    strength = np.clip(cv2.resize(error, size, interpolation=cv2.INTER_LINEAR) / HEAT_FULL_SCALE, 0, 1)
+    heat = cv2.cvtColor(cv2.applyColorMap((strength * 255).astype(np.uint8), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+    return heat, strength
 
 
 def _shade(axis: plt.Axes, mask: np.ndarray, color: str, label: str, x: np.ndarray | None = None) -> None:

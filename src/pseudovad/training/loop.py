@@ -169,7 +169,7 @@ class Trainer:
                     self.after_step(losses, bar)
         except KeyboardInterrupt:
             self.save_checkpoint()
-            raise Interrupted(f"interrupted at iteration {self.step}; checkpoint saved, continue with --resume") from None
+            raise Interrupted(f"stopped at iteration {self.step}; checkpoint saved, continue with --resume") from None
         finally:
             bar.close()
             if self.writer:
