@@ -74,7 +74,7 @@ class Detector:
         if threshold is not None:
             self.false_alarm_rate, self.threshold = None, float(threshold)
         else:
-            self.false_alarm_rate = false_alarm_rate or self.calibration["false_alarm_rate"]
+            self.false_alarm_rate = self.calibration["false_alarm_rate"] if false_alarm_rate is None else false_alarm_rate
             self.threshold = threshold_at(self.calibration["scores"], self.false_alarm_rate)
         statistics = (self.calibration or {}).get("statistics", {})
         self.normaliser = Normaliser(self.threshold, statistics.get("max", 1.0) - statistics.get("min", 0.0))

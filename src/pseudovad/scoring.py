@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from fractions import Fraction
 from pathlib import Path
@@ -104,11 +107,12 @@ def watch(source: Source, detector: Detector, out_dir: Path | None, rules: Alert
     stream = detector.stream(source.frames, 1 if emit else None, keep_frames=annotate, errors=annotate)
     try:
         for scored in stream:
-            frames = scored.index + 1
-            smoothed, flagged, events = tracker.push(scored.index, scored.anomaly, scored.scores[detector.score_name])
-            check.add(scored.shape, scored.prepared, not math.isnan(scored.anomaly), scored.anomaly > FLAG_LEVEL)
-            outputs.add(scored, smoothed, flagged)
-            results.note(events, check.judge(final=False) if emit else [])
+            with _whole_frame():
+                smoothed, flagged, events = tracker.push(scored.index, scored.anomaly, scored.scores[detector.score_name])
+                check.add(scored.shape, scored.prepared, not math.isnan(scored.anomaly), scored.anomaly > FLAG_LEVEL)
+                outputs.add(scored, smoothed, flagged)
+                results.note(events, check.judge(final=False) if emit else [])
+                frames = scored.index + 1
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -142,6 +146,24 @@ def watch(source: Source, detector: Detector, out_dir: Path | None, rules: Alert
         where = f"; {out_dir} holds the results up to there" if out_dir else ""
         raise Interrupted(f"stopped after {frames} frames{where}")
     return summary
+
+
+@contextmanager
+def _whole_frame() -> Iterator[None]:
+    """Ctrl-C (or SIGTERM) while one frame's results are recorded takes effect once they all are, so that
+    every output holds the same frames. Signals reach only the main thread; elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = {number: signal.signal(number, lambda number, _: received.append(number)) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        if received:
+            raise KeyboardInterrupt
 
 
 def column_meanings(detector: Detector) -> dict[str, str]:
