@@ -376,23 +376,26 @@ def environment_overrides() -> list[tuple[str, Any]]:
     """The overrides in $PSEUDOVAD_SET (whitespace-separated key=value, as `--set` takes them), applied
     after all others to every config a command reads: one switch that runs any command line at another
     budget (the README's commands are tested this way, at a tiny one)."""
-    overrides = []
-    for text in os.environ.get(ENVIRONMENT_OVERRIDES, "").split():
-        try:
-            overrides.append(parse_override(text))
-        except ConfigError as error:
-            raise ConfigError(f"${ENVIRONMENT_OVERRIDES}: {error}") from None
-    return overrides
+    try:
+        return [parse_override(text) for text in os.environ.get(ENVIRONMENT_OVERRIDES, "").split()]
+    except ConfigError as error:
+        raise ConfigError(f"${ENVIRONMENT_OVERRIDES}: {error}") from None
 
 
 def load_config(name_or_path: str | Path | list, overrides: list[tuple[str, Any]] = ()) -> Config:
     """Read a YAML config (a path, a packaged config name, or a list of them merged) and apply
     overrides, then those of $PSEUDOVAD_SET."""
-    overrides = [*overrides, *environment_overrides()]
+    environment = environment_overrides()
     if isinstance(name_or_path, list):
-        return build_config(_read_source(name_or_path, None, ()), overrides, source=" + ".join(map(str, name_or_path)))
-    values, source = config_values(name_or_path)
-    return build_config(values, overrides, source=source)
+        values, source = _read_source(name_or_path, None, ()), " + ".join(map(str, name_or_path))
+    else:
+        values, source = config_values(name_or_path)
+    try:
+        return build_config(values, [*overrides, *environment], source=source)
+    except ConfigError as error:
+        if environment and str(error).startswith("--set"):
+            raise ConfigError(f"{error} (the overrides include ${ENVIRONMENT_OVERRIDES})") from None
+        raise
 
 
 def without_training_files(config: Config) -> Config:
