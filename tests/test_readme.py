@@ -33,7 +33,7 @@ NOT_AS_WRITTEN = {
     "scripts/test.sh": (None, "it runs this test suite, this test included"),
     "scripts/demo.sh": (".venv/bin/pseudovad demo", "its first step creates .venv and installs packages; its second, run here, is the demo"),
 }
-SERVERS = {"tensorboard": 15}  # seconds a server must keep serving; then it is stopped
+SERVERS = {"tensorboard": 8}  # seconds a server must keep serving; then it is stopped
 VENV_COMMANDS = {"pseudovad": "-m pseudovad", "torchrun": "-m torch.distributed.run", "tensorboard": "-m tensorboard.main"}
 
 

@@ -223,7 +223,7 @@ def test_ctrl_c_finishes_every_file(tiny_data, run, tmp_path, monkeypatch, capsy
                 raise KeyboardInterrupt
             yield frame
 
-    monkeypatch.setattr("pseudovad.scoring.iter_frames", interrupted)
+    monkeypatch.setattr("pseudovad.data.sources.iter_frames", interrupted)
     out = tmp_path / "out"
     assert main(["score", str(tiny_data / "testing" / "frames" / "01"), "--run", str(run), "--out", str(out), "--video"]) == 130
     assert capsys.readouterr().err.endswith(f"pseudovad score: interrupted: stopped after 20 frames; {out} holds the results up to there\n")

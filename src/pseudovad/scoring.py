@@ -27,9 +27,9 @@ from tqdm import tqdm
 
 from pseudovad.alerts import FLAG_LEVEL, SEGMENT_CONVENTION, AlertRules, EventTracker, FootageCheck, segment
 from pseudovad.data.dataset import Video
-from pseudovad.data.decode import is_image, is_ignored, iter_frames
+from pseudovad.data.decode import is_image, is_ignored
 from pseudovad.data.layouts import list_videos
-from pseudovad.data.sources import Source, file_video, is_stream_or_camera, open_source, video_fps
+from pseudovad.data.sources import Source, file_video, is_stream_or_camera, open_source, video_source
 from pseudovad.detector import Detector, ScoredFrame
 from pseudovad.errors import DataError, Interrupted, PseudovadError, RuntimeFailure
 from pseudovad.evaluation.evaluate import write_json
@@ -63,10 +63,9 @@ def score_source(source: str | Path, run_dir: Path, out_dir: Path, false_alarm_r
         if video.num_frames <= detector.clip_length:
             raise PseudovadError(f"{video.path}: {video.num_frames} frames; scoring needs at least "
                                  f"{detector.clip_length + 1} (clip_length + 1)")
-        rate, rate_from = video_fps(video, fps)
-        frames = tqdm(iter_frames(video), total=video.num_frames, desc=f"scoring {video.name}", unit="frame")
-        source_ = Source(str(video.path), rate, rate_from, False, iter(frames), video.num_frames)
-        summaries.append(watch(source_, detector, Path(out_dir) / video.name if several else Path(out_dir), rules, annotate))
+        source = video_source(video, fps)
+        source.frames = iter(tqdm(source.frames, total=video.num_frames, desc=f"scoring {video.name}", unit="frame"))
+        summaries.append(watch(source, detector, Path(out_dir) / video.name if several else Path(out_dir), rules, annotate))
     return summaries
 
 

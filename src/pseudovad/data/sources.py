@@ -86,7 +86,11 @@ def open_source(spec: str, fps: float, paced: bool) -> Source:
     match = _URL.match(spec)
     if match:
         return _stream(spec, match.group("scheme").lower())
-    video = file_video(Path(spec))
+    return video_source(file_video(Path(spec)), fps, paced)
+
+
+def video_source(video: Video, fps: float, paced: bool = False) -> Source:
+    """A video file or frame folder (`fps` for frame folders), as fast as it decodes or `paced` at its own rate."""
     rate, rate_from = video_fps(video, fps)
     frames = iter_frames(video)
     return Source(str(video.path), rate, rate_from, False, _paced(frames, rate) if paced else frames, video.num_frames)
