@@ -187,3 +187,28 @@ def test_live_mode_stops_cleanly_on_ctrl_c(tiny_data, trained, tmp_path):
     assert len(read_csv(out_dir / "scores.csv")) == last["frames"]
     with av.open(str(out_dir / "annotated.mp4")) as container:
         assert sum(1 for _ in container.decode(video=0)) == last["frames"]
+
+
+def test_the_onnx_export_scores_as_the_run_does(home, trained, tmp_path, capsys):
+    """`export --format onnx` (opset 17): onnxruntime's scores equal the run's within the tolerance, at
+    another batch size than the one exported with, and the description travels inside the file."""
+    onnxruntime = pytest.importorskip("onnxruntime")
+    onnx = pytest.importorskip("onnx")
+    copy = tmp_path / "run"
+    shutil.copytree(trained, copy, ignore=shutil.ignore_patterns(".lock", "export"))
+    assert main(["export", str(copy), "--format", "onnx"]) == 0
+    path = copy / "export" / "scorer.onnx"
+    assert capsys.readouterr().out == f"exported: {path}\n"
+    detector = pseudovad.load(copy)
+    capture = cv2.VideoCapture(str(home / "test_video.avi"))
+    prepared = []
+    while (read := capture.read())[0]:
+        prepared.append(detector.prepare(cv2.cvtColor(read[1], cv2.COLOR_BGR2RGB)))
+    clips = np.stack([np.stack(prepared[end - 4 : end + 1]) for end in range(4, len(prepared))])
+    anomaly, flagged, score = onnxruntime.InferenceSession(str(path)).run(None, {"clips": clips})
+    expected = detector.score_clips(clips)
+    np.testing.assert_allclose(score, expected["psnr"], rtol=0, atol=EXPORT_TOLERANCE)
+    np.testing.assert_allclose(anomaly, expected["anomaly"], rtol=0, atol=EXPORT_TOLERANCE)
+    np.testing.assert_array_equal(flagged, expected["psnr"] < detector.threshold)
+    properties = {prop.key: prop.value for prop in onnx.load(str(path)).metadata_props}
+    assert json.loads(properties["pseudovad.json"])["threshold"]["value"] == detector.threshold

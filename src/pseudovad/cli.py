@@ -126,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export", help="write a run's scorer (predictor, normalisation, threshold) as one self-contained file")
     export.add_argument("run", type=Path, help="run folder written by `pseudovad train`")
-    export.add_argument("--format", default="torchscript", help="torchscript (default)")
+    export.add_argument("--format", default="torchscript", choices=["torchscript", "onnx"],
+                        help="torchscript (default; needs only torch) or onnx (needs `pip install 'pseudovad[onnx]'`)")
     _add_rate_option(export, "the threshold built in (default: the calibrated one)", default=None)
     return parser
 

@@ -1,10 +1,12 @@
 """`pseudovad export RUN`: the run's scorer as one self-contained file to deploy without pseudovad.
 
 The file holds the predictor, the step from uint8 frames to the model's input range, the score, the
-calibration's normalisation and the threshold: clips in, anomaly, flag and raw score out. What it
-expects (frame size, channels, clip length) and how the frames must be prepared is stored inside it
-(TorchScript: the extra file `pseudovad.json`) and beside it (`scorer.json`). Before it is kept, the
-written file is loaded back and must reproduce the run's float32 scores within EXPORT_TOLERANCE.
+calibration's normalisation and the threshold: clips in, anomaly, flag and raw score out. TorchScript
+needs only torch to run; ONNX (opset 17, with the optional onnx and onnxruntime packages) runs in any
+ONNX runtime. What it expects (frame size, channels, clip length) and how the frames must be prepared
+is stored inside it (`pseudovad.json`: a TorchScript extra file, an ONNX metadata property) and beside
+it (`scorer.json`). Before it is kept, the written file is loaded back and must reproduce the run's
+float32 scores within EXPORT_TOLERANCE.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import copy
 import json
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +27,11 @@ from pseudovad.detector import Detector, Normaliser
 from pseudovad.errors import PseudovadError, RuntimeFailure
 from pseudovad.runs import RunDir
 
-FORMATS = ("torchscript",)
 EXPORT_TOLERANCE = 1e-3  # largest difference allowed between the export's scores and the run's (score units, float32)
-SCORER = "scorer.torchscript.pt"
+SCORERS = {"torchscript": "scorer.torchscript.pt", "onnx": "scorer.onnx"}
 DESCRIPTION = "scorer.json"
+ONNX_OPSET = 17
+Scorer = Callable[[np.ndarray], np.ndarray]  # a loaded export: clips -> scores
 
 
 class ExportedScorer(nn.Module):
@@ -45,9 +49,9 @@ class ExportedScorer(nn.Module):
 
 
 def export_run(run_dir: Path, fmt: str = "torchscript", false_alarm_rate: float | None = None) -> Path:
-    """Write RUN/export/scorer.torchscript.pt and scorer.json; returns the scorer's path."""
-    if fmt not in FORMATS:
-        raise PseudovadError(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
+    """Write RUN/export/scorer.torchscript.pt (or scorer.onnx) and scorer.json; returns the scorer's path."""
+    if fmt not in SCORERS:
+        raise PseudovadError(f"--format {fmt}: choose one of {', '.join(SCORERS)}")
     detector = Detector(run_dir, false_alarm_rate)
     module = ExportedScorer(detector.pipeline.scoring_network(), copy.deepcopy(detector.normaliser)).cpu().eval()
     data = detector.config.data
@@ -56,27 +60,48 @@ def export_run(run_dir: Path, fmt: str = "torchscript", false_alarm_rate: float 
     description = _description(detector)
     folder = RunDir(run_dir).exports
     folder.mkdir(parents=True, exist_ok=True)
-    path, temporary = folder / SCORER, folder / f".{SCORER}.tmp"
+    path, temporary = folder / SCORERS[fmt], folder / f".{SCORERS[fmt]}.tmp"
     try:
         with torch.no_grad(), warnings.catch_warnings():
             # Shape checks inside the networks become constants of the trace: the input size is fixed anyway.
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            traced = torch.jit.trace(module, example)
-        torch.jit.save(traced, str(temporary), _extra_files={"pseudovad.json": json.dumps(description)})
-        _verify(temporary, module, example)
+            loaded = _WRITERS[fmt](module, example, temporary, json.dumps(description))
+            _verify(loaded, module, example)
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
-    (folder / DESCRIPTION).write_text(json.dumps({**description, "file": SCORER}, indent=1) + "\n")
+    (folder / DESCRIPTION).write_text(json.dumps({**description, "file": SCORERS[fmt]}, indent=1) + "\n")
     return path
 
 
-def _verify(path: Path, module: nn.Module, example: Tensor) -> None:
-    """The written file, loaded back, must score the example as the module it came from does."""
+def _torchscript(module: nn.Module, example: Tensor, path: Path, description: str) -> Scorer:
+    torch.jit.save(torch.jit.trace(module, example), str(path), _extra_files={"pseudovad.json": description})
     loaded = torch.jit.load(str(path))
-    with torch.no_grad():
-        expected, got = module(example)[2], loaded(example)[2]
-    difference = float((expected - got).abs().max())
+    return lambda clips: loaded(torch.from_numpy(clips))[2].numpy()
+
+
+def _onnx(module: nn.Module, example: Tensor, path: Path, description: str) -> Scorer:
+    try:
+        import onnx
+        import onnxruntime
+    except ImportError:
+        raise PseudovadError("--format onnx needs the onnx and onnxruntime packages: pip install 'pseudovad[onnx]'") from None
+    torch.onnx.export(module, (example,), str(path), input_names=["clips"], output_names=["anomaly", "flagged", "score"],
+                      dynamic_axes={"clips": {0: "batch"}}, opset_version=ONNX_OPSET, dynamo=False)
+    model = onnx.load(str(path))
+    onnx.helper.set_model_props(model, {"pseudovad.json": description})
+    onnx.save(model, str(path))
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return lambda clips: session.run(["score"], {"clips": clips})[0]
+
+
+_WRITERS: dict[str, Callable[[nn.Module, Tensor, Path, str], Scorer]] = {"torchscript": _torchscript, "onnx": _onnx}
+
+
+def _verify(loaded: Scorer, module: nn.Module, example: Tensor) -> None:
+    """The written file, loaded back, must score the example as the module it came from does."""
+    expected = module(example)[2].numpy()
+    difference = float(np.abs(expected - loaded(example.numpy())).max())
     if not difference <= EXPORT_TOLERANCE:
         raise RuntimeFailure(f"the exported scorer differs from the run by {difference:g} (more than {EXPORT_TOLERANCE:g}); "
                              "nothing was written")
