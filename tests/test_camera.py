@@ -78,6 +78,21 @@ def trained(home) -> Path:
     return home / "runs" / "camera"
 
 
+def decoded(video: Path) -> list[np.ndarray]:
+    """The RGB frames of a video file, as a user's own code would decode them."""
+    capture = cv2.VideoCapture(str(video))
+    frames = []
+    while (read := capture.read())[0]:
+        frames.append(cv2.cvtColor(read[1], cv2.COLOR_BGR2RGB))
+    return frames
+
+
+def prepared_clips(detector, video: Path) -> np.ndarray:  # noqa: ANN001 - a pseudovad Detector
+    """Every clip of the video as an export takes it: 5 prepared frames, (N, 5, H, W, C) uint8."""
+    prepared = [detector.prepare(rgb) for rgb in decoded(video)]
+    return np.stack([np.stack(prepared[end - 4 : end + 1]) for end in range(4, len(prepared))])
+
+
 def read_csv(path: Path) -> list[dict]:
     with path.open() as handle:
         return list(csv.DictReader(handle))
@@ -110,11 +125,7 @@ def test_the_newcomer_path_from_another_folder_with_only_the_run(home, trained, 
     assert exported.returncode == 0, exported.stderr
     scorer = torch.jit.load(str(trained / "export" / "scorer.torchscript.pt"))
     detector = pseudovad.load(trained)
-    capture = cv2.VideoCapture(str(home / "test_video.avi"))
-    prepared = []
-    while (read := capture.read())[0]:
-        prepared.append(detector.prepare(cv2.cvtColor(read[1], cv2.COLOR_BGR2RGB)))
-    clips = np.stack([np.stack(prepared[end - 4 : end + 1]) for end in range(4, len(prepared))])
+    clips = prepared_clips(detector, home / "test_video.avi")
     with torch.no_grad():
         anomaly, flagged, score = (value.numpy() for value in scorer(torch.from_numpy(clips)))
     csv_score = np.array([float(row["psnr"]) for row in rows[4:]])
@@ -143,11 +154,7 @@ def test_the_newcomer_path_from_another_folder_with_only_the_run(home, trained, 
 
 def test_the_python_api_scores_frames_in_memory(home, trained, tmp_path):
     assert main(["score", str(home / "test_video.avi"), "--run", str(trained), "--out", str(tmp_path / "scored")]) == 0
-    capture = cv2.VideoCapture(str(home / "test_video.avi"))
-    frames = []
-    while (read := capture.read())[0]:
-        frames.append(cv2.cvtColor(read[1], cv2.COLOR_BGR2RGB))
-    anomaly = pseudovad.load(trained).score(np.stack(frames))
+    anomaly = pseudovad.load(trained).score(np.stack(decoded(home / "test_video.avi")))
     assert anomaly.shape == (30,) and np.isnan(anomaly[:4]).all()
     expected = [float(row["anomaly"]) for row in read_csv(tmp_path / "scored" / "scores.csv")[4:]]
     np.testing.assert_allclose(anomaly[4:], expected, atol=1e-5)
@@ -200,11 +207,7 @@ def test_the_onnx_export_scores_as_the_run_does(home, trained, tmp_path, capsys)
     path = copy / "export" / "scorer.onnx"
     assert capsys.readouterr().out == f"exported: {path}\n"
     detector = pseudovad.load(copy)
-    capture = cv2.VideoCapture(str(home / "test_video.avi"))
-    prepared = []
-    while (read := capture.read())[0]:
-        prepared.append(detector.prepare(cv2.cvtColor(read[1], cv2.COLOR_BGR2RGB)))
-    clips = np.stack([np.stack(prepared[end - 4 : end + 1]) for end in range(4, len(prepared))])
+    clips = prepared_clips(detector, home / "test_video.avi")
     anomaly, flagged, score = onnxruntime.InferenceSession(str(path)).run(None, {"clips": clips})
     expected = detector.score_clips(clips)
     np.testing.assert_allclose(score, expected["psnr"], rtol=0, atol=EXPORT_TOLERANCE)
