@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "(a larger budget) and --data (the same data moved) may differ from the saved run")
     train.add_argument("--force", action="store_true", help="delete an existing run in --out and start over")
     _add_rate_option(train, "the alert threshold calibrated when training ends: the fraction of normal frames flagged")
+    train.add_argument("--no-calibrate", action="store_true", help="skip the calibration when training ends (experiments, "
+                       "which compare AUCs, use this; `pseudovad calibrate RUN` does it later)")
     train.add_argument("--evaluate", action="store_true", help="evaluate on the test split when training ends")
 
     calibrate = sub.add_parser("calibrate", help="measure a run's scores on held-out normal clips: its threshold and "
@@ -214,7 +216,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
     if not is_main_process():
         return
     print(f"trained {config.pipeline} for {config.train.iterations} iterations: {checkpoint}")
-    _calibrate(args.out, args.false_alarm_rate, None)
+    if not args.no_calibrate:
+        _calibrate(args.out, args.false_alarm_rate, None)
     if args.evaluate:
         _print_results(_evaluate(args.out, None, None))
 
