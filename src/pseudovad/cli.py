@@ -147,7 +147,7 @@ def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
                      "it was calibrated at)", default=None)
     parser.add_argument("--threshold", type=float, help="a threshold in the score's own units (PSNR: dB) instead of one from the calibration")
     parser.add_argument("--smoothing", type=float, default=rules.smoothing_s, metavar="SECONDS",
-                        help=f"average each frame's anomaly with the frames of this long before it (default {rules.smoothing_s:g})")
+                        help=f"average each frame's anomaly over the last this many seconds (default {rules.smoothing_s:g})")
     parser.add_argument("--min-duration", type=float, default=rules.min_duration_s, metavar="SECONDS",
                         help=f"report an event once it lasts this long (default {rules.min_duration_s:g})")
     parser.add_argument("--merge-gap", type=float, default=rules.merge_gap_s, metavar="SECONDS",
