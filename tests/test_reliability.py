@@ -1,6 +1,7 @@
-"""The reliability campaign: bad input, divergence, untrusted files and a full disk, each through the
-command line as a user meets it. Every case must end with one clear message (checked exactly, up to
-the temporary paths), exit status 2, and every file that existed before the command unchanged.
+"""The reliability campaign: bad input, divergence, untrusted files, a full disk, unreachable cameras,
+each through the command line as a user meets it. Every case must end with one clear message (checked
+exactly, up to the temporary paths), its exit status (2: the input is wrong; 1: a runtime failure), and
+every file that existed before the command unchanged.
 
 `docs/RELIABILITY.md` holds the table of these cases; `test_reliability_doc_lists_every_case` keeps
 the two in step. The kill-and-resume test is in test_interruption.py.
@@ -188,6 +189,22 @@ def diverged_model(tmp: Path) -> list[str]:
     return ["evaluate", str(tmp / "run")]
 
 
+def unreachable_url(tmp: Path, run: Path) -> list[str]:
+    """Nothing listens on port 9 of this machine (loopback only: no traffic leaves it)."""
+    return ["live", "rtsp://admin:secret@127.0.0.1:9/camera", "--run", str(run), "--out", str(tmp / "live")]
+
+
+def missing_camera(tmp: Path, run: Path) -> list[str]:
+    return ["live", "99", "--run", str(run)]
+
+
+def export_without_checkpoint(tmp: Path) -> list[str]:
+    data = make_dataset(tmp / "data")
+    assert main(train(data, tmp / "run")) == 0
+    (tmp / "run" / "checkpoints" / "latest.pt").unlink()
+    return ["export", str(tmp / "run")]
+
+
 def force_on_the_dataset(tmp: Path) -> list[str]:
     data = make_dataset(tmp / "data")
     return train(data, data, "--force")
@@ -328,6 +345,7 @@ class Case:
     make: Callable[..., list[str]]
     message: str  # the error as printed, from its start ({tmp}: the test's folder); a full line ends in \\n
     may_change: tuple[str, ...] = ()  # files the command may rewrite (a resumed run records its new budget)
+    status: int = 2  # 2: input or usage error; 1: runtime failure
 
 
 CASES = [
@@ -348,9 +366,9 @@ CASES = [
     Case(missing_config_file, "pseudovad train: error: config file {tmp}/my_config.yaml not found; give a YAML path, a named config (ped2_ffp,"),
     Case(overwrite_finished_run, "pseudovad train: error: {tmp}/run already holds a run; use --resume to continue it, --force to start over, or choose another --out\n"),
     Case(resume_without_checkpoint, "pseudovad train: error: --resume: no checkpoint at {tmp}/run/checkpoints/latest.pt; start without --resume\n"),
-    Case(disk_full_while_checkpointing, "pseudovad train: error: could not write checkpoint {tmp}/run/checkpoints/latest.pt: [Errno 28] No space left on device; the previous checkpoint is kept\n", ("run/config.yaml",)),
+    Case(disk_full_while_checkpointing, "pseudovad train: error: could not write checkpoint {tmp}/run/checkpoints/latest.pt: [Errno 28] No space left on device; the previous checkpoint is kept\n", ("run/config.yaml",), 1),
 
-    Case(nan_loss, "pseudovad train: error: training stopped at iteration 2: loss 'intensity' is nan. The last good checkpoint ({tmp}/run/checkpoints/latest.pt) is kept; lower the learning rate, or set train.on_nonfinite=skip\n", ("run/config.yaml",)),
+    Case(nan_loss, "pseudovad train: error: training stopped at iteration 2: loss 'intensity' is nan. The last good checkpoint ({tmp}/run/checkpoints/latest.pt) is kept; lower the learning rate, or set train.on_nonfinite=skip\n", ("run/config.yaml",), 1),
 
     Case(diverged_model, "pseudovad evaluate: error: the 'psnr' score is NaN or infinite on test videos 01, 02: the model has diverged; retrain with a lower learning rate (and train.on_nonfinite=stop, the default)\n"),
     Case(pickled_checkpoint, "pseudovad evaluate: error: {tmp}/run/checkpoints/latest.pt: refused to load: it holds objects other than tensors and plain containers (possibly code). Only load checkpoints written by pseudovad.\n"),
@@ -358,7 +376,6 @@ CASES = [
     Case(force_on_a_folder_above_the_dataset, "pseudovad train: error: --force refused: {tmp} holds or lies above the dataset {tmp}/data (or inside it); choose an --out folder of its own\n"),
     Case(force_on_a_folder_pseudovad_did_not_make, "pseudovad train: error: --force refused: {tmp}/photos has no .pseudovad-run marker, so it is not a run folder pseudovad made (or one from a version before 0.2); delete it yourself if it holds nothing you need, or choose another --out\n"),
     Case(force_on_a_run_holding_foreign_files, "pseudovad train: error: --force refused: {tmp}/run holds files that are not part of a run (notes.txt); move them out first\n"),
-    Case(force_on_a_run_in_use, "pseudovad train: error: {tmp}/run is in use by another pseudovad process (pid 4242); wait for it to finish or stop it\n"),
     Case(alias_bomb_in_a_config, "pseudovad train: error: {tmp}/bomb.yaml: not valid YAML: YAML aliases (*name) are not accepted here (line 3, column 10)\n"),
     Case(yaml_tag_in_set, "pseudovad train: error: --set 'train.seed': not valid YAML: could not determine a constructor for the tag 'tag:yaml.org,2002:python/object/apply:os.system'"),
     Case(number_written_as_text, "pseudovad train: error: --set: 'train.lr_generator' must be float, got str '1e-3' (YAML reads 1e-3 as text: write it with a decimal point, e.g. 1.0e-3)\n"),
@@ -377,6 +394,10 @@ CASES = [
     Case(fps_not_finite, "pseudovad score: error: --fps must be a finite number, got inf\n"),
     Case(threshold_not_a_number, "pseudovad score: error: --threshold must be a finite number, got nan\n"),
     Case(experiment_without_workers, "pseudovad experiment: error: --jobs must be at least 1, got 0\n"),
+    Case(force_on_a_run_in_use, "pseudovad train: error: {tmp}/run is in use by another pseudovad process (pid 4242); wait for it to finish or stop it\n", status=1),
+    Case(unreachable_url, "pseudovad live: error: cannot open the stream rtsp://admin:***@127.0.0.1:9/camera: Connection refused; check the address and port, that the camera is on and reachable from here, and its user name and password\n"),
+    Case(missing_camera, "pseudovad live: error: camera 99 not found: there is no /dev/video99 (cameras here: "),
+    Case(export_without_checkpoint, "pseudovad export: error: {tmp}/run: no checkpoint at {tmp}/run/checkpoints/latest.pt; point at a run folder written by `pseudovad train` (one that reached its first checkpoint)\n"),
     Case(truncated_checkpoint, "pseudovad evaluate: error: {tmp}/run/checkpoints/latest.pt: not a readable checkpoint (PytorchStreamReader failed reading zip archive"),
 ]
 
@@ -419,7 +440,7 @@ def test_case(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsy
     argv = case.make(tmp_path, *(extra[name] for name in parameters[1:]))
     before = fingerprint(tmp_path)
     capsys.readouterr()
-    assert main(argv) == 2
+    assert main(argv) == case.status
     captured = capsys.readouterr()
     prefix = f"pseudovad {argv[0]}: error: "
     assert captured.err.count(prefix) == 1, captured.err

@@ -147,7 +147,7 @@ def _run_one(grid: Grid, name: str, seed: int, data: Path, out: Path, threads: i
     results = run.results
     if not results.exists():
         command = [sys.executable, "-m", "pseudovad", "train", *grid.base, "--out", str(run.path), "--data", str(data),
-                   "--seed", str(seed), "--evaluate"]
+                   "--seed", str(seed), "--evaluate", "--no-calibrate"]
         for key, value in grid.variant_overrides(name):
             command += ["--set", f"{key}={json.dumps(value)}"]
         if run.checkpoint.exists():

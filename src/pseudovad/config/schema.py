@@ -60,6 +60,10 @@ class DataConfig:
     channels: int = option(1, choices=("1", "3"))
     clip_length: int = option(4, at_least=1, at_most=64)
     cache_dir: str | None = None
+    # The last `holdout` fraction of each training video (at least one clip) is kept out of training:
+    # the run calibrates its alert threshold on these normal frames it has never seen. 0 trains on every
+    # frame, as the benchmarks' protocol does, and calibrates on training frames (optimistic, and said so).
+    holdout: float = option(0.0, at_least=0.0, at_most=0.5)
 
 
 @dataclass

@@ -18,7 +18,7 @@ from pseudovad.data.clips import to_model_range
 from pseudovad.data.dataset import VideoDataset
 from pseudovad.data.layouts import load_dataset
 from pseudovad.errors import PseudovadError
-from pseudovad.evaluation.protocol import frame_auc, fuse, minmax, scored_labels
+from pseudovad.evaluation.protocol import frame_auc, fuse, minmax, operating_points, scored_labels
 from pseudovad.runs import RunDir, check_writable, load_trained
 from pseudovad.training.base import Pipeline
 
@@ -88,6 +88,8 @@ def evaluate_run(run_dir: Path, data_root: Path | None = None, labels: Path | No
     root = data_root or (Path(config.data.root) if config.data.root else None)
     if root is None:
         raise PseudovadError(f"{run_dir}: no dataset recorded in the run; pass --data ROOT")
+    if data_root is None and not root.exists():
+        raise PseudovadError(f"{run_dir}: the dataset it was trained on, {root}, is not there any more; pass --data ROOT where it is now")
     labels = labels or (Path(config.data.labels) if config.data.labels else None)
     dataset = load_dataset(root, config.data.layout, labels)
     if dataset.test_labels is None:
@@ -144,6 +146,7 @@ def evaluate_pipeline(config: Config, pipeline: Pipeline, dataset: VideoDataset)
         "anomalous_frames_scored": int(sum(int(lab.sum()) for lab in labels)),
         "scores": score_declarations(pipeline),
         "auc": auc,
+        "operating_points": {name: operating_points([video[name] for video in per_video], labels) for name in score_names},
         "auc_per_kind": {name: per_kind_auc(dataset, [v[name] for v in per_video], labels, t) for name in score_names},
         "videos": [
             {

@@ -173,6 +173,12 @@ class Pipeline:
         """Per-clip scores of the last frame, one entry per declared score, high = normal."""
         raise NotImplementedError
 
+    def scoring_network(self) -> nn.Module:
+        """A copy of what computes the first declared score, as one float32 module from clips
+        (B, t+1, C, H, W) in [-1, 1] to (B,) scores: what an export holds (see export.py)."""
+        raise PseudovadError(f"pipeline '{self.config.pipeline}' cannot be exported yet; the pipelines that score by "
+                             "the PSNR of a predicted frame (ffp, single_branch, two_branch) can")
+
     def sample_images(self, clips: Tensor) -> dict[str, Tensor]:
         """Named image columns (B, C, H, W) in [-1, 1] for TensorBoard and galleries."""
         raise NotImplementedError

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from pseudovad.errors import PseudovadError
+from pseudovad.errors import PseudovadError, RuntimeFailure
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
@@ -29,7 +29,7 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
             os.fsync(handle.fileno())
         os.replace(temporary, path)
     except OSError as error:
-        raise PseudovadError(f"could not write checkpoint {path}: {error}; the previous checkpoint is kept") from None
+        raise RuntimeFailure(f"could not write checkpoint {path}: {error}; the previous checkpoint is kept") from None
     finally:
         temporary.unlink(missing_ok=True)
     directory = os.open(path.parent, os.O_RDONLY)

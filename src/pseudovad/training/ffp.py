@@ -10,6 +10,7 @@ losses, a thesis objective for a pseudo-anomaly generator, or learning not to pr
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from pseudovad.models.patchgan import PatchDiscriminator
 from pseudovad.models.unet import UNet
 from pseudovad.registry import OBJECTIVES, PIPELINES
 from pseudovad.training.base import Fusion, Pipeline, Score, frozen
+from pseudovad.training.distributed import unwrap
 
 
 def build_flow_estimator(config: Config) -> MemoisedFlow:
@@ -54,6 +56,18 @@ def split_clip(clips: Tensor) -> tuple[Tensor, Tensor]:
 def unet_generator(config: Config, dropout: float) -> nn.Module:
     g, data = config.generator, config.data
     return UNet(data.clip_length * data.channels, data.channels, g.width, g.levels, g.norm, dropout)
+
+
+class PredictionPSNR(nn.Module):
+    """FFP's score as one module: the PSNR of the generator's prediction of each clip's last frame."""
+
+    def __init__(self, generator: nn.Module) -> None:
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, clips: Tensor) -> Tensor:
+        inputs, target = split_clip(clips)
+        return psnr(self.generator(inputs), target)
 
 
 @PIPELINES.register("ffp")
@@ -203,3 +217,7 @@ class FFPPipeline(Pipeline):
     @torch.inference_mode()
     def score(self, clips: Tensor) -> dict[str, Tensor]:
         return {"psnr": psnr(self.predict(clips), clips[:, -1]), **self.objective.score(clips)}
+
+    def scoring_network(self) -> nn.Module:
+        generator = copy.deepcopy(unwrap(self.generator)).float().to(memory_format=torch.contiguous_format)
+        return PredictionPSNR(generator).eval()

@@ -24,7 +24,7 @@ from pseudovad.config import Config, build_config, config_to_dict, save_config
 from pseudovad.data.cache import load_frames
 from pseudovad.data.clips import ClipDataset
 from pseudovad.data.layouts import load_dataset
-from pseudovad.errors import ConfigError, PseudovadError
+from pseudovad.errors import ConfigError, Interrupted, PseudovadError, RuntimeFailure
 from pseudovad.registry import PIPELINES
 from pseudovad.runs import RunDir, claimed
 from pseudovad.training.base import NonFiniteLoss, Pipeline
@@ -51,14 +51,16 @@ def batch_indices(num_clips: int, batch_size: int, seed: int, step: int) -> np.n
     return order[position * batch_size : (position + 1) * batch_size]
 
 
-def training_clips(config: Config) -> ClipDataset:
-    """The clips of the training videos of `config.data.root`, decoded through the frame cache."""
+def training_clips(config: Config, held_out: bool = False) -> ClipDataset:
+    """The clips of the training videos of `config.data.root`, decoded through the frame cache: those
+    training steps on, or with `held_out` those `data.holdout` keeps out of training for calibration
+    (the training clips themselves when it is 0)."""
     data = config.data
     dataset = load_dataset(Path(data.root), data.layout, Path(data.labels) if data.labels else None)
     if not dataset.train:
         raise PseudovadError(f"{dataset.root}: no training videos (layout '{dataset.layout}'); training needs normal videos")
     frames = load_frames(dataset.train, data.height, data.width, data.channels, data.cache_dir, "training frames")
-    return ClipDataset(frames, data.clip_length)
+    return ClipDataset(frames, data.clip_length, data.holdout, held_out)
 
 
 def learning_rate_scale(config: Config, step: int) -> float:
@@ -170,7 +172,7 @@ class Trainer:
                     self.after_step(losses, bar)
         except KeyboardInterrupt:
             self.save_checkpoint()
-            raise PseudovadError(f"interrupted at iteration {self.step}; checkpoint saved, continue with --resume") from None
+            raise Interrupted(f"stopped at iteration {self.step}; checkpoint saved, continue with --resume") from None
         finally:
             bar.close()
             if self.writer:
@@ -193,7 +195,7 @@ class Trainer:
                 if self.writer:
                     self.writer.add_scalar("train/skipped_nonfinite", 1, self.step)
                 return None
-            raise PseudovadError(
+            raise RuntimeFailure(
                 f"training stopped at iteration {self.step}: {error}. The last good checkpoint "
                 f"({self.run_dir.checkpoint}) is kept; lower the learning rate, or set train.on_nonfinite=skip"
             ) from None
