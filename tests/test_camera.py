@@ -216,3 +216,38 @@ def test_the_onnx_export_scores_as_the_run_does(home, trained, tmp_path, capsys)
     np.testing.assert_array_equal(flagged, expected["psnr"] < detector.threshold)
     properties = {prop.key: prop.value for prop in onnx.load(str(path)).metadata_props}
     assert json.loads(properties["pseudovad.json"])["threshold"]["value"] == detector.threshold
+
+
+def test_a_run_with_a_critic_deploys_its_fused_score_calibrated(home, tmp_path):
+    """learn_not_to_predict with a critic declares PSNR fused with the critic: the calibration maps each
+    part by its own percentiles (a frame-by-frame fusion), and the Python API and the export flag by it."""
+    run = home / "runs" / "critic"
+    objective = "objective={name: learn_not_to_predict, probability: 0.5, sources: [{name: patch}], critic: {enabled: true, width: 4, fusion_weight: 0.7}}"
+    assert main(["train", "camera_ffp", "--data", str(home / "my_camera"), "--out", str(run), *TRAIN, "--set", objective]) == 0
+    calibration = json.loads((run / "calibration.json").read_text())
+    assert calibration["score"] == "combined" and calibration["fusion"]["parts"] == ["psnr", "classifier"]
+    assert calibration["fusion"]["weight"] == 0.7
+    ranges = calibration["fusion"]["ranges"]
+    assert ranges["psnr"]["low"] < ranges["psnr"]["high"] and 0 <= ranges["classifier"]["low"] <= ranges["classifier"]["high"] <= 1
+    detector = pseudovad.load(run)
+    assert detector.score_name == "combined"
+    frames = [cv2.cvtColor(frame, cv2.COLOR_BGR2RGB) for frame in _decode(home / "test_video.avi")][:12]
+    prepared = np.stack([detector.prepare(frame) for frame in frames])
+    clips = np.stack([prepared[i : i + 5] for i in range(6)])
+    scores = detector.score_clips(clips)
+    parts = torch.stack([torch.from_numpy(scores["psnr"]), torch.from_numpy(scores["classifier"])], dim=1)
+    expected = detector.combiner.fusion(parts).numpy()
+    np.testing.assert_allclose(scores["combined"], expected, rtol=1e-6)
+    assert main(["export", str(run)]) == 0
+    exported = torch.jit.load(str(run / "export" / "scorer.torchscript.pt"))
+    np.testing.assert_allclose(exported(torch.from_numpy(clips))[2].detach().numpy(), scores["combined"], atol=EXPORT_TOLERANCE)
+
+
+def _decode(path: Path) -> list[np.ndarray]:
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            return frames
+        frames.append(frame)

@@ -16,6 +16,8 @@ import math
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch import Tensor, nn
 from tqdm import tqdm
 
 from pseudovad.data.cache import FrameArray
@@ -23,6 +25,7 @@ from pseudovad.data.decode import iter_frames
 from pseudovad.errors import PseudovadError
 from pseudovad.evaluation.evaluate import write_json
 from pseudovad.runs import RunDir, load_trained
+from pseudovad.training.base import Pipeline
 from pseudovad.training.loop import training_clips
 
 DEFAULT_FALSE_ALARM_RATE = 0.01
@@ -46,19 +49,24 @@ def calibrate_run(run_dir: Path, false_alarm_rate: float = DEFAULT_FALSE_ALARM_R
         raise PseudovadError(f"{run_dir}: its training data {config.data.root} is not there; pass --data ROOT where it is now")
     clips = training_clips(config, held_out=True)
     chosen = np.unique(np.linspace(0, len(clips) - 1, min(MAX_CLIPS, len(clips))).round().astype(int))
-    declared = pipeline.scores[0]
-    values = []
+    parts = {name: [] for name in pipeline.deployed_scores()}
     for begin in tqdm(range(0, len(chosen), config.eval.batch_size), desc="calibrating", unit="batch", leave=False):
         batch = clips.batch(chosen[begin : begin + config.eval.batch_size]).to(pipeline.device)
-        values.append(pipeline.score(batch)[declared.name].float().cpu().numpy())
-    scores = np.sort(np.concatenate(values))
-    if not np.isfinite(scores).all():
-        raise PseudovadError(f"{run_dir}: the '{declared.name}' score is NaN or infinite on normal clips: the model has "
-                             "diverged; retrain with a lower learning rate")
+        scored = pipeline.score(batch)
+        for name, values in parts.items():
+            values.append(scored[name].float().cpu().numpy())
+    parts = {name: np.concatenate(values) for name, values in parts.items()}
+    for name, values in parts.items():
+        if not np.isfinite(values).all():
+            raise PseudovadError(f"{run_dir}: the '{name}' score is NaN or infinite on normal clips: the model has "
+                                 "diverged; retrain with a lower learning rate")
+    name, label, fusion, values = _deployed_score(pipeline, parts)
+    scores = np.sort(values)
     held_out = config.data.holdout > 0
     calibration = {
-        "score": declared.name,
-        "label": declared.label,
+        "score": name,
+        "label": label,
+        **({"fusion": fusion} if fusion else {}),
         "direction": "high = normal; a frame is flagged when its score is below the threshold",
         "false_alarm_rate": false_alarm_rate,
         "threshold": threshold_at(scores, false_alarm_rate),
@@ -77,6 +85,44 @@ def calibrate_run(run_dir: Path, false_alarm_rate: float = DEFAULT_FALSE_ALARM_R
     }
     write_json(calibration, RunDir(run_dir).calibration)
     return calibration
+
+
+class CalibratedFusion(nn.Module):
+    """The fused score a deployment can compute frame by frame: w a' + (1 - w) b', each part mapped to
+    [0, 1] by the 1st and 99th percentiles of its calibration scores (fixed, not the video's own
+    minimum and maximum, which only a finished video has). Columns in: the parts; high = normal."""
+
+    def __init__(self, lows: list[float], highs: list[float], weight: float) -> None:
+        super().__init__()
+        self.register_buffer("low", torch.tensor(lows, dtype=torch.float32))
+        spans = [high - low if high > low else 1.0 for low, high in zip(lows, highs)]
+        self.register_buffer("span", torch.tensor(spans, dtype=torch.float32))
+        self.register_buffer("weights", torch.tensor([weight, 1 - weight], dtype=torch.float32))
+
+    @classmethod
+    def from_calibration(cls, fusion: dict) -> CalibratedFusion:
+        ranges = [fusion["ranges"][part] for part in fusion["parts"]]
+        return cls([r["low"] for r in ranges], [r["high"] for r in ranges], fusion["weight"])
+
+    def forward(self, columns: Tensor) -> Tensor:
+        return (((columns - self.low) / self.span) * self.weights).sum(dim=-1)
+
+
+def _deployed_score(pipeline: Pipeline, parts: dict[str, np.ndarray]) -> tuple[str, str, dict | None, np.ndarray]:
+    """The score deployments flag by: the pipeline's fused score, calibrated, where every part of it is
+    deployed (a patch critic beside PSNR); else its first score. Returns (name, label, fusion, values)."""
+    fused = pipeline.fused()
+    if fused is None or not set(fused.parts) <= set(parts):
+        declared = pipeline.scores[0]
+        return declared.name, declared.label, None, parts[declared.name]
+    ranges = {part: {"low": round(float(np.percentile(parts[part], 1)), 6), "high": round(float(np.percentile(parts[part], 99)), 6)}
+              for part in fused.parts}
+    fusion = {"parts": list(fused.parts), "columns": list(parts), "weight": fused.weight, "ranges": ranges,
+              "rule": "w (a - low_a) / (high_a - low_a) + (1 - w) (b - low_b) / (high_b - low_b), low and high the 1st "
+                      "and 99th percentiles of the calibration scores"}
+    columns = torch.from_numpy(np.stack([parts[part] for part in fused.parts], axis=1).astype(np.float32))
+    values = CalibratedFusion.from_calibration(fusion)(columns).numpy()
+    return fused.name, f"{fused.label}, calibrated", fusion, values
 
 
 def threshold_at(scores: np.ndarray | list[float], false_alarm_rate: float) -> float:

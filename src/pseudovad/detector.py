@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from pseudovad.alerts import FLAG_LEVEL
-from pseudovad.calibration import read_calibration, threshold_at
+from pseudovad.calibration import CalibratedFusion, read_calibration, threshold_at
 from pseudovad.data.cache import prepare_frame
 from pseudovad.data.clips import to_model_range
 from pseudovad.errors import PseudovadError
@@ -38,6 +38,21 @@ class Normaliser(nn.Module):
 
     def forward(self, score: Tensor) -> Tensor:
         return (FLAG_LEVEL + (self.threshold - score) / self.spread).clamp(0, 1)
+
+
+class Combiner(nn.Module):
+    """The deployed score from the scoring network's columns (`columns`): the calibrated fused score
+    where the calibration has one (calibration.CalibratedFusion), else the first column."""
+
+    def __init__(self, columns: tuple[str, ...], fusion: dict | None) -> None:
+        super().__init__()
+        self.columns = list(columns)
+        self.fusion = CalibratedFusion.from_calibration(fusion) if fusion else None
+        self.picks = [self.columns.index(part) for part in fusion["parts"]] if fusion else [0]
+
+    def forward(self, columns: Tensor) -> Tensor:
+        chosen = columns[:, self.picks]
+        return self.fusion(chosen) if self.fusion is not None else chosen[:, 0]
 
 
 @dataclass
@@ -61,9 +76,11 @@ class Detector:
                  device: torch.device | None = None) -> None:
         self.run = Path(run)
         self.config, self.pipeline, self.iteration = load_trained(self.run, device)
-        declared = self.pipeline.scores[0]
-        self.score_name, self.score_label = declared.name, declared.label
         self.calibration = read_calibration(self.run)
+        fusion = (self.calibration or {}).get("fusion")
+        declared = self.pipeline.scores[0]
+        self.score_name, self.score_label = (self.calibration["score"], self.calibration["label"]) if fusion else (declared.name, declared.label)
+        self.combiner = Combiner(self.pipeline.deployed_scores(), fusion)
         if self.calibration is None and threshold is None:
             raise PseudovadError(f"{self.run}: no calibration.json (the run was trained by an older version, or stopped "
                                  f"before its end); run `pseudovad calibrate {self.run}` (it needs the training data), "
@@ -105,8 +122,11 @@ class Detector:
     def score_clips(self, clips: np.ndarray) -> dict[str, np.ndarray]:
         """Every declared score and the anomaly of prepared clips (B, clip_length + 1, H, W, C) uint8."""
         tensor = to_model_range(clips).to(self.pipeline.device)
-        scores = {name: values.float().cpu().numpy() for name, values in self.pipeline.score(tensor).items()}
-        scores["anomaly"] = self.normaliser(torch.from_numpy(scores[self.score_name])).numpy()
+        scored = self.pipeline.score(tensor)
+        scores = {name: values.float().cpu().numpy() for name, values in scored.items()}
+        score = self.combiner(torch.stack([scored[name].float().cpu() for name in self.combiner.columns], dim=1))
+        scores[self.score_name] = score.numpy()
+        scores["anomaly"] = self.normaliser(score).numpy()
         return scores
 
     def stream(self, frames: Iterable[np.ndarray], batch_size: int | None = None, keep_frames: bool = False,

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from pseudovad import __version__
-from pseudovad.detector import Detector, Normaliser
+from pseudovad.detector import Combiner, Detector, Normaliser
 from pseudovad.errors import PseudovadError, RuntimeFailure
 from pseudovad.runs import RunDir
 
@@ -36,15 +36,16 @@ Scorer = Callable[[np.ndarray], np.ndarray]  # a loaded export: clips -> scores
 
 class ExportedScorer(nn.Module):
     """Prepared clips (B, clip_length + 1, H, W, C) uint8 -> (anomaly (B,) in [0, 1], flagged (B,) bool,
-    score (B,) in the score's own units, high = normal)."""
+    score (B,) in the score's own units, high = normal). The network gives the deployed scores as
+    columns; the combiner makes the one score flagged by (the first, or their calibrated fusion)."""
 
-    def __init__(self, network: nn.Module, normaliser: Normaliser) -> None:
+    def __init__(self, network: nn.Module, combiner: Combiner, normaliser: Normaliser) -> None:
         super().__init__()
-        self.network, self.normaliser = network, normaliser
+        self.network, self.combiner, self.normaliser = network, combiner, normaliser
 
     def forward(self, clips: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         model_range = (clips.float() / 127.5 - 1.0).permute(0, 1, 4, 2, 3)
-        score = self.network(model_range)
+        score = self.combiner(self.network(model_range))
         return self.normaliser(score), score < self.normaliser.threshold, score
 
 
@@ -53,7 +54,8 @@ def export_run(run_dir: Path, fmt: str = "torchscript", false_alarm_rate: float 
     if fmt not in SCORERS:
         raise PseudovadError(f"--format {fmt}: choose one of {', '.join(SCORERS)}")
     detector = Detector(run_dir, false_alarm_rate)
-    module = ExportedScorer(detector.pipeline.scoring_network(), copy.deepcopy(detector.normaliser)).cpu().eval()
+    module = ExportedScorer(detector.pipeline.scoring_network(), copy.deepcopy(detector.combiner),
+                            copy.deepcopy(detector.normaliser)).cpu().eval()
     data = detector.config.data
     example = torch.from_numpy(np.random.default_rng(0).integers(
         0, 256, (2, data.clip_length + 1, data.height, data.width, data.channels), dtype=np.uint8))

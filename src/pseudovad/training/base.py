@@ -173,9 +173,13 @@ class Pipeline:
         """Per-clip scores of the last frame, one entry per declared score, high = normal."""
         raise NotImplementedError
 
+    def deployed_scores(self) -> tuple[str, ...]:
+        """The scores `scoring_network` computes, in its column order (what a deployment can use)."""
+        return (self.scores[0].name,)
+
     def scoring_network(self) -> nn.Module:
-        """A copy of what computes the first declared score, as one float32 module from clips
-        (B, t+1, C, H, W) in [-1, 1] to (B,) scores: what an export holds (see export.py)."""
+        """A copy of what computes the deployed scores, as one float32 module from clips
+        (B, t+1, C, H, W) in [-1, 1] to (B, len(deployed_scores)) scores: what an export holds (export.py)."""
         raise PseudovadError(f"pipeline '{self.config.pipeline}' cannot be exported yet; the pipelines that score by "
                              "the PSNR of a predicted frame (ffp, single_branch, two_branch) can")
 

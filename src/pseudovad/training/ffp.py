@@ -58,16 +58,20 @@ def unet_generator(config: Config, dropout: float) -> nn.Module:
     return UNet(data.clip_length * data.channels, data.channels, g.width, g.levels, g.norm, dropout)
 
 
-class PredictionPSNR(nn.Module):
-    """FFP's score as one module: the PSNR of the generator's prediction of each clip's last frame."""
+class DeployedScores(nn.Module):
+    """FFP's scores as one module: the PSNR of the generator's prediction of each clip's last frame,
+    then the objective's own scores (the critic's P(normal)), as columns (B, k)."""
 
-    def __init__(self, generator: nn.Module) -> None:
+    def __init__(self, generator: nn.Module, extra: nn.Module | None) -> None:
         super().__init__()
-        self.generator = generator
+        self.generator, self.extra = generator, extra
 
     def forward(self, clips: Tensor) -> Tensor:
         inputs, target = split_clip(clips)
-        return psnr(self.generator(inputs), target)
+        columns = [psnr(self.generator(inputs), target)]
+        if self.extra is not None:
+            columns.append(self.extra(clips))
+        return torch.stack(columns, dim=1)
 
 
 @PIPELINES.register("ffp")
@@ -218,6 +222,9 @@ class FFPPipeline(Pipeline):
     def score(self, clips: Tensor) -> dict[str, Tensor]:
         return {"psnr": psnr(self.predict(clips), clips[:, -1]), **self.objective.score(clips)}
 
+    def deployed_scores(self) -> tuple[str, ...]:
+        return tuple(score.name for score in self.scores)
+
     def scoring_network(self) -> nn.Module:
         generator = copy.deepcopy(unwrap(self.generator)).float().to(memory_format=torch.contiguous_format)
-        return PredictionPSNR(generator).eval()
+        return DeployedScores(generator, self.objective.scoring_network()).eval()

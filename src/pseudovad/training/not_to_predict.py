@@ -15,6 +15,7 @@ sees the batches the uninterrupted one would have.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -29,6 +30,7 @@ from pseudovad.models.critic import PatchCritic
 from pseudovad.pseudo_anomalies import Source
 from pseudovad.registry import OBJECTIVES, SOURCES
 from pseudovad.training.base import Fusion, Score, frozen
+from pseudovad.training.distributed import unwrap
 from pseudovad.training.objectives import Objective, ObjectiveOptions
 
 if TYPE_CHECKING:
@@ -36,6 +38,25 @@ if TYPE_CHECKING:
 
 # Mixed into the seed of each step's draw, so it never coincides with the batch order's draw.
 _STREAM = 0x5EED
+
+
+def critic_input(clips: Tensor, differences: bool) -> Tensor:
+    """What the critic sees of (B, t+1, C, H, W) clips: the t frame differences and the last frame,
+    or all frames, stacked on channels."""
+    if differences:
+        clips = torch.cat([clips[:, 1:] - clips[:, :-1], clips[:, -1:]], dim=1)
+    return clips.flatten(1, 2)
+
+
+class CriticScore(nn.Module):
+    """The critic's P(normal) of each clip, as one module (for an export)."""
+
+    def __init__(self, critic: nn.Module, differences: bool) -> None:
+        super().__init__()
+        self.critic, self.differences = critic, differences
+
+    def forward(self, clips: Tensor) -> Tensor:
+        return torch.sigmoid(-self.critic(critic_input(clips, self.differences)))
 
 
 @dataclass
@@ -209,11 +230,7 @@ class LearnNotToPredict(Objective):
         return logged
 
     def _critic_input(self, clips: Tensor) -> Tensor:
-        """What the critic sees of (B, t+1, C, H, W) clips: the t frame differences and the last frame,
-        or all frames, stacked on channels."""
-        if self.options.critic.input == "differences":
-            clips = torch.cat([clips[:, 1:] - clips[:, :-1], clips[:, -1:]], dim=1)
-        return self.predictor.layout(clips.flatten(1, 2))
+        return self.predictor.layout(critic_input(clips, self.options.critic.input == "differences"))
 
     def extra_scores(self) -> tuple[Score, ...]:
         return () if self.critic is None else (Score("classifier", "critic P(normal)", probability=True),)
@@ -227,6 +244,12 @@ class LearnNotToPredict(Objective):
 
     def fusion(self) -> Fusion | None:
         return None if self.critic is None else Fusion(("psnr", "classifier"), self.options.critic.fusion_weight)
+
+    def scoring_network(self) -> nn.Module | None:
+        if self.critic is None:
+            return None
+        critic = copy.deepcopy(unwrap(self.critic)).float().to(memory_format=torch.contiguous_format)
+        return CriticScore(critic, self.options.critic.input == "differences").eval()
 
     def _train_sources(self, batch: dict[str, Tensor]) -> dict[str, float]:
         """One step of each trainable source, the predictor frozen; under DDP on every sample (masked),

@@ -98,6 +98,10 @@ class Objective:
     def fusion(self) -> Fusion | None:
         return None
 
+    def scoring_network(self) -> nn.Module | None:
+        """A float32 copy of what computes `extra_scores` from clips, (B,) per clip; None without any."""
+        return None
+
     def distribute(self, wrap) -> None:  # noqa: ANN001 - see Pipeline.distribute
         """Wrap the objective's own networks for DDP."""
 
