@@ -50,14 +50,20 @@ def batch_indices(num_clips: int, batch_size: int, seed: int, step: int) -> np.n
     return order[position * batch_size : (position + 1) * batch_size]
 
 
-def training_clips(config: Config) -> ClipDataset:
-    """The clips of the training videos of `config.data.root`, decoded through the frame cache."""
-    data = config.data
+def training_clips(config: Config) -> tuple[ClipDataset, ClipDataset | None]:
+    """The clips of the training videos of `config.data.root`, decoded through the frame cache, and
+    those of the last `train.held_out_videos` of them, which are kept out of training (None if none)."""
+    data, held_out = config.data, config.train.held_out_videos
     dataset = load_dataset(Path(data.root), data.layout, Path(data.labels) if data.labels else None)
     if not dataset.train:
         raise PseudovadError(f"{dataset.root}: no training videos (layout '{dataset.layout}'); training needs normal videos")
+    if held_out >= len(dataset.train):
+        raise ConfigError(f"train.held_out_videos ({held_out}) leaves none of the {len(dataset.train)} training videos to train on")
     frames = load_frames(dataset.train, data.height, data.width, data.channels, data.cache_dir, "training frames")
-    return ClipDataset(frames, data.clip_length)
+    if held_out == 0:
+        return ClipDataset(frames, data.clip_length), None
+    trained, kept = frames.split(held_out)
+    return ClipDataset(trained, data.clip_length), ClipDataset(kept, data.clip_length)
 
 
 def learning_rate_scale(config: Config, step: int) -> float:
@@ -126,7 +132,7 @@ class Trainer:
             sections = (*Config.COMMON, *PIPELINES.get(self.config.pipeline).sections)
             save_config(self.config, self.run_dir.config, sections)
         torch.manual_seed(self.config.train.seed)
-        self.clips = training_clips(self.config)
+        self.clips, self.held_out = training_clips(self.config)
         self.pipeline = build_pipeline(self.config, self.device)
         # The configured rates, read before a checkpoint's optimizer state (which holds decayed rates) is loaded.
         self.base_rates = {name: [g["lr"] for g in opt.param_groups] for name, opt in self.pipeline.optimizers.items()}
@@ -228,13 +234,21 @@ class Trainer:
         )
 
     def write_summary(self) -> None:
+        """The run's summary; with held-out training videos, the pipeline's checks on them too
+        (timed apart: `seconds` is training alone)."""
         if not self.world.is_main:
             return
-        self.run_dir.summary.write_text(json.dumps({
+        summary = {
             "iterations": self.step,
             "resumed_from": self.resumed_from,
             "seconds": time.perf_counter() - self.started,
             "training_clips": len(self.clips),
             "device": str(self.device),
             "processes": self.world.size,
-        }, indent=2))
+        }
+        if self.held_out is not None:
+            started = time.perf_counter()
+            summary["held_out_videos"] = [video.name for video in self.held_out.frames.videos]
+            summary["diagnostics"] = self.pipeline.training_diagnostics(self.held_out)
+            summary["diagnostics_seconds"] = time.perf_counter() - started
+        self.run_dir.summary.write_text(json.dumps(summary, indent=2))
