@@ -156,9 +156,10 @@ def test_score_is_d_of_g_high_for_normal():
 
 def test_phase_two_teaches_d_to_rank_good_kinds_above_bad_kinds():
     """The guard of phase 2's direction: after it, D in eval mode (as it scores test frames) scores
-    real frames and G_new(x) above G_old(x) and the mixtures; with phase 2's labels swapped it fails.
-    Phase 1 alone would not pass it: there D learns G_new(x) as bad. The four kinds are weighted
-    equally here so that each label counts (the authors' 0.001 on G_old would leave that one unchecked)."""
+    real frames and G_new(x) clearly above G_old(x) and the mixtures. With phase 2's labels swapped
+    it fails, and without phase 2 too (phase 1 leaves D's eval-mode logits near 0 for every kind).
+    The four kinds are weighted equally here so that each label counts (the authors' 0.001 on G_old
+    would leave that one unchecked)."""
     model = tiny_ognet(iterations=200, old_at=30, phase2_iterations=100, finetune_lr=3e-4,
                        weight_old=1.0, weight_pseudo=1.0, weight_new=1.0, weight_real=1.0,
                        train={"lr_generator": 1e-3, "lr_discriminator": 1e-4})
@@ -169,8 +170,8 @@ def test_phase_two_teaches_d_to_rank_good_kinds_above_bad_kinds():
     means = {kind: round(value.mean().item(), 2) for kind, value in logits.items()}
     for good in GOOD_KINDS:
         for bad in BAD_KINDS:
-            assert means[good] > means[bad], f"D's mean logit on {good} is not above {bad}: {means}"
-    assert kind_aucs(logits)["good_vs_bad"] > 0.9, means
+            assert means[good] > means[bad] + 1.0, f"D's mean logit on {good} is not clearly above {bad}: {means}"
+    assert kind_aucs(logits)["good_vs_bad"] > 0.95, means
 
 
 def test_with_patches_each_training_sample_is_a_grid_patch_drawn_per_step():
