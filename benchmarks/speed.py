@@ -30,7 +30,6 @@ import argparse
 import itertools
 import json
 import math
-import platform
 import resource
 import time
 from dataclasses import replace
@@ -41,17 +40,20 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from pseudovad.config import Config, load_config, parse_override
 from pseudovad.training.loop import batch_indices, training_clips
+from pseudovad.training.hardware import cpu_bf16_features, cpu_model
 from pseudovad.training.pipelines import build_pipeline
 
 SETTINGS = {
     "fp32": [("train.precision", "fp32"), ("train.channels_last", False)],
     "bf16_channels_last": [("train.precision", "bf16"), ("train.channels_last", True)],
+    "compiled": [("train.precision", "bf16"), ("train.channels_last", True), ("train.compile", True)],
+    "auto": [("train.precision", "auto"), ("train.channels_last", True)],
 }
 
 
-def timed(function, repeats: int, device: torch.device) -> float:
-    """Seconds per call of `function`, after two warm-up calls."""
-    for _ in range(2):
+def timed(function, repeats: int, device: torch.device, warm: int = 2) -> float:
+    """Seconds per call of `function`, after `warm` warm-up calls."""
+    for _ in range(warm):
         function()
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -88,15 +90,21 @@ def random_clips(config: Config, batch_size: int, device: torch.device) -> torch
 
 
 def measure(config: Config, device: torch.device, steps: int) -> dict:
-    """Seconds per training step (on a repeated and on a new batch) and inference frames/s."""
+    """Seconds per training step (on a repeated and on a new batch) and inference frames/s; with
+    torch.compile also the warm-up (the first step and the first scoring call, compilation included)."""
     torch.manual_seed(0)
     pipeline = build_pipeline(config, device)
     clips = random_clips(config, config.train.batch_size, device)
     eval_clips = random_clips(config, config.eval.batch_size, device)
+    warmup = {}
+    if config.train.compile:
+        warmup["compile_warmup_train_s"] = timed(lambda: pipeline.train_step({"clips": clips}), 1, device, warm=0)
+        warmup["compile_warmup_score_s"] = timed(lambda: pipeline.score(eval_clips), 1, device, warm=0)
     step = timed(lambda: pipeline.train_step({"clips": clips}), steps, device)
     step_new_clips = timed(lambda: pipeline.train_step({"clips": random_clips(config, config.train.batch_size, device)}), steps, device)
     infer = timed(lambda: pipeline.score(eval_clips), steps, device)
-    return {"train_step_s": step, "train_step_new_clips_s": step_new_clips, "inference_frames_per_s": config.eval.batch_size / infer}
+    return {"precision": pipeline.precision, "precision_reason": pipeline.precision_reason, "train_step_s": step,
+            "train_step_new_clips_s": step_new_clips, "inference_frames_per_s": config.eval.batch_size / infer, **warmup}
 
 
 def step_gflop(config: Config, device: torch.device) -> float:
@@ -113,7 +121,11 @@ def batch_assembly_s(config: Config, data: Path, device: torch.device, steps: in
     real = training_clips(config)
     pipeline = build_pipeline(config, device)
     visits = itertools.count()
-    return timed(lambda: pipeline.make_batch(real, batch_indices(len(real), config.train.batch_size, 0, next(visits))), steps, device)
+    def assemble() -> None:
+        step = next(visits)
+        pipeline.make_batch(real, batch_indices(len(real), config.train.batch_size, 0, step), step)
+
+    return timed(assemble, steps, device)
 
 
 def peak_memory_mib(device: torch.device) -> float:
@@ -124,7 +136,9 @@ def peak_memory_mib(device: torch.device) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="ped2_ffp_128")
+    parser.add_argument("--config", default="ped2_128_ffp")
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS),
+                        help="which settings to time (compiled takes minutes to compile)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--steps", type=int, default=8, help="timed calls per measurement")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/speed.json"))
@@ -134,10 +148,12 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     results = {}
-    for name, settings in SETTINGS.items():
+    for name in args.settings:
+        settings = SETTINGS[name]
         config = load_config(args.config, [*args.overrides, *settings])
         result = measure(config, device, args.steps)
-        without_flow = measure(load_config(args.config, [*args.overrides, *settings, ("loss.flow", 0)]), device, args.steps)
+        no_flow_settings = [item for item in settings if item[0] != "train.compile"]  # the flow share needs no second compile
+        without_flow = measure(load_config(args.config, [*args.overrides, *no_flow_settings, ("loss.flow", 0)]), device, args.steps)
         gflop, peak = step_gflop(config, device), conv_peak_gflops(config, device, args.steps)
         result.update(
             train_samples_per_s=config.train.batch_size / result["train_step_s"],
@@ -154,23 +170,27 @@ def main() -> None:
             result.update(batch_assembly_s=assemble, batch_assembly_share_of_step=assemble / (assemble + result["train_step_s"]))
         results[name] = result
         print(name, json.dumps(result))
-    fp32, fast = results["fp32"], results["bf16_channels_last"]
     report = {
         "config": args.config,
         "overrides": dict(args.overrides),
         "device": args.device,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
+        "cpu_bf16_features": cpu_bf16_features(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "results": results,
         "peak_memory_mib": peak_memory_mib(device),
-        "train_speedup": fp32["train_step_s"] / fast["train_step_s"],
-        "inference_speedup": fast["inference_frames_per_s"] / fp32["inference_frames_per_s"],
+        "train_speedup_over_fp32": {name: results["fp32"]["train_step_s"] / r["train_step_s"] for name, r in results.items()}
+        if "fp32" in results else {},
+        "inference_speedup_over_fp32": {name: r["inference_frames_per_s"] / results["fp32"]["inference_frames_per_s"]
+                                        for name, r in results.items()} if "fp32" in results else {},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
-    print(f"train speedup {report['train_speedup']:.2f}x, inference speedup {report['inference_speedup']:.2f}x -> {args.out}")
+    print(f"{report['cpu']}: train speed-up over fp32 {report['train_speedup_over_fp32']}, inference "
+          f"{report['inference_speedup_over_fp32']} -> {args.out}")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,6 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     if ! .venv/bin/python -c "import torch" 2>/dev/null; then
         .venv/bin/pip install --quiet "torch==2.13.0" ${TORCH_INDEX:+--index-url "$TORCH_INDEX"}
     fi
-    .venv/bin/pip install --quiet -e ".[test,perceptual]"
+    .venv/bin/pip install --quiet -e ".[test,perceptual,onnx]"
     echo "$want" > "$stamp"
 fi

@@ -21,6 +21,7 @@ def tiny_autoencoder(input_range: str, **options) -> AutoencoderPipeline:
             "pipeline": "autoencoder",
             "data": {"height": 32, "width": 32, "channels": 1},
             "autoencoder": {"width": 4, "levels": 3, "input_range": input_range, "ascent_step_size": 0.05, **options},
+            "train": {"precision": "fp32"},
         }
     )
     return AutoencoderPipeline(config, torch.device("cpu"))

@@ -14,8 +14,8 @@ class Payload:
 
 def test_round_trip_leaves_no_temporary_files(tmp_path):
     path = tmp_path / "ckpt" / "latest.pt"
-    save_checkpoint({"iteration": 3, "weights": {"w": torch.ones(2)}}, path)
-    save_checkpoint({"iteration": 4, "weights": {"w": torch.zeros(2)}}, path)
+    save_checkpoint({"iteration": 3, "config": {}, "networks": {"w": torch.ones(2)}}, path)
+    save_checkpoint({"iteration": 4, "config": {}, "networks": {"w": torch.zeros(2)}}, path)
     state = load_checkpoint(path)
     assert state["iteration"] == 4
     assert [p.name for p in path.parent.iterdir()] == ["latest.pt"]
@@ -36,3 +36,11 @@ def test_missing_and_garbage_checkpoints(tmp_path):
     garbage.write_bytes(b"not a checkpoint")
     with pytest.raises(PseudovadError, match="garbage.pt"):
         load_checkpoint(garbage)
+
+
+@pytest.mark.parametrize("content", [torch.ones(3), {"iteration": 1}, {"iteration": "2", "config": {}, "networks": {}}, [1, 2]])
+def test_a_file_of_tensors_that_is_no_checkpoint_is_named(tmp_path, content):
+    path = tmp_path / "other.pt"
+    torch.save(content, path)
+    with pytest.raises(PseudovadError, match=r"other\.pt: not a pseudovad checkpoint"):
+        load_checkpoint(path)

@@ -1,14 +1,19 @@
 """End to end through the command line: synthetic data -> train -> resume -> evaluate."""
 
 import json
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
 import torch
 
+from pseudovad import __version__
 from pseudovad.cli import main
-from pseudovad.training.checkpoint import load_checkpoint
+from pseudovad.training.checkpoint import load_checkpoint, save_checkpoint
 
 TINY = [
     "--set", "data.height=32", "--set", "data.width=32",
@@ -94,6 +99,7 @@ def test_experiment_grid_runs_and_tabulates(tiny_data, tmp_path, capsys):
     assert main(["experiment", str(grid), "--data", str(tiny_data), "--out", str(tmp_path / "exp")]) == 0
     report = json.loads((tmp_path / "exp" / "experiment.json").read_text())
     assert {run["variant"] for run in report["runs"]} == {"ffp", "no_flow"}
+    assert not list((tmp_path / "exp").rglob("calibration.json"))  # runs compared by AUC skip the calibration
     assert "| no_flow | psnr |" in (tmp_path / "exp" / "experiment.md").read_text()
 
 
@@ -143,3 +149,69 @@ def test_experiment_grid_errors(tmp_path, capsys, variants, seeds, text, message
     assert main(["experiment", str(grid), "--data", str(tmp_path), "--out", str(tmp_path / "exp")]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "x").exists() and not (tmp_path / "exp").exists()
+
+
+def test_version_and_usage_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as version:
+        main(["--version"])
+    assert version.value.code == 0 and capsys.readouterr().out == f"pseudovad {__version__}\n"
+    with pytest.raises(SystemExit) as usage:
+        main(["score"])
+    assert usage.value.code == 2 and "the following arguments are required" in capsys.readouterr().err
+
+
+def test_a_closed_pipe_ends_quietly(tiny_data):
+    """`pseudovad inspect --json | head -1`: the reader is gone before the output; no traceback, 141."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1] / "src"), os.environ.get("PYTHONPATH", "")])}
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        done = subprocess.run([sys.executable, "-m", "pseudovad", "inspect", str(tiny_data), "--json"], stdout=writer,
+                              stderr=subprocess.PIPE, text=True, env=env, timeout=120)
+    finally:
+        os.close(writer)
+    assert done.returncode == 141 and done.stderr == ""
+
+
+def test_resume_with_only_the_run_folder_and_its_refusals(tiny_data, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert train(tiny_data, run, "--iterations", "2") == 0
+    assert main(["train", "--out", str(run), "--resume", "--iterations", "3", *TINY]) == 0  # --set may repeat the run's values
+    assert load_checkpoint(run / "checkpoints" / "latest.pt")["iteration"] == 3
+    capsys.readouterr()
+    assert main(["train", "--out", str(run)]) == 2
+    assert capsys.readouterr().err == ("pseudovad train: error: no config given: name one (`pseudovad configs` lists them), "
+                                       "or pass --resume to continue the run in --out\n")
+    assert main(["train", "--out", str(tmp_path / "none"), "--resume"]) == 2
+    assert f"--resume: no checkpoint at {tmp_path / 'none' / 'checkpoints' / 'latest.pt'}; start without --resume" in capsys.readouterr().err
+    path = run / "checkpoints" / "latest.pt"
+    state = load_checkpoint(path)
+    state["config"]["flow"].update(estimator="spynet", weights=str(tmp_path / "spynet.pth"))
+    save_checkpoint(state, path)
+    assert main(["train", "--out", str(run), "--resume", "--iterations", "4"]) == 2
+    assert "the run's config names files that training opens (weights)" in capsys.readouterr().err
+
+
+def test_evaluate_names_a_dataset_that_moved(tiny_data, tmp_path, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    assert train(data, tmp_path / "run", "--iterations", "2") == 0
+    data.rename(tmp_path / "moved")
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err == (f"pseudovad evaluate: error: {tmp_path / 'run'}: the dataset it was trained on, {data}, "
+                                       "is not there any more; pass --data ROOT where it is now\n")
+    assert main(["evaluate", str(tmp_path / "run"), "--data", str(tmp_path / "moved")]) == 0
+
+
+def test_pseudovad_set_applies_to_every_config_read(tiny_data, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PSEUDOVAD_SET", "train.iterations=2 data.height=32 data.width=32 generator.width=4 generator.levels=3 "
+                                        "discriminator.width=4 flow.iterations=5")
+    assert main(["train", "synthetic_ffp", "--data", str(tiny_data), "--out", str(tmp_path / "run")]) == 0
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert (saved["train"]["iterations"], saved["data"]["height"], saved["generator"]["width"]) == (2, 32, 4)
+    monkeypatch.setenv("PSEUDOVAD_SET", "train.iteratons=2")
+    capsys.readouterr()
+    assert main(["train", "synthetic_ffp", "--data", str(tiny_data), "--out", str(tmp_path / "run2")]) == 2
+    assert capsys.readouterr().err == ("pseudovad train: error: --set: unknown config key 'train.iteratons'; did you mean "
+                                       "'train.iterations'? (the overrides include $PSEUDOVAD_SET)\n")

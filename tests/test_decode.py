@@ -118,3 +118,8 @@ def test_empty_and_zero_frame_videos(tmp_path: Path) -> None:
         count_video_frames(tmp_path / "junk.avi")
     with pytest.raises(DataError, match=r"not found: .*gone\.avi"):
         count_video_frames(tmp_path / "gone.avi")
+
+
+def test_frames_numbered_with_other_scripts_sort_and_superscripts_do_not_crash() -> None:
+    names = [Path(n) for n in ("٣.jpg", "١٠.jpg", "٢.jpg", "²a.jpg", "²")]
+    assert [p.name for p in natural_sorted(names)][:3] == ["٢.jpg", "٣.jpg", "١٠.jpg"]

@@ -32,15 +32,6 @@ def walking_square(videos: int = 2, length: int = 12, size: int = 40) -> FrameAr
     return FrameArray(array, np.arange(videos + 1) * length, listed)
 
 
-def test_split_keeps_the_last_videos_apart_as_views():
-    frames = walking_square(videos=3)
-    trained, held_out = frames.split(1)
-    assert [v.name for v in trained.videos] == ["00", "01"] and [v.name for v in held_out.videos] == ["02"]
-    np.testing.assert_array_equal(held_out.video(0), frames.video(2))
-    np.testing.assert_array_equal(trained.video(1), frames.video(1))
-    assert np.shares_memory(held_out.frames, frames.frames)
-
-
 def test_foreground_is_what_differs_from_the_video_median():
     frames = walking_square()
     positions = np.array([3, 12 + 7])
@@ -68,18 +59,21 @@ def test_ognet_diagnostics_judge_the_kinds_and_the_foreground():
     assert -1.0 <= foreground["spearman_patch"] <= 1.0
 
 
-def test_held_out_videos_are_not_trained_on_and_are_checked_in_the_summary(tiny_data, tmp_path):
+def test_held_out_frames_are_not_trained_on_and_are_checked_in_the_summary(tiny_data, tmp_path):
     run = tmp_path / "run"
     assert main(["train", "synthetic_ognet", "--data", str(tiny_data), "--out", str(run), *TINY_RUN, "--iterations", "4",
-                 "--set", "ognet.patches=24", "--set", "train.held_out_videos=1", "--evaluate"]) == 0
+                 "--set", "ognet.patches=24", "--set", "data.holdout=0.25", "--evaluate"]) == 0
     summary = json.loads((run / "train_summary.json").read_text())
-    assert len(summary["held_out_videos"]) == 1
-    assert summary["training_clips"] == 24 - 4  # one training video of 24 frames, clips of 4 + 1
+    assert "data.holdout" in summary["diagnostics_on"]
+    assert summary["training_clips"] == 2 * (18 - 4)  # each 24-frame video keeps its last 6 frames out; clips of 4 + 1
+    assert summary["diagnostics"]["frames"] == 2 * (6 - 4)
     assert summary["diagnostics"]["patches_per_frame"] == 4
     assert summary["diagnostics_seconds"] >= 0
     assert json.loads((run / "results.json").read_text())["auc"]["ognet"]["micro"] is not None
 
 
-def test_holding_out_every_training_video_is_refused(tiny_data, tmp_path):
-    assert main(["train", "synthetic_ognet", "--data", str(tiny_data), "--out", str(tmp_path / "run"), *TINY_RUN,
-                 "--iterations", "4", "--set", "train.held_out_videos=2"]) == 2
+def test_without_held_out_frames_the_summary_has_no_diagnostics(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", "synthetic_ognet", "--data", str(tiny_data), "--out", str(run), *TINY_RUN,
+                 "--iterations", "2", "--set", "ognet.patches=24"]) == 0
+    assert "diagnostics" not in json.loads((run / "train_summary.json").read_text())

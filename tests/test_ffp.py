@@ -102,6 +102,7 @@ def spynet_pipeline(weights) -> FFPPipeline:
             "generator": {"width": 4, "levels": 3},
             "discriminator": {"width": 4},
             "flow": {"estimator": "spynet", "weights": str(weights)},
+            "train": {"precision": "fp32"},
             "loss": {"intensity": 0, "gradient": 0, "flow": 2, "adversarial": 0},
         }
     )
@@ -176,6 +177,7 @@ def test_memoised_target_flow_changes_no_parameter():
                 "generator": {"width": 4, "levels": 3},
                 "discriminator": {"width": 4},
                 "flow": {"levels": 2, "iterations": 5, "memo_mb": memo_mb},
+                "train": {"precision": "fp32"},
             }
         )
         pipeline = FFPPipeline(config, torch.device("cpu"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import cv2
@@ -275,11 +276,35 @@ def test_footage_folder(tmp_path: Path) -> None:
     (tmp_path / "README.txt").write_text("my videos")
     assert detect_layout(tmp_path) == "footage"
     dataset = load_dataset(tmp_path)
-    assert dataset.train == [] and dataset.test_labels is None
-    assert [(v.name, v.num_frames) for v in dataset.test] == [("cam2", 4), ("cam3", 2), ("cam10", 3)]
+    assert dataset.test == [] and dataset.test_labels is None  # a folder of only videos: normal ones to train on
+    assert [(v.name, v.num_frames) for v in dataset.train] == [("cam2", 4), ("cam3", 2), ("cam10", 3)]
     assert dataset.extra["ignored_files"] == [str(tmp_path / "README.txt")]
     single = load_dataset(tmp_path / "cam2.avi")
     assert single.layout == "footage" and [v.name for v in single.test] == ["cam2"]
+
+
+def test_footage_with_train_and_a_labelled_test_folder(tmp_path: Path) -> None:
+    """A camera's train/ (normal videos) and test/ with one 0/1 mask per test video in test_labels/."""
+    write_video(tmp_path / "train" / "monday.avi", 6)
+    write_frames(tmp_path / "train" / "tuesday", 5)
+    write_video(tmp_path / "test" / "break_in.avi", 4)
+    (tmp_path / "test_labels").mkdir()
+    np.save(tmp_path / "test_labels" / "break_in.npy", np.array([0, 1, 1, 0], dtype=np.uint8))
+    assert detect_layout(tmp_path) == "footage"
+    dataset = load_dataset(tmp_path)
+    assert [v.name for v in dataset.train] == ["monday", "tuesday"] and [v.name for v in dataset.test] == ["break_in"]
+    assert dataset.test_labels[0].tolist() == [0, 1, 1, 0] and dataset.label_file == tmp_path / "test_labels"
+    (tmp_path / "test_labels" / "break_in.npy").unlink()
+    shutil.rmtree(tmp_path / "test")
+    alone = load_dataset(tmp_path)
+    assert [v.name for v in alone.train] == ["monday", "tuesday"] and alone.test == [] and alone.test_labels is None
+
+
+def test_frames_layout_with_only_training_videos(tmp_path: Path) -> None:
+    write_frames(tmp_path / "training" / "frames" / "01", 6)
+    assert detect_layout(tmp_path) == "frames"
+    dataset = load_dataset(tmp_path)
+    assert [v.name for v in dataset.train] == ["01"] and dataset.test == []
 
 
 def test_footage_duplicate_names(tmp_path: Path) -> None:
@@ -304,13 +329,13 @@ def test_missing_root_and_bad_layout(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"Unknown layout 'shanghai'"):
         load_dataset(tmp_path, layout="shanghai")
     write_video(tmp_path / "a.avi", 2)
-    with pytest.raises(DataError, match=r"no testing/frames folder"):
+    with pytest.raises(DataError, match=r"no testing/frames or training/frames folder"):
         load_dataset(tmp_path, layout="frames")
 
 
 def test_truncated_video_counted_but_caught_on_decode(tmp_path: Path) -> None:
     write_video(tmp_path / "cam.avi", 10)
     truncate(tmp_path / "cam.avi")
-    (video,) = load_dataset(tmp_path).test
+    (video,) = load_dataset(tmp_path).train
     with pytest.raises(DataError, match=r"cam\.avi is truncated"):
         list(iter_frames(video))

@@ -25,6 +25,9 @@ ALL_SOURCES = [
     {"name": "reverse", "target": "next"},
     {"name": "repeat"},
     {"name": "patch"},
+    {"name": "cuboid"},
+    {"name": "cuboid", "mode": "reverse"},
+    {"name": "cuboid", "mode": "freeze"},
     {"name": "adversarial", "width": 2},
 ]
 
@@ -60,10 +63,15 @@ def test_every_source_makes_clips_whose_target_is_a_real_frame(options):
     assert (targets >= 0).all(), "a target is not a real frame"
     videos = torch.from_numpy(clips.video_bounds[indices, 0] // 30)
     assert torch.equal(targets.long() // 30, videos), "a target comes from another video"
-    if options["name"] not in ("patch", "adversarial"):
+    if options["name"] not in ("patch", "adversarial", "cuboid"):
         inputs = frame_numbers(made.clips[:, :-1])
         assert (inputs >= 0).all() and not torch.equal(inputs, clips.batch(indices)[:, :-1].new_tensor(
             [[clips.starts[i] + j for j in range(4)] for i in indices]).float())
+    if options["name"] == "cuboid":  # a box of other times, the rest of the inputs as they were
+        inputs = made.clips[:, :-1]
+        normal = clips.batch(indices)[:, :-1]
+        changed = (inputs != normal).flatten(2).any(-1)
+        assert changed.any() and (inputs == normal).flatten(2).any(-1).all()
     if options["name"] == "patch":
         assert (frame_numbers(made.clips[:, :-1]) == -1).all(), "every input should carry the patch"
         assert (frame_numbers(made.abnormal) == -1).all()
@@ -160,3 +168,30 @@ def test_a_run_is_deterministic_per_seed_and_resumes_bit_identically(tiny_data, 
             assert torch.equal(resumed["networks"][network][name], value), f"{network}.{name} differs after resume"
     gallery = tmp_path / "straight" / "gallery" / "step_000004.png"
     assert gallery.stat().st_size > 5000  # one column pair per source
+
+
+def test_the_critic_learns_pseudo_anomalies_and_adds_a_fused_score():
+    pipeline = model({"name": "cuboid"}, probability=0.5)
+    assert [s.name for s in pipeline.scores] == ["psnr"] and pipeline.fused() is None
+    critic = {"enabled": True, "width": 4, "fusion_weight": 0.7}
+    pipeline = tiny_pipeline("ffp", objective={"name": "learn_not_to_predict", "probability": 0.5,
+                                               "sources": [{"name": "cuboid"}], "critic": critic})
+    assert [s.name for s in pipeline.scores] == ["psnr", "classifier"]
+    assert pipeline.fused().parts == ("psnr", "classifier") and pipeline.fused().weight == 0.7
+    clips = numbered_clips()
+    critic_net = pipeline.objective.critic
+    before = [p.clone() for p in critic_net.parameters()]
+    losses = pipeline.train_step(pipeline.make_batch(clips, np.arange(4), step=1))
+    assert "critic" in losses
+    assert any(not torch.equal(a, b) for a, b in zip(before, critic_net.parameters()))
+    scores = pipeline.score(clips.batch(np.arange(3)))
+    assert scores["classifier"].shape == (3,) and ((scores["classifier"] >= 0) & (scores["classifier"] <= 1)).all()
+    assert "objective_critic" in pipeline.networks and "objective_critic" in pipeline.optimizers
+
+
+def test_every_source_has_its_own_gallery_columns_even_twice_the_same_kind():
+    pipeline = model({"name": "cuboid"}, {"name": "cuboid", "mode": "reverse"}, {"name": "patch"})
+    clips = numbered_clips()
+    images = pipeline.sample_images(pipeline.sample_batch(clips, np.array([0, 20, 30])))
+    assert {"cuboid0: input", "cuboid1: prediction", "patch: input"} <= set(images)
+    assert not torch.equal(images["cuboid0: input"], images["cuboid1: input"])

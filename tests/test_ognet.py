@@ -29,7 +29,7 @@ def tiny_ognet(iterations: int = 3, size: int = 24, train: dict | None = None, *
             "pipeline": "ognet",
             "data": {"height": size, "width": size, "channels": 1},
             "ognet": {"width": 4, "old_at": 1, "phase2_iterations": 1, **ognet},
-            "train": {"iterations": iterations, **(train or {})},
+            "train": {"iterations": iterations, "precision": "fp32", **(train or {})},
         }
     )
     return OGNetPipeline(config, torch.device("cpu"))
@@ -290,7 +290,7 @@ def test_run_resumed_in_phase_two_matches_uninterrupted_run(tiny_data, tmp_path,
         return step(self, batch)
 
     monkeypatch.setattr(OGNetPipeline, "train_step", interrupted)
-    assert train(tiny_data, tmp_path / "resumed") == 2
+    assert train(tiny_data, tmp_path / "resumed") == 130  # Ctrl-C: checkpoint saved, the shell's status for SIGINT
     middle = load_checkpoint(tmp_path / "resumed" / "checkpoints" / "latest.pt")
     assert middle["iteration"] == 3 and int(middle["networks"]["progress"]["phase"]) == 2
     monkeypatch.setattr(OGNetPipeline, "train_step", step)

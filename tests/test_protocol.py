@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from pseudovad.evaluation.protocol import frame_auc, minmax, scored_labels, smooth
+from pseudovad.evaluation.protocol import frame_auc, minmax, operating_points, scored_labels, smooth
 from pseudovad.metrics import psnr
 
 
@@ -70,3 +70,19 @@ def test_smoothing_changes_scores_within_a_video_only():
     smoothed = smooth(values, 1.0)
     assert smoothed[2] < 10 and smoothed[1] > 0
     np.testing.assert_array_equal(smooth(values, 0), values)
+
+
+def test_operating_points_by_hand_and_against_the_normal_model():
+    """Scores high = normal. Perfectly separated: every anomaly found at no false alarm, EER 0; reversed:
+    nothing found below 100 % false alarms, EER 1; one class only: None. Two unit normals d = 1 apart have
+    EER = Phi(-1/2) = 0.3085 and TPR at 5 % FPR = Phi(1 - 1.645) = 0.2595."""
+    labels = [np.array([0, 0, 1]), np.array([1, 0])]
+    assert operating_points([np.array([3.0, 2.0, 0.0]), np.array([1.0, 4.0])], labels) == {
+        "tpr_at_fpr_1": 1.0, "tpr_at_fpr_5": 1.0, "eer": 0.0}
+    assert operating_points([np.array([0.0, 1.0, 3.0]), np.array([4.0, 2.0])], labels)["eer"] == 1.0
+    assert operating_points([np.array([1.0, 2.0])], [np.array([0, 0])]) == {"tpr_at_fpr_1": None, "tpr_at_fpr_5": None, "eer": None}
+    rng = np.random.default_rng(0)
+    anomalous = rng.integers(0, 2, 200_000)
+    points = operating_points([-(anomalous + rng.normal(size=anomalous.size))], [anomalous])
+    assert points["eer"] == pytest.approx(0.3085, abs=0.005)
+    assert points["tpr_at_fpr_5"] == pytest.approx(0.2595, abs=0.005)

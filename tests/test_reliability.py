@@ -1,6 +1,7 @@
-"""The reliability campaign: bad input, divergence, untrusted files and a full disk, each through the
-command line as a user meets it. Every case must end with one clear message (checked exactly, up to
-the temporary paths), exit status 2, and every file that existed before the command unchanged.
+"""The reliability campaign: bad input, divergence, untrusted files, a full disk, unreachable cameras,
+each through the command line as a user meets it. Every case must end with one clear message (checked
+exactly, up to the temporary paths), its exit status (2: the input is wrong; 1: a runtime failure), and
+every file that existed before the command unchanged.
 
 `docs/RELIABILITY.md` holds the table of these cases; `test_reliability_doc_lists_every_case` keeps
 the two in step. The kill-and-resume test is in test_interruption.py.
@@ -23,6 +24,7 @@ import pytest
 import scipy.io
 import torch
 
+from helpers import TEST_LENGTHS, make_dataset
 from media import truncate, write_frames, write_video
 from pseudovad.cli import main
 from pseudovad.training import checkpoint as checkpoint_module
@@ -35,21 +37,6 @@ TINY = [
     "--set", "train.checkpoint_every=1", "--set", "train.sample_every=100",
     "--set", "train.precision=fp32", "--set", "train.channels_last=false",
 ]
-TEST_LENGTHS = (8, 7)
-
-
-def make_dataset(root: Path) -> Path:
-    """A valid FFP-layout dataset: 2 training videos, 2 test videos with MNAD labels."""
-    for i in (1, 2):
-        write_frames(root / "training" / "frames" / f"{i:02d}", 8, size=(16, 16))
-    for i, length in enumerate(TEST_LENGTHS, start=1):
-        write_frames(root / "testing" / "frames" / f"{i:02d}", length, size=(16, 16))
-    labels = np.zeros(sum(TEST_LENGTHS), dtype=np.uint8)
-    labels[5:9] = 1
-    np.save(root / "frame_labels_tiny.npy", labels)
-    return root
-
-
 def train(data: Path, out: Path, *extra: str) -> list[str]:
     return ["train", "synthetic_ffp", "--data", str(data), "--out", str(out), "--iterations", "2", *TINY, *extra]
 
@@ -202,6 +189,22 @@ def diverged_model(tmp: Path) -> list[str]:
     return ["evaluate", str(tmp / "run")]
 
 
+def unreachable_url(tmp: Path, run: Path) -> list[str]:
+    """Nothing listens on port 9 of this machine (loopback only: no traffic leaves it)."""
+    return ["live", "rtsp://admin:secret@127.0.0.1:9/camera", "--run", str(run), "--out", str(tmp / "live")]
+
+
+def missing_camera(tmp: Path, run: Path) -> list[str]:
+    return ["live", "99", "--run", str(run)]
+
+
+def export_without_checkpoint(tmp: Path) -> list[str]:
+    data = make_dataset(tmp / "data")
+    assert main(train(data, tmp / "run")) == 0
+    (tmp / "run" / "checkpoints" / "latest.pt").unlink()
+    return ["export", str(tmp / "run")]
+
+
 def force_on_the_dataset(tmp: Path) -> list[str]:
     data = make_dataset(tmp / "data")
     return train(data, data, "--force")
@@ -233,11 +236,116 @@ def force_on_a_run_in_use(tmp: Path, hold_lock: Callable[[Path], None]) -> list[
     return train(data, tmp / "run", "--force")
 
 
+def alias_bomb_in_a_config(tmp: Path) -> list[str]:
+    """Nine lines that would expand to 10^9 list items (and a message as long) if aliases were read."""
+    lines = ["base: synthetic_ffp", "a0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
+    lines += ["train:", "  gallery_at: *a8"]
+    (tmp / "bomb.yaml").write_text("\n".join(lines) + "\n")
+    return ["train", str(tmp / "bomb.yaml"), "--data", str(make_dataset(tmp / "data")), "--out", str(tmp / "run")]
+
+
+def yaml_tag_in_set(tmp: Path) -> list[str]:
+    return train(make_dataset(tmp / "data"), tmp / "run", "--set", "train.seed=!!python/object/apply:os.system [ls]")
+
+
+def number_written_as_text(tmp: Path) -> list[str]:
+    return train(make_dataset(tmp / "data"), tmp / "run", "--set", "train.lr_generator=1e-3")
+
+
+def batch_size_zero(tmp: Path) -> list[str]:
+    return train(make_dataset(tmp / "data"), tmp / "run", "--set", "train.batch_size=0")
+
+
+def negative_seed(tmp: Path) -> list[str]:
+    return train(make_dataset(tmp / "data"), tmp / "run", "--seed", "-1")
+
+
+def learning_rate_not_a_number(tmp: Path) -> list[str]:
+    return train(make_dataset(tmp / "data"), tmp / "run", "--set", "train.lr_generator=.nan")
+
+
+def dropout_above_one(tmp: Path) -> list[str]:
+    return train(make_dataset(tmp / "data"), tmp / "run", "--set", "generator.dropout=1.5")
+
+
+def frame_size_the_unet_cannot_take(tmp: Path) -> list[str]:
+    return train(make_dataset(tmp / "data"), tmp / "run", "--set", "data.height=35")
+
+
+def unknown_device(tmp: Path) -> list[str]:
+    return train(make_dataset(tmp / "data"), tmp / "run", "--set", "train.device=gpu0")
+
+
+def out_is_a_file(tmp: Path) -> list[str]:
+    (tmp / "notes.txt").write_text("not a folder")
+    return train(make_dataset(tmp / "data"), tmp / "notes.txt")
+
+
+def checkpoint_of_another_shape(tmp: Path) -> list[str]:
+    """A checkpoint whose generator weights were trained at another width."""
+    data = make_dataset(tmp / "data")
+    assert main(train(data, tmp / "run")) == 0
+    assert main(train(data, tmp / "wide", "--set", "generator.width=8")) == 0
+    path = tmp / "run" / "checkpoints" / "latest.pt"
+    state = checkpoint_module.load_checkpoint(path)
+    state["networks"]["generator"] = checkpoint_module.load_checkpoint(tmp / "wide" / "checkpoints" / "latest.pt")["networks"]["generator"]
+    checkpoint_module.save_checkpoint(state, path)
+    return ["evaluate", str(tmp / "run")]
+
+
+def checkpoint_without_a_network(tmp: Path) -> list[str]:
+    data = make_dataset(tmp / "data")
+    assert main(train(data, tmp / "run")) == 0
+    path = tmp / "run" / "checkpoints" / "latest.pt"
+    state = checkpoint_module.load_checkpoint(path)
+    del state["networks"]["discriminator"]
+    checkpoint_module.save_checkpoint(state, path)
+    return ["evaluate", str(tmp / "run")]
+
+
+def checkpoint_holding_a_bare_tensor(tmp: Path) -> list[str]:
+    data = make_dataset(tmp / "data")
+    assert main(train(data, tmp / "run")) == 0
+    torch.save(torch.zeros(3), tmp / "run" / "checkpoints" / "latest.pt")
+    return ["evaluate", str(tmp / "run")]
+
+
+def malformed_results_keep_the_old_report(tmp: Path) -> list[str]:
+    data = make_dataset(tmp / "data")
+    assert main([*train(data, tmp / "run"), "--evaluate"]) == 0
+    assert main(["report", str(tmp / "run")]) == 0
+    (tmp / "run" / "results.json").write_text('{"auc": {}, "iteration": "<script>alert(1)</script>"}')
+    return ["report", str(tmp / "run")]
+
+
+def malformed_dataset_description(tmp: Path) -> list[str]:
+    data = make_dataset(tmp / "data")
+    assert main(train(data, tmp / "run")) == 0
+    (data / "dataset.json").write_text('{"events": [{"kind": "running", "video": "99"}]}')
+    return ["evaluate", str(tmp / "run")]
+
+
+def fps_not_finite(tmp: Path, run: Path) -> list[str]:
+    write_video(tmp / "camera.avi", 10)
+    return ["score", str(tmp / "camera.avi"), "--run", str(run), "--out", str(tmp / "scored"), "--fps", "inf", "--video"]
+
+
+def threshold_not_a_number(tmp: Path, run: Path) -> list[str]:
+    write_video(tmp / "camera.avi", 10)
+    return ["score", str(tmp / "camera.avi"), "--run", str(run), "--out", str(tmp / "scored"), "--threshold", "nan"]
+
+
+def experiment_without_workers(tmp: Path) -> list[str]:
+    return ["experiment", "ffp_ablation", "--data", str(make_dataset(tmp / "data")), "--out", str(tmp / "exp"), "--jobs", "0"]
+
+
 @dataclass(frozen=True)
 class Case:
     make: Callable[..., list[str]]
     message: str  # the error as printed, from its start ({tmp}: the test's folder); a full line ends in \\n
     may_change: tuple[str, ...] = ()  # files the command may rewrite (a resumed run records its new budget)
+    status: int = 2  # 2: input or usage error; 1: runtime failure
 
 
 CASES = [
@@ -258,9 +366,9 @@ CASES = [
     Case(missing_config_file, "pseudovad train: error: config file {tmp}/my_config.yaml not found; give a YAML path, a named config (ped2_ffp,"),
     Case(overwrite_finished_run, "pseudovad train: error: {tmp}/run already holds a run; use --resume to continue it, --force to start over, or choose another --out\n"),
     Case(resume_without_checkpoint, "pseudovad train: error: --resume: no checkpoint at {tmp}/run/checkpoints/latest.pt; start without --resume\n"),
-    Case(disk_full_while_checkpointing, "pseudovad train: error: could not write checkpoint {tmp}/run/checkpoints/latest.pt: [Errno 28] No space left on device; the previous checkpoint is kept\n", ("run/config.yaml",)),
+    Case(disk_full_while_checkpointing, "pseudovad train: error: could not write checkpoint {tmp}/run/checkpoints/latest.pt: [Errno 28] No space left on device; the previous checkpoint is kept\n", ("run/config.yaml",), 1),
 
-    Case(nan_loss, "pseudovad train: error: training stopped at iteration 2: loss 'intensity' is nan. The last good checkpoint ({tmp}/run/checkpoints/latest.pt) is kept; lower the learning rate, or set train.on_nonfinite=skip\n", ("run/config.yaml",)),
+    Case(nan_loss, "pseudovad train: error: training stopped at iteration 2: loss 'intensity' is nan. The last good checkpoint ({tmp}/run/checkpoints/latest.pt) is kept; lower the learning rate, or set train.on_nonfinite=skip\n", ("run/config.yaml",), 1),
 
     Case(diverged_model, "pseudovad evaluate: error: the 'psnr' score is NaN or infinite on test videos 01, 02: the model has diverged; retrain with a lower learning rate (and train.on_nonfinite=stop, the default)\n"),
     Case(pickled_checkpoint, "pseudovad evaluate: error: {tmp}/run/checkpoints/latest.pt: refused to load: it holds objects other than tensors and plain containers (possibly code). Only load checkpoints written by pseudovad.\n"),
@@ -268,7 +376,28 @@ CASES = [
     Case(force_on_a_folder_above_the_dataset, "pseudovad train: error: --force refused: {tmp} holds or lies above the dataset {tmp}/data (or inside it); choose an --out folder of its own\n"),
     Case(force_on_a_folder_pseudovad_did_not_make, "pseudovad train: error: --force refused: {tmp}/photos has no .pseudovad-run marker, so it is not a run folder pseudovad made (or one from a version before 0.2); delete it yourself if it holds nothing you need, or choose another --out\n"),
     Case(force_on_a_run_holding_foreign_files, "pseudovad train: error: --force refused: {tmp}/run holds files that are not part of a run (notes.txt); move them out first\n"),
-    Case(force_on_a_run_in_use, "pseudovad train: error: {tmp}/run is in use by another pseudovad process (pid 4242); wait for it to finish or stop it\n"),
+    Case(alias_bomb_in_a_config, "pseudovad train: error: {tmp}/bomb.yaml: not valid YAML: YAML aliases (*name) are not accepted here (line 3, column 10)\n"),
+    Case(yaml_tag_in_set, "pseudovad train: error: --set 'train.seed': not valid YAML: could not determine a constructor for the tag 'tag:yaml.org,2002:python/object/apply:os.system'"),
+    Case(number_written_as_text, "pseudovad train: error: --set: 'train.lr_generator' must be float, got str '1e-3' (YAML reads 1e-3 as text: write it with a decimal point, e.g. 1.0e-3)\n"),
+    Case(batch_size_zero, "pseudovad train: error: --set: 'train.batch_size' must be at least 1 and at most 4096, got 0\n"),
+    Case(negative_seed, "pseudovad train: error: --set: 'train.seed' must be at least 0 and at most 4294967295, got -1\n"),
+    Case(learning_rate_not_a_number, "pseudovad train: error: --set: 'train.lr_generator' must be a finite number, got nan\n"),
+    Case(dropout_above_one, "pseudovad train: error: --set: 'generator.dropout' must be at least 0 and below 1, got 1.5\n"),
+    Case(frame_size_the_unet_cannot_take, "pseudovad train: error: --set: the U-Net generator with 2 levels needs data.height and data.width divisible by 2 (set by generator.levels), got 35x32\n"),
+    Case(unknown_device, "pseudovad train: error: --set: 'train.device' is 'gpu0'; it must match auto|cpu|mps|cuda(:\\d+)?\n"),
+    Case(out_is_a_file, "pseudovad train: error: --out {tmp}/notes.txt is a file, not a folder; choose a folder for the run\n"),
+    Case(checkpoint_of_another_shape, "pseudovad evaluate: error: the checkpoint's 'generator' weights do not fit this config's network: Error(s) in loading state_dict for UNet:\n"),
+    Case(checkpoint_without_a_network, "pseudovad evaluate: error: the checkpoint has no weights for discriminator: it was written by another pipeline or version\n"),
+    Case(checkpoint_holding_a_bare_tensor, "pseudovad evaluate: error: {tmp}/run/checkpoints/latest.pt: not a pseudovad checkpoint (no iteration, config and networks in it); only load checkpoints written by pseudovad\n"),
+    Case(malformed_results_keep_the_old_report, "pseudovad report: error: {tmp}/run/results.json: not a results file pseudovad wrote (AssertionError: 'videos'); run `pseudovad evaluate` again\n"),
+    Case(malformed_dataset_description, "pseudovad evaluate: error: {tmp}/data/dataset.json: not the event list `pseudovad synth` writes (ValueError); fix it, or move it out of the dataset folder (it only adds AUCs per anomaly kind)\n"),
+    Case(fps_not_finite, "pseudovad score: error: --fps must be a finite number, got inf\n"),
+    Case(threshold_not_a_number, "pseudovad score: error: --threshold must be a finite number, got nan\n"),
+    Case(experiment_without_workers, "pseudovad experiment: error: --jobs must be at least 1, got 0\n"),
+    Case(force_on_a_run_in_use, "pseudovad train: error: {tmp}/run is in use by another pseudovad process (pid 4242); wait for it to finish or stop it\n", status=1),
+    Case(unreachable_url, "pseudovad live: error: cannot open the stream rtsp://admin:***@127.0.0.1:9/camera: Connection refused; check the address and port, that the camera is on and reachable from here, and its user name and password\n"),
+    Case(missing_camera, "pseudovad live: error: camera 99 not found: there is no /dev/video99 (cameras here: "),
+    Case(export_without_checkpoint, "pseudovad export: error: {tmp}/run: no checkpoint at {tmp}/run/checkpoints/latest.pt; point at a run folder written by `pseudovad train` (one that reached its first checkpoint)\n"),
     Case(truncated_checkpoint, "pseudovad evaluate: error: {tmp}/run/checkpoints/latest.pt: not a readable checkpoint (PytorchStreamReader failed reading zip archive"),
 ]
 
@@ -311,7 +440,7 @@ def test_case(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsy
     argv = case.make(tmp_path, *(extra[name] for name in parameters[1:]))
     before = fingerprint(tmp_path)
     capsys.readouterr()
-    assert main(argv) == 2
+    assert main(argv) == case.status
     captured = capsys.readouterr()
     prefix = f"pseudovad {argv[0]}: error: "
     assert captured.err.count(prefix) == 1, captured.err

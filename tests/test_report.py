@@ -7,9 +7,13 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from pseudovad.cli import main
+from pseudovad.evaluation.protocol import operating_points
+from pseudovad.reporting.plots import mask_runs
 from pseudovad.reporting.published import PUBLISHED, detect_benchmark, published_for
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -41,12 +45,52 @@ def test_every_image_exists_beside_the_page(run, report):
     sources = image_sources(report)
     results = json.loads((run / "results.json").read_text())
     assert len([s for s in sources if s.startswith("videos/")]) == len(results["videos"])
-    assert len([s for s in sources if s.startswith("frames/")]) == 12
+    frames = [s for s in sources if s.startswith("frames/") and not s.endswith("_error.png")]
+    assert len(frames) == 10  # 6 stretches of normal frames, 4 events: at most 6 of each
+    assert sorted(s for s in sources if s.endswith("_error.png")) == sorted(s.replace(".png", "_error.png") for s in frames)
     assert "roc.png" in sources and "gallery/step_000002.png" in sources
     for source in sources:
         path = report.parent / source
         assert path.resolve().is_relative_to(report.parent.resolve()), source
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", source
+
+
+def test_the_gallery_shows_one_frame_per_labelled_interval_and_its_prediction_error(run, report):
+    """Each gallery frame comes from another event or stretch of normal frames, and its error map
+    is the run's |prediction - frame|, not a copy of the frame."""
+    results = json.loads((run / "results.json").read_text())
+    names = {video["name"]: video for video in results["videos"]}
+    seen = set()
+    for source in image_sources(report):
+        match = re.fullmatch(r"frames/(normal|anomalous)_(\w+)_(\d+)\.png", source)
+        if not match:
+            continue
+        kind, name, frame = match.group(1), match.group(2), int(match.group(3))
+        video = names[name]
+        labels = np.asarray(video["labels"], dtype=bool)
+        offset = frame - video["first_scored_frame"]
+        assert labels[offset] == (kind == "anomalous")
+        interval = next(i for i, (start, end) in enumerate(mask_runs(labels == labels[offset])) if start <= offset < end)
+        assert (name, kind, interval) not in seen, source
+        seen.add((name, kind, interval))
+        frame_image = cv2.imread(str(report.parent / source))
+        error_image = cv2.imread(str(report.parent / source.replace(".png", "_error.png")))
+        assert frame_image.shape == error_image.shape and not np.array_equal(frame_image, error_image)
+
+
+def test_each_score_gets_its_operating_points(run, report):
+    results = json.loads((run / "results.json").read_text())
+    labels = [np.asarray(video["labels"]) for video in results["videos"]]
+    text = report.read_text()
+    assert "TPR at 1 % FPR" in text and "EER" in text
+    for name in SCORES:
+        points = results["operating_points"][name]
+        if name == "psnr":  # in dB, so the 5 decimals results.json keeps make no ties (probabilities can)
+            rounded = operating_points([np.asarray(video["scores"][name]) for video in results["videos"]], labels)
+            assert points == pytest.approx(rounded, abs=0.01)
+        assert 0 <= points["tpr_at_fpr_1"] <= points["tpr_at_fpr_5"] <= 1 and 0 <= points["eer"] <= 1
+        cells = "".join(f"<td class=\"num\">{100 * points[key]:.2f}</td>" for key in ("tpr_at_fpr_1", "tpr_at_fpr_5", "eer"))
+        assert cells in text
 
 
 def test_the_page_is_self_contained_and_script_free(report):
@@ -154,3 +198,37 @@ def test_headless_chromium_renders_the_page_with_every_image_loaded(report, tmp_
         probe.unlink()
     assert re.search(r"<title>images (\d+) broken 0</title>", dom), dom[:500]
     assert int(re.search(r"<title>images (\d+)", dom).group(1)) == len(image_sources(report))
+
+
+def test_names_from_files_are_shown_literally_in_the_page_and_the_plots(tmp_path, capsys):
+    """A test video named like HTML and like matplotlib math: the page escapes it, the plots show it."""
+    from helpers import TINY_SET, make_dataset
+
+    data = make_dataset(tmp_path / "data")
+    odd = "$x^{2$<b>"
+    (data / "testing" / "frames" / "01").rename(data / "testing" / "frames" / odd)
+    run = tmp_path / "run"
+    assert main(["train", "synthetic_ffp", "--data", str(data), "--out", str(run), *TINY_SET, "--iterations", "2", "--evaluate"]) == 0
+    assert main(["report", str(run)]) == 0
+    page = (run / "report" / "index.html").read_text()
+    assert odd not in page and "$x^{2$&lt;b&gt;" in page
+    assert any(path.name.startswith("001_") or path.name.startswith("000_") for path in (run / "report" / "videos").iterdir())
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Chromium is not installed (.ci/run installs it)")
+def test_headless_chromium_plays_the_annotated_video(run, tiny_data, tmp_path):
+    """`score --video` writes H.264 that a browser decodes: a <video> element reaches readyState 2
+    (HAVE_CURRENT_DATA) or more, with no media error (MPEG-4 Part 2 failed here with DEMUXER_ERROR)."""
+    out = tmp_path / "scored"
+    assert main(["score", str(tiny_data / "testing" / "frames" / "01"), "--run", str(run), "--out", str(out), "--video"]) == 0
+    probe = out / "probe.html"
+    probe.write_text(
+        "<html><head><title>waiting</title></head><body><video id=\"v\" src=\"annotated.mp4\" muted preload=\"auto\"></video>"
+        "<script>const v = document.getElementById('v'); const done = () => { document.title = 'readyState ' + "
+        "v.readyState + ' error ' + (v.error ? v.error.code : 'none'); }; v.addEventListener('loadeddata', done); "
+        "v.addEventListener('error', done);</script></body></html>"
+    )
+    dom = chromium("--virtual-time-budget=10000", "--dump-dom", probe.as_uri(), profile=tmp_path / "profile").stdout
+    state = re.search(r"<title>readyState (\d) error (\w+)</title>", dom)
+    assert state, dom[:500]
+    assert int(state.group(1)) >= 2 and state.group(2) == "none", state.group(0)

@@ -1,17 +1,25 @@
-"""The `pseudovad` command line: synth, inspect, train, evaluate, report, score, demo, experiment.
+"""The `pseudovad` command line: synth, inspect, train, calibrate, evaluate, report, score, live,
+export, demo, experiment.
 
-Every user-fixable problem is a PseudovadError: printed as one clear line, exit status 2.
+Every user-fixable problem is a PseudovadError, printed as one clear line: exit status 2 for usage and
+input errors, 1 for runtime failures (errors.py). Ctrl-C ends a command with 130 after it has saved
+what it can, a closed pipe (`pseudovad inspect --json | head`) with 141 as Unix tools do; neither
+prints a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
+import signal
 import sys
 import time
 from pathlib import Path
 
-from pseudovad.errors import PseudovadError
+from pseudovad import __version__
+from pseudovad.errors import ConfigError, Interrupted, PseudovadError
 
 EXAMPLES = """examples:
   pseudovad demo                                   synthetic data -> train FFP -> AUC table
@@ -24,7 +32,11 @@ EXAMPLES = """examples:
                                                    2 processes (GPUs, else CPU/gloo), global batch split between them
   pseudovad evaluate runs/ped2_ffp                 frame-level AUCs into runs/ped2_ffp/results.json
   pseudovad report runs/ped2_ffp                   HTML report: runs/ped2_ffp/report/index.html
-  pseudovad score my_video.mp4 --run runs/ped2_ffp --out scored/   per-frame scores and anomalous segments
+  pseudovad train camera_ffp --data my_camera/ --out runs/camera   your own camera's normal videos
+  pseudovad train --out runs/camera --resume       continue a run: its folder is all it needs
+  pseudovad score my_video.mp4 --run runs/camera --out scored/      per-frame scores and alerts
+  pseudovad live rtsp://camera.local/stream --run runs/camera       JSON-lines alerts as events open and close
+  pseudovad export runs/camera                     a self-contained TorchScript scorer in runs/camera/export/
 """
 
 
@@ -41,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"pseudovad {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     synth = sub.add_parser("synth", help="write the built-in synthetic surveillance dataset (FFP frame layout)")
@@ -56,17 +69,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("configs", help="list the packaged configs (named ones, scales, methods) with what each is")
 
-    train = sub.add_parser("train", help="train a pipeline from a YAML config")
-    train.add_argument("config", nargs="+", help="YAML config path or packaged config name (see `pseudovad configs`); "
-                       "several are merged in order, e.g. scale/ped2_128 method/ffp")
-    train.add_argument("--out", type=Path, required=True, help="run folder: checkpoints, TensorBoard logs, results")
+    train = sub.add_parser("train", help="train a pipeline from a YAML config, then calibrate its alert threshold")
+    train.add_argument("config", nargs="*", help="YAML config path or packaged config name (see `pseudovad configs`); "
+                       "several are merged in order, e.g. scale/ped2_128 method/ffp; none with --resume (the run's own)")
+    train.add_argument("--out", type=Path, required=True, help="run folder: checkpoints, TensorBoard logs, calibration, results")
     train.add_argument("--data", type=Path, help="dataset folder (overrides data.root)")
     train.add_argument("--iterations", type=int, help="training steps (overrides train.iterations)")
     train.add_argument("--seed", type=int, help="random seed (overrides train.seed)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config value, e.g. --set loss.flow=0")
-    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint; only --iterations (a larger budget) and --data (the same data moved) may differ from the saved run")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint; only --iterations "
+                       "(a larger budget) and --data (the same data moved) may differ from the saved run")
     train.add_argument("--force", action="store_true", help="delete an existing run in --out and start over")
+    _add_rate_option(train, "the alert threshold calibrated when training ends: the fraction of normal frames flagged")
+    train.add_argument("--no-calibrate", action="store_true", help="skip the calibration when training ends (experiments, "
+                       "which compare AUCs, use this; `pseudovad calibrate RUN` does it later)")
     train.add_argument("--evaluate", action="store_true", help="evaluate on the test split when training ends")
+
+    calibrate = sub.add_parser("calibrate", help="measure a run's scores on held-out normal clips: its threshold and "
+                               "statistics, into RUN/calibration.json (training does this when it ends)")
+    calibrate.add_argument("run", type=Path, help="run folder written by `pseudovad train`")
+    _add_rate_option(calibrate, "the fraction of normal frames the threshold flags")
+    calibrate.add_argument("--data", type=Path, help="the training data, where it is now (default: where it was)")
 
     evaluate = sub.add_parser("evaluate", help="score the test split of a trained run and compute AUCs")
     evaluate.add_argument("run", type=Path, help="run folder written by `pseudovad train`")
@@ -81,9 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     experiment = sub.add_parser("experiment", help="train and evaluate a grid of config variants over seeds; Markdown + JSON table")
     experiment.add_argument("grid", type=Path, help="grid YAML or the name of a packaged grid (pipelines, ffp_ablation, ...): "
                             "scale, base config, seeds, variants")
-    experiment.add_argument("--data", type=Path, help="dataset folder (its table is reported, never used to choose)")
+    experiment.add_argument("--data", help="dataset folder, or synthetic:0,1,2,3,4 (built-in scenes): a table to report, "
+                            "never used to choose")
     experiment.add_argument("--validation", metavar="SPLIT", help="choose on validation data instead: synthetic:10,11,12 "
-                            "(the built-in scene with seeds kept for choosing); the best variant is recorded with the split")
+                            "(the built-in scene with seeds kept for choosing) or heldout:ROOT (ROOT's last 3 training "
+                            "videos held out, with injected anomalies); the best variant is recorded with the split")
     experiment.add_argument("--out", type=Path, required=True, help="folder for the runs and the table; rerun to continue")
     experiment.add_argument("--jobs", type=int, default=1, help="runs in parallel (the CPU threads are split between them)")
     experiment.add_argument("--scale", help="a packaged scale (scale/NAME) to run the grid at, replacing the grid's own")
@@ -91,17 +116,47 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="HTML report of an evaluated run: AUCs vs published, ROC, per-video plots, galleries")
     report.add_argument("run", type=Path, help="run folder holding results.json (from `pseudovad evaluate`)")
 
-    score = sub.add_parser("score", help="score your own video(s) with a trained run: per-frame scores and anomalous segments")
-    score.add_argument("source", type=Path, help="a video file, a folder of frame images, or a folder of several of either")
+    score = sub.add_parser("score", help="score your own video(s) with a trained run: per-frame scores, alerts, plot")
+    score.add_argument("source", help="a video file, a folder of frame images, or a folder of several of either")
     score.add_argument("--run", type=Path, required=True, help="run folder written by `pseudovad train`")
     score.add_argument("--out", type=Path, required=True, help="output folder (one subfolder per video for a folder of several)")
-    score.add_argument("--percentile", type=float, default=1.0,
-                       help="flag frames whose PSNR is below this percentile of the training clips' PSNRs (default 1)")
-    score.add_argument("--threshold-clips", type=int, default=500, help="training clips scored for the threshold (default 500)")
-    score.add_argument("--threshold", type=float, metavar="DB", help="PSNR threshold in dB instead of one from the training data")
-    score.add_argument("--fps", type=float, default=25.0, help="frame rate of frame folders, for the time column (default 25)")
-    score.add_argument("--video", action="store_true", help="also write annotated.mp4: prediction-error heat map and flagged frames")
+    _add_scoring_options(score)
+
+    live = sub.add_parser("live", help="watch a camera, a stream or a file (at its own frame rate): JSON-lines alerts on "
+                          "stdout as events open and close, until the footage ends or Ctrl-C")
+    live.add_argument("source", help="a camera index (0, 1, ...), a stream URL (rtsp://, http://, ...) or a video file")
+    live.add_argument("--run", type=Path, required=True, help="run folder written by `pseudovad train`")
+    live.add_argument("--out", type=Path, help="also write scores.csv, segments.json (and with --video annotated.mp4) here")
+    _add_scoring_options(live)
+
+    export = sub.add_parser("export", help="write a run's scorer (predictor, normalisation, threshold) as one self-contained file")
+    export.add_argument("run", type=Path, help="run folder written by `pseudovad train`")
+    export.add_argument("--format", default="torchscript", choices=["torchscript", "onnx"],
+                        help="torchscript (default; needs only torch) or onnx (needs `pip install 'pseudovad[onnx]'`)")
+    _add_rate_option(export, "the threshold built in (default: the calibrated one)", default=None)
     return parser
+
+
+def _add_rate_option(parser: argparse.ArgumentParser, meaning: str, default: float | None = 0.01) -> None:
+    parser.add_argument("--false-alarm-rate", type=float, default=default, metavar="RATE",
+                        help=f"{meaning}" + (f" (default {default:g})" if default is not None else ""))
+
+
+def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
+    from pseudovad.alerts import AlertRules
+
+    rules = AlertRules()
+    _add_rate_option(parser, "flag this fraction of normal frames, read off the run's calibration (default: the rate "
+                     "it was calibrated at)", default=None)
+    parser.add_argument("--threshold", type=float, help="a threshold in the score's own units (PSNR: dB) instead of one from the calibration")
+    parser.add_argument("--smoothing", type=float, default=rules.smoothing_s, metavar="SECONDS",
+                        help=f"average each frame's anomaly over the last this many seconds (default {rules.smoothing_s:g})")
+    parser.add_argument("--min-duration", type=float, default=rules.min_duration_s, metavar="SECONDS",
+                        help=f"report an event once it lasts this long (default {rules.min_duration_s:g})")
+    parser.add_argument("--merge-gap", type=float, default=rules.merge_gap_s, metavar="SECONDS",
+                        help=f"events closer than this are one (default {rules.merge_gap_s:g})")
+    parser.add_argument("--fps", type=float, default=25.0, help="frame rate of frame folders and of cameras that do not tell (default 25)")
+    parser.add_argument("--video", action="store_true", help="also write annotated.mp4 (H.264): prediction-error heat map and flagged frames")
 
 
 def _cmd_synth(args: argparse.Namespace) -> None:
@@ -129,7 +184,9 @@ def _cmd_inspect(args: argparse.Namespace) -> None:
 
 
 def _load_train_config(args: argparse.Namespace):
-    from pseudovad.config import load_config, parse_override
+    """The config to train: the one named, or with --resume and none named the run's own."""
+    from pseudovad.config import build_config, environment_overrides, load_config, parse_override, without_training_files
+    from pseudovad.runs import saved_config
 
     overrides = [parse_override(text) for text in args.set]
     if args.data is not None:
@@ -138,22 +195,46 @@ def _load_train_config(args: argparse.Namespace):
         overrides.append(("train.iterations", args.iterations))
     if args.seed is not None:
         overrides.append(("train.seed", args.seed))
-    return load_config(args.config if len(args.config) > 1 else args.config[0], overrides)
+    if args.config:
+        return load_config(args.config if len(args.config) > 1 else args.config[0], overrides)
+    if not args.resume:
+        raise ConfigError("no config given: name one (`pseudovad configs` lists them), or pass --resume to continue the run in --out")
+    values, source = saved_config(args.out)
+    config = build_config(values, [*overrides, *environment_overrides()], source=source)
+    if without_training_files(config) != config:
+        raise ConfigError(f"{args.out}: the run's config names files that training opens (weights); a run folder never "
+                          "chooses the files opened: resume with your own config, which names them")
+    return config
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
+    from pseudovad.calibration import check_rate
+    from pseudovad.reporting.gallery import save_gallery
     from pseudovad.training.distributed import is_main_process
     from pseudovad.training.loop import train
 
-    from pseudovad.reporting.gallery import save_gallery
-
+    check_rate(args.false_alarm_rate)
     config = _load_train_config(args)
     checkpoint = train(config, args.out, resume=args.resume, force=args.force, sample_writer=save_gallery)
     if not is_main_process():
         return
     print(f"trained {config.pipeline} for {config.train.iterations} iterations: {checkpoint}")
+    if not args.no_calibrate:
+        _calibrate(args.out, args.false_alarm_rate, None)
     if args.evaluate:
         _print_results(_evaluate(args.out, None, None))
+
+
+def _calibrate(run: Path, rate: float, data: Path | None) -> None:
+    from pseudovad.calibration import calibrate_run
+
+    calibration = calibrate_run(run, rate, data)
+    print(f"calibrated on {calibration['clips']} normal clips ({calibration['clips_from']}): {calibration['label']} below "
+          f"{calibration['threshold']:.2f} flags {100 * rate:g}% of them; {Path(run) / 'calibration.json'}")
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> None:
+    _calibrate(args.run, args.false_alarm_rate, args.data)
 
 
 def _evaluate(run: Path, data: Path | None, labels: Path | None) -> dict:
@@ -169,6 +250,10 @@ def _print_results(results: dict) -> None:
     for name, auc in results["auc"].items():
         cells = "".join(f"{auc[key]:>11.4f}" if auc[key] is not None else f"{'-':>11}" for key in ("micro", "micro_raw", "macro"))
         print(f"{name:<20}{cells}")
+    for name, points in results["operating_points"].items():
+        if points["eer"] is not None:
+            print(f"{name}: true-positive rate {100 * points['tpr_at_fpr_1']:.1f}% at 1% false positives, "
+                  f"{100 * points['tpr_at_fpr_5']:.1f}% at 5%; equal error rate {100 * points['eer']:.1f}% (raw scores)")
     for name, kinds in results.get("auc_per_kind", {}).items():
         if kinds:
             print(f"{name} micro AUC per anomaly kind: " + ", ".join(f"{k} {v:.4f}" for k, v in kinds.items()))
@@ -196,6 +281,7 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     config = load_config("synthetic_ffp", overrides)
     run = args.out / "ffp"
     train(config, run, force=True, sample_writer=save_gallery)
+    _calibrate(run, 0.01, None)
     results = _evaluate(run, None, None)
     _print_results(results)
     page = build_report(run)
@@ -227,17 +313,50 @@ def _cmd_report(args: argparse.Namespace) -> None:
     print(f"report: {build_report(args.run)}")
 
 
-def _cmd_score(args: argparse.Namespace) -> None:
-    from pseudovad.scoring import score_source, threshold_rule
+def _check_finite(**values: float | None) -> None:
+    """Numbers from the command line that must be finite (`--fps inf` would hang the video writer)."""
+    for name, value in values.items():
+        if value is not None and not math.isfinite(value):
+            raise PseudovadError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
 
-    summaries = score_source(args.source, args.run, args.out, args.percentile, args.threshold_clips, args.threshold,
-                             args.fps, args.video)
+
+def _rules(args: argparse.Namespace):
+    from pseudovad.alerts import AlertRules
+
+    return AlertRules(args.smoothing, args.min_duration, args.merge_gap)
+
+
+def _cmd_score(args: argparse.Namespace) -> None:
+    from pseudovad.scoring import score_source
+
+    _check_finite(fps=args.fps, threshold=args.threshold, false_alarm_rate=args.false_alarm_rate)
+    summaries = score_source(args.source, args.run, args.out, args.false_alarm_rate, args.threshold, args.fps,
+                             args.video, _rules(args))
     threshold = summaries[0]["threshold"]
-    print(f"threshold: PSNR below {threshold['psnr_db']:.2f} dB ({threshold_rule(threshold)})")
+    print(f"threshold: {threshold['score']} below {threshold['value']:.2f} ({threshold['from']})")
     for summary in summaries:
-        print(f"{summary['source']}: {summary['frames']} frames, {summary['flagged_frames']} flagged in "
-              f"{len(summary['segments'])} segment(s)")
+        print(f"{summary['source']}: {summary['frames']} frames, {summary['flagged_frames']} flagged, "
+              f"{len(summary['segments'])} alert(s)")
+        for warning in summary["warnings"]:
+            print(f"pseudovad score: warning: {summary['source']}: {warning}", file=sys.stderr)
     print(f"results: {args.out}")
+
+
+def _cmd_live(args: argparse.Namespace) -> None:
+    from pseudovad.scoring import watch_live
+
+    def emit(event: dict) -> None:
+        print(json.dumps(event), flush=True)
+
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a service manager's stop ends it as Ctrl-C does
+    _check_finite(fps=args.fps, threshold=args.threshold, false_alarm_rate=args.false_alarm_rate)
+    watch_live(args.source, args.run, args.out, emit, args.false_alarm_rate, args.threshold, args.fps, args.video, _rules(args))
+
+
+def _cmd_export(args: argparse.Namespace) -> None:
+    from pseudovad.export import export_run
+
+    print(f"exported: {export_run(args.run, args.format, args.false_alarm_rate)}")
 
 
 COMMANDS = {
@@ -250,6 +369,9 @@ COMMANDS = {
     "experiment": _cmd_experiment,
     "report": _cmd_report,
     "score": _cmd_score,
+    "live": _cmd_live,
+    "calibrate": _cmd_calibrate,
+    "export": _cmd_export,
 }
 
 
@@ -257,7 +379,16 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         COMMANDS[args.command](args)
+        sys.stdout.flush()
     except PseudovadError as error:
-        print(f"pseudovad {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        kind = "interrupted" if isinstance(error, Interrupted) else "error"
+        print(f"pseudovad {args.command}: {kind}: {error}", file=sys.stderr)
+        return error.exit_status
+    except KeyboardInterrupt:
+        print(f"pseudovad {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`| head`): say nothing more to it, as Unix tools stopped by SIGPIPE do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     return 0

@@ -147,7 +147,7 @@ def _run_one(grid: Grid, name: str, seed: int, data: Path, out: Path, threads: i
     results = run.results
     if not results.exists():
         command = [sys.executable, "-m", "pseudovad", "train", *grid.base, "--out", str(run.path), "--data", str(data),
-                   "--seed", str(seed), "--evaluate"]
+                   "--seed", str(seed), "--evaluate", "--no-calibrate"]
         for key, value in grid.variant_overrides(name):
             command += ["--set", f"{key}={json.dumps(value)}"]
         if run.checkpoint.exists():
@@ -169,30 +169,49 @@ def _run_one(grid: Grid, name: str, seed: int, data: Path, out: Path, threads: i
             **({"diagnostics": summary["diagnostics"]} if "diagnostics" in summary else {})}
 
 
-def validation_datasets(validation: str, out: Path) -> tuple[dict[str, Path], str]:
-    """The datasets `--validation` names, made under OUT/validation_data, and the split in words.
+def resolve_datasets(spec: str, out: Path, choosing: bool) -> tuple[dict[str, Path], str]:
+    """The datasets a `--data` or `--validation` spec names (made under OUT/data if generated) and the
+    split in words.
 
-    `synthetic:10,11,12`: the built-in scene (default preset) drawn with those seeds, which must not
-    be seeds whose results are reported."""
-    kind, _, argument = validation.partition(":")
-    if kind != "synthetic" or not argument:
-        raise ConfigError(f"--validation {validation!r}: expected synthetic:SEED,SEED,... (scene seeds kept for choosing)")
-    try:
-        seeds = [int(text) for text in argument.split(",")]
-    except ValueError:
-        raise ConfigError(f"--validation {validation!r}: scene seeds must be integers") from None
+    A folder: that dataset. `synthetic:0,1,2`: the built-in scene (default preset) drawn with those
+    seeds; the seeds used to choose (`--validation`) must not be the ones reported (`--data`).
+    `heldout:ROOT`: pseudo-validation, the last 3 training videos of ROOT held out with injected
+    anomalies (data/pseudo_validation.py), for choosing only."""
+    kind, _, argument = spec.partition(":")
+    role = "validation, for choosing" if choosing else "reported, never used to choose"
+    if kind == "heldout" and argument:
+        from pseudovad.data.pseudo_validation import make_pseudo_validation
+
+        root = Path(argument).resolve()
+        made = make_pseudo_validation(root, out / "data" / f"heldout_{root.name}")
+        return {"heldout": made.resolve()}, (f"pseudo-validation: the last 3 training videos of {root} held out, with "
+                                             f"injected speed-ups and foreign objects, no test video ({role})")
+    if kind == "synthetic" and argument:
+        try:
+            seeds = [int(text) for text in argument.split(",")]
+        except ValueError:
+            raise ConfigError(f"{spec!r}: scene seeds must be integers, e.g. synthetic:10,11,12") from None
+        return _synthetic_scenes(seeds, out), f"synthetic default scene, seeds {', '.join(map(str, seeds))} ({role})"
+    if choosing:
+        raise ConfigError(f"--validation {spec!r}: expected synthetic:SEED,SEED,... (scene seeds kept for choosing) "
+                          "or heldout:ROOT (training videos of ROOT held out)")
+    root = Path(spec).resolve()
+    return {"": root}, f"{root} ({role}: if it holds test labels, do not choose on it)"
+
+
+def _synthetic_scenes(seeds: list[int], out: Path) -> dict[str, Path]:
     from pseudovad.data.synthetic import generate_synthetic
 
     datasets = {}
     for seed in seeds:
-        root = out / "validation_data" / f"synthetic_{seed}"
+        root = out / "data" / f"synthetic_{seed}"
         if not (root / "dataset.json").exists():
             generate_synthetic(root, seed=seed, preset="default", overwrite=True)
         datasets[f"scene{seed}"] = root.resolve()
-    return datasets, f"synthetic default scene, seeds {', '.join(map(str, seeds))} (validation scenes, not reported ones)"
+    return datasets
 
 
-def run_grid(grid_path: Path, data: Path | None, out: Path, jobs: int = 1, scale: str | None = None,
+def run_grid(grid_path: Path, data: str | Path | None, out: Path, jobs: int = 1, scale: str | None = None,
              validation: str | None = None) -> dict:
     """Train and evaluate every (variant, seed) on `data`, or on each validation dataset; write
     OUT/experiment.json and OUT/experiment.md. With `validation` the best variant is selected (on
@@ -203,10 +222,7 @@ def run_grid(grid_path: Path, data: Path | None, out: Path, jobs: int = 1, scale
         raise ConfigError("give --data (a table to report) or --validation (data to choose on), not both")
     grid = load_grid(grid_path, scale)
     out.mkdir(parents=True, exist_ok=True)
-    if validation:
-        datasets, split = validation_datasets(validation, out)
-    else:
-        datasets, split = {"": Path(data).resolve()}, f"{Path(data).resolve()} (as given: if it holds test labels, do not choose on it)"
+    datasets, split = resolve_datasets(str(validation or data), out, choosing=validation is not None)
     threads = int(os.environ.get("OMP_NUM_THREADS") or max(1, (os.cpu_count() or 1) // jobs))
     tasks = [(data_name, name, seed) for data_name in datasets for name in grid.variants for seed in grid.seeds]
     with ThreadPoolExecutor(max_workers=jobs) as pool:

@@ -21,7 +21,7 @@ import torch
 
 from pseudovad import __version__
 from pseudovad.config import Config, build_config, without_training_files
-from pseudovad.errors import PseudovadError
+from pseudovad.errors import PseudovadError, RuntimeFailure
 from pseudovad.training.base import Pipeline
 from pseudovad.training.checkpoint import load_checkpoint
 from pseudovad.training.pipelines import build_pipeline, pick_device
@@ -166,7 +166,7 @@ def locked(run: RunDir) -> Iterator[None]:
                     raise
                 handle.seek(0)
                 owner = handle.read().strip() or "unknown"
-                raise PseudovadError(
+                raise RuntimeFailure(
                     f"{run.path} is in use by another pseudovad process (pid {owner}); wait for it to finish or stop it"
                 ) from None
         handle.seek(0)
@@ -178,11 +178,33 @@ def locked(run: RunDir) -> Iterator[None]:
         handle.close()
 
 
+_NOTHING_TO_RESUME = "--resume: no checkpoint at {checkpoint}; start without --resume"
+
+
+def saved_config(run_dir: Path) -> tuple[dict, str]:
+    """The config values a run was trained with (its checkpoint's) and their source, so that
+    `--resume` needs nothing but the run folder."""
+    run = RunDir(run_dir)
+    if not run.checkpoint.is_file():
+        raise PseudovadError(_NOTHING_TO_RESUME.format(checkpoint=run.checkpoint))
+    return _read_state(run)["config"], str(run.checkpoint)
+
+
+def _read_state(run: RunDir) -> dict:
+    """The run's last checkpoint, checked to be one pseudovad wrote."""
+    if not run.checkpoint.is_file():
+        raise PseudovadError(f"{run.path}: no checkpoint at {run.checkpoint}; point at a run folder written by "
+                             "`pseudovad train` (one that reached its first checkpoint)")
+    return load_checkpoint(run.checkpoint)  # which refuses anything but a pseudovad checkpoint
+
+
 def _check_target(run: RunDir, resume: bool, force: bool, data_root: Path | None) -> bool:
     """Whether `run` holds an old run to delete; raises if it may not be trained into as asked."""
+    if run.path.exists() and not run.path.is_dir():
+        raise PseudovadError(f"--out {run.path} is a file, not a folder; choose a folder for the run")
     if resume:
         if not run.checkpoint.exists():
-            raise PseudovadError(f"--resume: no checkpoint at {run.checkpoint}; start without --resume")
+            raise PseudovadError(_NOTHING_TO_RESUME.format(checkpoint=run.checkpoint))
         return False
     if not run.path.is_dir() or all(entry.name == LOCK for entry in run.path.iterdir()):
         return False
@@ -199,11 +221,24 @@ def claimed(run: RunDir, resume: bool, force: bool, data_root: Path | None) -> I
     """Hold `run` for one training: checked before anything is written (a folder that is not a run
     gets no lock file), then locked, checked again under the lock, and cleared if `--force` asked."""
     _check_target(run, resume, force, data_root)
-    with locked(run):
-        if _check_target(run, resume, force, data_root):
-            clear_run(run)
-        write_marker(run)
-        yield
+    try:
+        with locked(run):
+            if _check_target(run, resume, force, data_root):
+                clear_run(run)
+            write_marker(run)
+            yield
+    except PermissionError as error:
+        raise PseudovadError(f"cannot write in {run.path} ({error.strerror}); choose an --out folder you can write to") from None
+
+
+def check_writable(folder: Path) -> None:
+    """Fail now, naming the folder, rather than after minutes of work that could not be saved."""
+    probe = Path(folder) / f".write-test-{os.getpid()}"
+    try:
+        probe.touch()
+        probe.unlink()
+    except OSError as error:
+        raise PseudovadError(f"cannot write in {folder} ({error.strerror}); results could not be saved there") from None
 
 
 def load_trained(run_dir: Path, device: torch.device | None = None) -> tuple[Config, Pipeline, int]:
@@ -212,9 +247,7 @@ def load_trained(run_dir: Path, device: torch.device | None = None) -> tuple[Con
     The config comes from the checkpoint minus every file path in it (see
     config.without_training_files): loading someone else's run never opens a file it names."""
     run = RunDir(run_dir)
-    state = load_checkpoint(run.checkpoint)
-    if not isinstance(state, dict) or not {"config", "networks", "iteration"} <= set(state):
-        raise PseudovadError(f"{run.checkpoint}: not a pseudovad checkpoint (no config, networks and iteration in it)")
+    state = _read_state(run)
     config = without_training_files(build_config(state["config"], source=str(run.checkpoint)))
     pipeline = build_pipeline(config, device or pick_device(config.train.device), training=False)
     pipeline.load_state(state, with_optimizers=False)

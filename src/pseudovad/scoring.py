@@ -1,300 +1,341 @@
-"""`pseudovad score`: run a trained model over a user's own video and say where it looks anomalous.
+"""`pseudovad score` and `pseudovad live`: a trained run over your own footage, with alerts.
 
-A frame is flagged when its PSNR falls below a threshold taken from the TRAINING data's own scores
-(the P-th percentile of the PSNRs of training clips): the test video has no labels, and the training
-data is the one sample of "normal" the model knows. Frames are decoded, resized and scored as a
-stream through a rolling window of clip_length + 1 frames, so only the per-frame scores grow with
-the video's length and a video longer than memory can be scored.
+Both stream frames through the run's Detector (detector.py) and the alert rules (alerts.py) in one
+loop, `watch`: `score` reads video files as fast as they decode and writes a plot at the end; `live`
+reads a camera, a stream or a file at its own frame rate and prints each event as one JSON line the
+moment it opens or closes. Only a window of frames is held, so memory stays bounded however long the
+footage. The threshold comes from the run's calibration.json (a target false-alarm rate), so the run
+folder is all either command needs. Every output file is closed properly when the footage ends, when
+it fails, and on Ctrl-C: what was written is complete up to the last frame scored.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import math
-from collections import deque
-from collections.abc import Iterator
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
-from pseudovad.config import Config
-from pseudovad.data.cache import load_frames, prepare_frame
-from pseudovad.data.clips import ClipDataset, to_model_range
+from pseudovad.alerts import FLAG_LEVEL, SEGMENT_CONVENTION, AlertRules, EventTracker, FootageCheck, segment
 from pseudovad.data.dataset import Video
-from pseudovad.data.decode import frame_folder_video, is_ignored, is_image, iter_frames
-from pseudovad.data.layouts import load_dataset
-from pseudovad.errors import PseudovadError
-from pseudovad.evaluation.protocol import fuse
-from pseudovad.metrics import error_map
-from pseudovad.runs import load_trained
-from pseudovad.training.base import Pipeline
-from pseudovad.reporting.plots import mask_runs, plot_timeline
+from pseudovad.data.decode import is_image, is_ignored
+from pseudovad.data.layouts import list_videos
+from pseudovad.data.sources import Source, file_video, is_stream_or_camera, open_source, video_source
+from pseudovad.detector import Detector, ScoredFrame
+from pseudovad.errors import DataError, Interrupted, PseudovadError, RuntimeFailure
+from pseudovad.evaluation.evaluate import write_json
+from pseudovad.reporting.plots import heat_map, plot_timeline
 
-# Prediction error (|prediction - frame| in [0, 1] intensity units) shown at full heat-map colour.
-HEAT_FULL_SCALE = 0.25
-SEGMENT_CONVENTION = (
-    "frames are 0-based; start_frame and end_frame are both inclusive; start_time is when the first flagged "
-    "frame starts and end_time when the last one ends, in seconds (frame / fps)"
-)
+SCORES_CSV, SUMMARY_JSON, ANNOTATED_VIDEO, PLOT = "scores.csv", "segments.json", "annotated.mp4", "scores.png"
+Emit = Callable[[dict], None]
 
 
-def training_threshold(config: Config, pipeline, percentile: float, max_clips: int) -> dict:
-    """The P-th percentile of the PSNRs of up to `max_clips` training clips, spread evenly over the
-    training set; the clips come from the frame cache training built, resized the same way."""
-    if not 0 < percentile < 100:
-        raise PseudovadError(f"--percentile must be between 0 and 100 (exclusive), got {percentile}")
-    if max_clips < 1:
-        raise PseudovadError(f"--threshold-clips must be at least 1, got {max_clips}")
-    hint = "pass --threshold DB to set the PSNR threshold yourself"
-    if not config.data.root:
-        raise PseudovadError(f"the run records no training data, so no threshold can be taken from it; {hint}")
-    try:
-        labels = Path(config.data.labels) if config.data.labels else None
-        dataset = load_dataset(Path(config.data.root), config.data.layout, labels)
-        if not dataset.train:
-            raise PseudovadError(f"{dataset.root} holds no training videos")
-        frames = load_frames(dataset.train, config.data.height, config.data.width, config.data.channels,
-                             config.data.cache_dir, "training frames")
-    except PseudovadError as error:
-        raise PseudovadError(f"the run's training data is unavailable ({error}); {hint}") from None
-    clips = ClipDataset(frames, config.data.clip_length)
-    chosen = np.unique(np.linspace(0, len(clips) - 1, min(max_clips, len(clips))).round().astype(int))
-    scores = []
-    batch_size = config.eval.batch_size
-    for begin in tqdm(range(0, len(chosen), batch_size), desc="scoring training clips", unit="batch", leave=False):
-        batch = clips.batch(chosen[begin : begin + batch_size]).to(pipeline.device)
-        scores.append(pipeline.score(batch)["psnr"].float().cpu().numpy())
-    psnr = np.concatenate(scores)
-    return {
-        "psnr_db": round(float(np.percentile(psnr, percentile)), 4),
-        "percentile": percentile,
-        "training_clips": int(len(psnr)),
-        "training_data": str(dataset.root),
-        "training_psnr_db": {"min": round(float(psnr.min()), 4), "median": round(float(np.median(psnr)), 4),
-                             "max": round(float(psnr.max()), 4)},
-    }
-
-
-def threshold_rule(threshold: dict) -> str:
-    """Where the threshold came from, in words."""
-    if "percentile" in threshold:
-        return f"percentile {threshold['percentile']:g} of the training PSNRs"
-    return "given with --threshold"
-
-
-def find_videos(source: Path) -> tuple[list[Video], bool]:
+def find_videos(source: str | Path) -> tuple[list[Video], bool]:
     """The videos at `source` (a video file, a frame folder, or a folder of either) and whether it
     is a folder of several, whose results go to one subfolder each."""
+    if is_stream_or_camera(str(source)):
+        raise DataError(f"{source} is a camera or a stream: watch it with `pseudovad live {source} --run RUN`")
     source = Path(source).expanduser()
-    if source.is_dir() and any(is_image(p) and not is_ignored(p) for p in source.iterdir()):
-        return [frame_folder_video(source)], False
-    return load_dataset(source, "footage").test, source.is_dir()
+    if source.is_dir() and not any(is_image(p) and not is_ignored(p) for p in source.iterdir()):
+        return list_videos(source)[0], True
+    return [file_video(source)], False
 
 
-def video_fps(video: Video, default: float) -> tuple[float, str]:
-    """Frames per second from the video file's header; frame folders (and broken headers) get `default`."""
-    if not video.is_frame_folder:
-        capture = cv2.VideoCapture(str(video.path))
-        fps = capture.get(cv2.CAP_PROP_FPS)
-        capture.release()
-        if math.isfinite(fps) and fps > 0:
-            return float(fps), "video header"
-    return float(default), "--fps"
-
-
-def score_source(
-    source: Path,
-    run_dir: Path,
-    out_dir: Path,
-    percentile: float = 1.0,
-    threshold_clips: int = 500,
-    threshold_db: float | None = None,
-    fps: float = 25.0,
-    annotate: bool = False,
-) -> list[dict]:
-    """Score every video at `source` with the run's model into `out_dir` (one subfolder per video
-    for a folder of several); returns each video's summary (what segments.json holds)."""
-    if fps <= 0:
-        raise PseudovadError(f"--fps must be positive, got {fps}")
+def score_source(source: str | Path, run_dir: Path, out_dir: Path, false_alarm_rate: float | None = None,
+                 threshold: float | None = None, fps: float = 25.0, annotate: bool = False,
+                 rules: AlertRules = AlertRules()) -> list[dict]:
+    """Score every video at `source` into `out_dir` (one subfolder per video for a folder of several);
+    returns each video's summary (what its segments.json holds)."""
+    _check_fps(fps)
     videos, several = find_videos(source)
-    config, pipeline, iteration = load_trained(Path(run_dir))
-    if "psnr" not in score_columns(pipeline):
-        raise PseudovadError(f"{run_dir}: the {config.pipeline} pipeline has no PSNR score, and `score` flags frames by PSNR")
-    if threshold_db is None:
-        threshold = training_threshold(config, pipeline, percentile, threshold_clips)
-    else:
-        threshold = {"psnr_db": float(threshold_db), "given_by": "--threshold"}
+    detector = Detector(run_dir, false_alarm_rate, threshold)
     summaries = []
     for video in videos:
-        target = Path(out_dir) / video.name if several else Path(out_dir)
-        summary = score_video(video, config, pipeline, target, threshold, *video_fps(video, fps), annotate)
-        summary.update({"run": str(run_dir), "iteration": iteration})
-        (target / "segments.json").write_text(json.dumps(summary, indent=1) + "\n")
-        summaries.append(summary)
+        if video.num_frames <= detector.clip_length:
+            raise PseudovadError(f"{video.path}: {video.num_frames} frames; scoring needs at least "
+                                 f"{detector.clip_length + 1} (clip_length + 1)")
+        source = video_source(video, fps)
+        source.frames = iter(tqdm(source.frames, total=video.num_frames, desc=f"scoring {video.name}", unit="frame"))
+        summaries.append(watch(source, detector, Path(out_dir) / video.name if several else Path(out_dir), rules, annotate))
     return summaries
 
 
-def stream_clips(video: Video, config: Config, keep_frames: bool) -> Iterator[tuple[list[int], np.ndarray | None, list[tuple[int, np.ndarray]]]]:
-    """Decode `video` once and yield its clips in batches: (the index of each clip's last frame,
-    the clips (n, t+1, H, W, C) uint8 resized as in training, or None, and, with `keep_frames`, the
-    decoded RGB frames since the previous batch). Only a rolling window of clip_length + 1 resized
-    frames is kept otherwise."""
-    t, size = config.data.clip_length, (config.data.height, config.data.width, config.data.channels)
-    window: deque[np.ndarray] = deque(maxlen=t + 1)
-    ends: list[int] = []
-    clips: list[np.ndarray] = []
-    decoded: list[tuple[int, np.ndarray]] = []
-    for index, rgb in enumerate(tqdm(iter_frames(video), total=video.num_frames, desc=f"scoring {video.name}", unit="frame")):
-        window.append(prepare_frame(rgb, *size))
-        if keep_frames:
-            decoded.append((index, rgb))
-        if len(window) == t + 1:
-            ends.append(index)
-            clips.append(np.stack(window))
-        if len(clips) == config.eval.batch_size:
-            yield ends, np.stack(clips), decoded
-            ends, clips = [], []
-            decoded.clear()  # in place: the caller's reference to the batch's frames lets go of them too
-    if ends or decoded:
-        yield ends, np.stack(clips) if clips else None, decoded
+def watch_live(spec: str, run_dir: Path, out_dir: Path | None, emit: Emit, false_alarm_rate: float | None = None,
+               threshold: float | None = None, fps: float = 25.0, annotate: bool = False,
+               rules: AlertRules = AlertRules()) -> dict:
+    """Watch a camera index, a stream URL or a file (at its own frame rate), emitting each event as it
+    opens and closes; until the footage ends (a camera's or stream's end is a RuntimeFailure) or Ctrl-C."""
+    _check_fps(fps)
+    detector = Detector(run_dir, false_alarm_rate, threshold)
+    if annotate and out_dir is None:
+        raise PseudovadError("--video needs --out DIR to write the annotated video into")
+    source = open_source(spec, fps, paced=True)
+    emit({"event": "start", "source": source.name, "fps": round(source.fps, 3), "run": str(run_dir),
+          "threshold": detector.describe_threshold(), "alerts": rules.describe(source.fps)})
+    summary = watch(source, detector, out_dir, rules, annotate, emit)
+    if source.live:
+        where = f"; {out_dir} holds the results up to there" if out_dir else ""
+        raise RuntimeFailure(f"{source.name} stopped sending frames after {summary['frames']}{where}")
+    return summary
 
 
-def score_columns(pipeline: Pipeline) -> list[str]:
-    """The score columns of scores.csv: the pipeline's declared scores, then its fused score."""
-    fusion = pipeline.fused()
-    return [score.name for score in pipeline.scores] + ([fusion.name] if fusion else [])
+def _check_fps(fps: float) -> None:
+    if not (math.isfinite(fps) and fps > 0):
+        raise PseudovadError(f"--fps must be a positive number, got {fps}")
 
 
-def score_video(
-    video: Video, config: Config, pipeline: Pipeline, out_dir: Path, threshold: dict, fps: float, fps_from: str, annotate: bool
-) -> dict:
-    """Stream one video through the model; write scores.csv, scores.png (and annotated.mp4)."""
-    t = config.data.clip_length
-    if video.num_frames <= t:
-        raise PseudovadError(f"{video.path}: {video.num_frames} frames; scoring needs at least {t + 1} (clip_length + 1)")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    scores = {score.name: np.full(video.num_frames, np.nan) for score in pipeline.scores}
-    limit = threshold["psnr_db"]
-    writer = _AnnotatedVideo(out_dir / "annotated.mp4", fps, limit) if annotate else None
+def watch(source: Source, detector: Detector, out_dir: Path | None, rules: AlertRules, annotate: bool,
+          emit: Emit | None = None) -> dict:
+    """The loop both commands run: score each frame, apply the alert rules, write the outputs, and
+    finish every file whatever ends the loop (the footage, an error, Ctrl-C)."""
+    tracker = EventTracker(rules, source.fps, detector.score_name)
+    check = FootageCheck(detector.calibration, detector.false_alarm_rate)
+    results = _Results(emit)
+    outputs = _Outputs(out_dir, detector, source.fps, annotate, timeline=emit is None)
+    frames = 0
+    interrupted = False
+    stream = detector.stream(source.frames, 1 if emit else None, keep_frames=annotate, errors=annotate)
     try:
-        for ends, clips, decoded in stream_clips(video, config, keep_frames=writer is not None):
-            errors = {}
-            if clips is not None:
-                tensor = to_model_range(clips).to(pipeline.device)
-                for name, values in pipeline.score(tensor).items():
-                    scores[name][ends] = values.float().cpu().numpy()
-                if writer is not None:
-                    errors = dict(zip(ends, error_map(pipeline.predict(tensor), tensor[:, -1]).cpu().numpy()))
-            for index, rgb in decoded:
-                writer.write(rgb, index / fps, scores["psnr"][index], errors.get(index))
+        for scored in stream:
+            with _whole_frame():
+                smoothed, flagged, events = tracker.push(scored.index, scored.anomaly, scored.scores[detector.score_name])
+                check.add(scored.shape, scored.prepared, not math.isnan(scored.anomaly), scored.anomaly > FLAG_LEVEL)
+                outputs.add(scored, smoothed, flagged)
+                results.note(events, check.judge(final=False) if emit else [])
+                frames = scored.index + 1
+    except KeyboardInterrupt:
+        interrupted = True
     finally:
-        if writer is not None:
-            writer.close()
-    fusion = pipeline.fused()
-    if fusion is not None:
-        scores[fusion.name] = np.full(video.num_frames, np.nan)
-        scores[fusion.name][t:] = fuse(*(scores[part][t:] for part in fusion.parts))
-    return _write_outputs(video, out_dir, fps, fps_from, t, scores, threshold)
-
-
-def _write_outputs(video: Video, out_dir: Path, fps: float, fps_from: str, t: int, scores: dict[str, np.ndarray],
-                   threshold: dict) -> dict:
-    """scores.csv, scores.png and the summary (segments.json's content) of one scored video."""
-    psnr, limit = scores["psnr"], threshold["psnr_db"]
-    flagged = psnr < limit  # NaN (unscored) compares False
-    _write_csv(out_dir / "scores.csv", fps, scores, flagged)
-    segments = [_segment(start, end - 1, fps, psnr) for start, end in mask_runs(flagged)]
-    times = np.arange(video.num_frames) / fps
-    others = {name: values for name, values in scores.items() if name != "psnr"}
-    plot_timeline(
-        out_dir / "scores.png",
-        f"{video.name}: {len(segments)} flagged segment(s), PSNR below {limit:.2f} dB ({threshold_rule(threshold)})",
-        times, psnr, limit, flagged, others,
-    )
-    return {
-        "source": str(video.path),
-        "frames": video.num_frames,
-        "scored_frames": video.num_frames - t,
-        "unscored_first_frames": t,
-        "fps": fps,
-        "fps_from": fps_from,
-        "threshold": {**threshold, "rule": "a frame is flagged when the PSNR of its prediction is below psnr_db"},
-        "flagged_frames": int(flagged.sum()),
+        stream.close()
+        source.frames.close()
+        outputs.close()
+    results.note(tracker.finish(), check.judge(final=True))
+    stopped = "interrupted" if interrupted else ("the stream ended" if source.live else "end of the video")
+    summary = {
+        "source": source.name,
+        "frames": frames,
+        "scored_frames": max(frames - detector.clip_length, 0),
+        "unscored_first_frames": min(detector.clip_length, frames),
+        "dropped_frames": source.dropped(),
+        "fps": source.fps,
+        "fps_from": source.fps_from,
+        "stopped": stopped,
+        "threshold": detector.describe_threshold(),
+        "alerts": rules.describe(source.fps),
+        "flagged_frames": outputs.flagged,
         "convention": SEGMENT_CONVENTION,
-        "segments": segments,
+        "columns": column_meanings(detector),
+        "segments": results.segments,
+        "warnings": results.warnings,
+        "run": str(detector.run),
+        "iteration": detector.iteration,
     }
+    results.emit_end(summary)
+    outputs.finish(summary, Path(source.name).name)
+    if interrupted:
+        where = f"; {out_dir} holds the results up to there" if out_dir else ""
+        raise Interrupted(f"stopped after {frames} frames{where}")
+    return summary
 
 
-def _segment(start: int, end: int, fps: float, psnr: np.ndarray) -> dict:
+@contextmanager
+def _whole_frame() -> Iterator[None]:
+    """Ctrl-C (or SIGTERM) while one frame's results are recorded takes effect once they all are, so that
+    every output holds the same frames. Signals reach only the main thread; elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = {number: signal.signal(number, lambda number, _: received.append(number)) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        if received:
+            raise KeyboardInterrupt
+
+
+def column_meanings(detector: Detector) -> dict[str, str]:
+    """What each column of scores.csv holds, and which way it points (segments.json states it)."""
+    scores = {score.name: f"{score.label}, high = normal" + (" (a probability)" if score.probability else "")
+              for score in detector.pipeline.scores}
     return {
-        "start_frame": start,
-        "end_frame": end,
-        "start_time": round(start / fps, 3),
-        "end_time": round((end + 1) / fps, 3),
-        "frames": end - start + 1,
-        "min_psnr_db": round(float(psnr[start : end + 1].min()), 4),
+        "frame": "0-based frame index",
+        "time": "seconds from the first frame (frame / fps)",
+        **scores,
+        "anomaly": f"{detector.score_name} normalised by the calibration: 0 to 1, high = anomalous, {FLAG_LEVEL} at the threshold",
+        "smoothed": "anomaly averaged over the smoothing window (this frame and those just before it)",
+        "flagged": f"1 when smoothed is above {FLAG_LEVEL}, else 0; empty cells: the first frames, which have no score",
     }
 
 
-def _write_csv(path: Path, fps: float, scores: dict[str, np.ndarray], flagged: np.ndarray) -> None:
-    """One row per frame: frame, time, each score (high = normal; unscored frames are empty cells),
-    flagged (1 or 0)."""
-    def cell(value: float) -> str:
-        return "" if math.isnan(value) else f"{value:.5f}"
+class _Results:
+    """The events and warnings of one watch: kept for segments.json, and emitted as they happen (live)."""
 
-    with path.open("w", newline="") as handle:
-        rows = csv.writer(handle)
-        rows.writerow(["frame", "time", *scores, "flagged"])
-        for index in range(len(flagged)):
-            rows.writerow([index, f"{index / fps:.3f}", *(cell(values[index]) for values in scores.values()), int(flagged[index])])
+    def __init__(self, emit: Emit | None) -> None:
+        self.emit = emit
+        self.segments: list[dict] = []
+        self.warnings: list[str] = []
+
+    def note(self, events: list[dict], warnings: list[str]) -> None:
+        for event in events:
+            if event["event"] == "close":
+                self.segments.append(segment(event))
+            self._emit(event)
+        for text in warnings:
+            self.warnings.append(text)
+            self._emit({"event": "warning", "message": text})
+
+    def emit_end(self, summary: dict) -> None:
+        self._emit({"event": "end", "reason": summary["stopped"], "frames": summary["frames"],
+                    "dropped_frames": summary["dropped_frames"], "events": len(self.segments)})
+
+    def _emit(self, event: dict) -> None:
+        if self.emit is not None:
+            self.emit({**event, "wall_time": datetime.now(timezone.utc).isoformat(timespec="milliseconds")})
 
 
-class _AnnotatedVideo:
-    """The input frames with the prediction error as a heat map blended over them and the flagged
-    state drawn, written one frame at a time (MPEG-4 Part 2 in an .mp4). Frames narrower than
+class _Outputs:
+    """scores.csv (a row per frame, written as it comes), annotated.mp4, and at the end segments.json and
+    (for files) scores.png; nothing at all without an output folder."""
+
+    def __init__(self, out_dir: Path | None, detector: Detector, fps: float, annotate: bool, timeline: bool) -> None:
+        self.out_dir, self.detector, self.fps = out_dir, detector, fps
+        self.flagged = 0
+        self.timeline: list[float] | None = [] if timeline and out_dir else None
+        self.table = self.video = None
+        if out_dir is None:
+            return
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.table = ScoreTable(out_dir / SCORES_CSV, [score.name for score in detector.pipeline.scores])
+        self.video = AnnotatedVideo(out_dir / ANNOTATED_VIDEO, fps, detector.score_label) if annotate else None
+
+    def add(self, scored: ScoredFrame, smoothed: float, flagged: bool) -> None:
+        self.flagged += flagged
+        seconds = scored.index / self.fps
+        if self.table is not None:
+            self.table.row(scored.index, seconds, scored.scores, scored.anomaly, smoothed, flagged)
+        if self.video is not None:
+            self.video.write(scored.rgb, seconds, scored.scores[self.detector.score_name], smoothed, flagged, scored.error)
+        if self.timeline is not None:
+            self.timeline.append(scored.scores[self.detector.score_name])
+
+    def close(self) -> None:
+        for output in (self.table, self.video):
+            if output is not None:
+                output.close()
+
+    def finish(self, summary: dict, name: str) -> None:
+        if self.out_dir is None:
+            return
+        write_json(summary, self.out_dir / SUMMARY_JSON)
+        if self.timeline:
+            scores = np.array(self.timeline)
+            alerted = np.zeros(len(scores), bool)
+            for event in summary["segments"]:
+                alerted[event["start_frame"] : event["end_frame"] + 1] = True
+            detector = self.detector
+            plot_timeline(self.out_dir / PLOT, f"{name}: {len(summary['segments'])} alert(s), threshold {detector.threshold:.2f} "
+                          f"({_threshold_words(detector)})", np.arange(len(scores)) / self.fps, scores, detector.threshold,
+                          alerted, detector.score_label)
+
+
+def _threshold_words(detector: Detector) -> str:
+    if detector.false_alarm_rate is None:
+        return "given with --threshold"
+    return f"{100 * detector.false_alarm_rate:g}% false alarms on normal frames"
+
+
+class ScoreTable:
+    """scores.csv, one row per frame, flushed as written, so a stopped run leaves whole rows only."""
+
+    def __init__(self, path: Path, score_names: list[str]) -> None:
+        self.names = score_names
+        self.handle = path.open("w", newline="")
+        self.rows = csv.writer(self.handle)
+        self.rows.writerow(["frame", "time", *score_names, "anomaly", "smoothed", "flagged"])
+
+    def row(self, index: int, seconds: float, scores: dict[str, float], anomaly: float, smoothed: float, flagged: bool) -> None:
+        def cell(value: float) -> str:
+            return "" if math.isnan(value) else f"{value:.5f}"
+
+        unscored = math.isnan(anomaly)
+        self.rows.writerow([index, f"{seconds:.3f}", *(cell(scores[name]) for name in self.names), cell(anomaly),
+                            cell(smoothed), "" if unscored else int(flagged)])
+        self.handle.flush()
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+class AnnotatedVideo:
+    """The input frames with the prediction error as a heat map blended over them and the flagged state
+    drawn, encoded as H.264 (yuv420p, moov atom first) in an .mp4 by PyAV: it plays in browsers and
+    players alike, and closing it, even after Ctrl-C, leaves a complete file. Frames narrower than
     MIN_VIDEO_WIDTH are enlarged by a whole factor so the drawn text stays readable."""
 
     MIN_VIDEO_WIDTH = 480
     _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
-    def __init__(self, path: Path, fps: float, threshold: float) -> None:
-        self.path, self.fps, self.threshold = path, fps, threshold
-        self.writer: cv2.VideoWriter | None = None
+    def __init__(self, path: Path, fps: float, label: str) -> None:
+        self.path, self.fps, self.label = path, fps, label
+        self.container = self.stream = None
 
     def _open(self, height: int, width: int) -> None:
-        self.factor = max(1, math.ceil(self.MIN_VIDEO_WIDTH / width))
-        self.size = (width * self.factor, height * self.factor)
-        widest = cv2.getTextSize("00000.00 s  PSNR 00.00 dB", self._FONT, 1.0, 2)[0][0]
-        self.font_scale = min(self.size[1] / 400, 0.9 * self.size[0] / widest)
-        self.thickness = max(round(self.font_scale * 2), 1)
-        self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, self.size)
-        if not self.writer.isOpened():
-            raise PseudovadError(f"cannot write {self.path}: OpenCV has no MPEG-4 encoder here")
+        import av
 
-    def write(self, rgb: np.ndarray, seconds: float, psnr: float, error: np.ndarray | None) -> None:
-        if self.writer is None:
+        self.factor = max(1, math.ceil(self.MIN_VIDEO_WIDTH / width))
+        self.size = (2 * math.ceil(width * self.factor / 2), 2 * math.ceil(height * self.factor / 2))  # yuv420p: even
+        widest = cv2.getTextSize(f"00000.00 s  {self.label} 00.00  anomaly 0.00", self._FONT, 1.0, 2)[0][0]
+        self.font_scale = min(self.size[1] / 400, 0.95 * self.size[0] / widest)
+        self.thickness = max(round(self.font_scale * 2), 1)
+        try:
+            self.container = av.open(str(self.path), "w", options={"movflags": "+faststart"})
+            self.stream = self.container.add_stream("libx264", rate=Fraction(self.fps).limit_denominator(1001))
+        except (av.FFmpegError, OSError) as error:
+            raise RuntimeFailure(f"cannot write {self.path}: {error}") from None
+        self.stream.width, self.stream.height, self.stream.pix_fmt = *self.size, "yuv420p"
+        self.stream.options = {"crf": "23", "preset": "veryfast"}
+
+    def write(self, rgb: np.ndarray, seconds: float, score: float, smoothed: float, flagged: bool, error: np.ndarray | None) -> None:
+        import av
+
+        if self.container is None:
             self._open(*rgb.shape[:2])
         width, height = self.size
-        frame = cv2.resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), self.size, interpolation=cv2.INTER_NEAREST)
+        frame = cv2.resize(np.ascontiguousarray(rgb), self.size, interpolation=cv2.INTER_NEAREST)
         if error is not None:
-            strength = np.clip(cv2.resize(error, self.size, interpolation=cv2.INTER_LINEAR) / HEAT_FULL_SCALE, 0, 1)
-            heat = cv2.applyColorMap((strength * 255).astype(np.uint8), cv2.COLORMAP_JET)
+            heat, strength = heat_map(error, self.size)
             alpha = 0.6 * strength[..., None]
             frame = (frame * (1 - alpha) + heat * alpha).astype(np.uint8)
-        text = f"{seconds:.2f} s  " + ("no score yet" if math.isnan(psnr) else f"PSNR {psnr:.2f} dB")
+        text = f"{seconds:.2f} s  " + ("no score yet" if math.isnan(score) else f"{self.label} {score:.2f}  anomaly {smoothed:.2f}")
         line = round(30 * self.font_scale)
         cv2.putText(frame, text, (8, line + 4), self._FONT, self.font_scale, (0, 0, 0), self.thickness + 2, cv2.LINE_AA)
         cv2.putText(frame, text, (8, line + 4), self._FONT, self.font_scale, (255, 255, 255), self.thickness, cv2.LINE_AA)
-        if not math.isnan(psnr) and psnr < self.threshold:
+        if flagged:
             border = max(round(min(height, width) / 40), 2)
-            cv2.rectangle(frame, (0, 0), (width - 1, height - 1), (0, 0, 255), border)
+            cv2.rectangle(frame, (0, 0), (width - 1, height - 1), (255, 0, 0), border)
             cv2.putText(frame, "ANOMALY", (8 + border, height - 8 - border), self._FONT, self.font_scale * 1.3,
-                        (0, 0, 255), self.thickness + 1, cv2.LINE_AA)
-        self.writer.write(frame)
+                        (255, 0, 0), self.thickness + 1, cv2.LINE_AA)
+        for packet in self.stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+            self.container.mux(packet)
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.release()
+        """Flush the encoder and write the container's index; safe to call twice."""
+        if self.container is None:
+            return
+        container, self.container = self.container, None
+        for packet in self.stream.encode(None):
+            container.mux(packet)
+        container.close()
+

@@ -17,6 +17,8 @@ import copy
 import dataclasses
 import difflib
 import math
+import os
+import re
 import reprlib
 import types
 import typing
@@ -29,6 +31,7 @@ from pseudovad.config.schema import Chosen, Config
 from pseudovad.errors import ConfigError
 
 PACKAGED_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+ENVIRONMENT_OVERRIDES = "PSEUDOVAD_SET"
 
 # Config names of earlier versions -> their name now (the composition they always were).
 RENAMED = {
@@ -151,6 +154,9 @@ def _check_limits(key: str, value: Any, metadata: typing.Mapping, source: str) -
     if choices is not None and str(value) not in choices:
         removed = REMOVED_VALUES.get((key, value))
         raise ConfigError(f"{source}: '{key}' is {short_repr(value)}; " + (removed or f"choose one of {', '.join(choices)}"))
+    pattern = metadata.get("pattern")
+    if pattern is not None and isinstance(value, str) and not re.fullmatch(pattern, value):
+        raise ConfigError(f"{source}: '{key}' is {short_repr(value)}; it must match {pattern}")
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return
     if not math.isfinite(value):
@@ -164,7 +170,10 @@ _BOUND_WORDS = {"at_least": "at least", "above": "above", "at_most": "at most", 
 
 
 def _range_text(metadata: typing.Mapping) -> str:
-    return " and ".join(f"{words} {metadata[bound]:g}" for bound, words in _BOUND_WORDS.items() if bound in metadata)
+    def number(value: float) -> str:
+        return f"{value:g}" if isinstance(value, float) else str(value)
+
+    return " and ".join(f"{words} {number(metadata[bound])}" for bound, words in _BOUND_WORDS.items() if bound in metadata)
 
 
 def _from_dict(cls: type, values: Any, prefix: str, source: str) -> Any:
@@ -370,12 +379,30 @@ def config_values(name_or_path: str | Path) -> tuple[dict, str]:
     return (_read_source(found, None, ()), str(name_or_path)) if isinstance(found, list) else (_read_file(found, ()), str(found))
 
 
+def environment_overrides() -> list[tuple[str, Any]]:
+    """The overrides in $PSEUDOVAD_SET (whitespace-separated key=value, as `--set` takes them), applied
+    after all others to every config a command reads: one switch that runs any command line at another
+    budget (the README's commands are tested this way, at a tiny one)."""
+    try:
+        return [parse_override(text) for text in os.environ.get(ENVIRONMENT_OVERRIDES, "").split()]
+    except ConfigError as error:
+        raise ConfigError(f"${ENVIRONMENT_OVERRIDES}: {error}") from None
+
+
 def load_config(name_or_path: str | Path | list, overrides: list[tuple[str, Any]] = ()) -> Config:
-    """Read a YAML config (a path, a packaged config name, or a list of them merged) and apply overrides."""
+    """Read a YAML config (a path, a packaged config name, or a list of them merged) and apply
+    overrides, then those of $PSEUDOVAD_SET."""
+    environment = environment_overrides()
     if isinstance(name_or_path, list):
-        return build_config(_read_source(name_or_path, None, ()), overrides, source=" + ".join(map(str, name_or_path)))
-    values, source = config_values(name_or_path)
-    return build_config(values, overrides, source=source)
+        values, source = _read_source(name_or_path, None, ()), " + ".join(map(str, name_or_path))
+    else:
+        values, source = config_values(name_or_path)
+    try:
+        return build_config(values, [*overrides, *environment], source=source)
+    except ConfigError as error:
+        if environment and str(error).startswith("--set"):
+            raise ConfigError(f"{error} (the overrides include ${ENVIRONMENT_OVERRIDES})") from None
+        raise
 
 
 def without_training_files(config: Config) -> Config:

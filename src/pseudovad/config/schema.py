@@ -19,11 +19,12 @@ from pseudovad.registry import OBJECTIVES, Registry
 
 def option(default: Any = dataclasses.MISSING, *, factory: Any = None, at_least: float | None = None,
            above: float | None = None, at_most: float | None = None, below: float | None = None,
-           choices: tuple[str, ...] | None = None, file: bool = False) -> Any:
+           choices: tuple[str, ...] | None = None, pattern: str | None = None, file: bool = False) -> Any:
     """A dataclass field with its allowed values: bounds (inclusive `at_least` / `at_most`, exclusive
-    `above` / `below`), `choices`, or `file` (a path that only training opens; see
-    loading.without_training_files)."""
-    limits = {"at_least": at_least, "above": above, "at_most": at_most, "below": below, "choices": choices, "file": file or None}
+    `above` / `below`), `choices`, a regular expression the whole text must match (`pattern`), or
+    `file` (a path that only training opens; see loading.without_training_files)."""
+    limits = {"at_least": at_least, "above": above, "at_most": at_most, "below": below, "choices": choices,
+              "pattern": pattern, "file": file or None}
     metadata = {key: value for key, value in limits.items() if value is not None}
     if factory is not None:
         return field(default_factory=factory, metadata=metadata)
@@ -59,6 +60,10 @@ class DataConfig:
     channels: int = option(1, choices=("1", "3"))
     clip_length: int = option(4, at_least=1, at_most=64)
     cache_dir: str | None = None
+    # The last `holdout` fraction of each training video (at least one clip) is kept out of training:
+    # the run calibrates its alert threshold on these normal frames it has never seen. 0 trains on every
+    # frame, as the benchmarks' protocol does, and calibrates on training frames (optimistic, and said so).
+    holdout: float = option(0.0, at_least=0.0, at_most=0.5)
 
 
 @dataclass
@@ -205,11 +210,9 @@ class TrainConfig:
     """Optimisation schedule. A fixed iteration budget: no checkpoint is picked on test data.
 
     `precision: bf16` runs the networks under bfloat16 autocast (losses, flow and scores stay in
-    float32): on CPUs with AVX512-BF16 or AMX and on recent GPUs it is 2-4x faster.
-
-    `held_out_videos` > 0 keeps the last that many training videos (in the layout's order) out of
-    training; at the end the pipeline checks itself on them (`Pipeline.training_diagnostics`, in
-    the run's train_summary.json), with no test label.
+    float32): on CPUs with AVX512-BF16 or AMX and on recent GPUs it is 2-4x faster; elsewhere it is
+    emulated and slower. `auto` picks bf16 exactly where the hardware has it (training/hardware.py).
+    `compile` compiles the networks with torch.compile (inductor) for training and scoring.
     """
 
     iterations: int = option(2000, at_least=1)
@@ -218,16 +221,16 @@ class TrainConfig:
     lr_discriminator: float = option(1e-5, above=0.0, at_most=10.0)
     lr_decay_at: int | None = option(None, at_least=0)
     lr_decay_factor: float = option(0.1, above=0.0, at_most=1.0)
-    seed: int = option(0, at_least=0, below=2**63)
-    device: str = "auto"
-    precision: str = option("fp32", choices=("fp32", "bf16"))
+    seed: int = option(0, at_least=0, at_most=2**32 - 1)
+    device: str = option("auto", pattern=r"auto|cpu|mps|cuda(:\d+)?")
+    precision: str = option("auto", choices=("auto", "fp32", "bf16"))
+    compile: bool = False
     channels_last: bool = False
     log_every: int = option(20, at_least=1)
     sample_every: int = option(500, at_least=1)
     checkpoint_every: int = option(500, at_least=1)
     gallery_at: list[int] = option(factory=list, at_least=1)
     on_nonfinite: str = option("stop", choices=("stop", "skip"))
-    held_out_videos: int = option(0, at_least=0)
 
 
 @dataclass

@@ -43,13 +43,6 @@ class FrameArray:
     def video(self, index: int) -> np.ndarray:
         return self.frames[self.offsets[index] : self.offsets[index + 1]]
 
-    def split(self, count: int) -> tuple[FrameArray, FrameArray]:
-        """(all videos but the last `count`, the last `count`): views of the same frames, one cache file."""
-        kept = len(self.videos) - count
-        boundary = self.offsets[kept]
-        return (FrameArray(self.frames[:boundary], self.offsets[: kept + 1], self.videos[:kept]),
-                FrameArray(self.frames[boundary:], self.offsets[kept:] - boundary, self.videos[kept:]))
-
 
 def prepare_frame(rgb: np.ndarray, height: int, width: int, channels: int) -> np.ndarray:
     """Resize an RGB uint8 frame to (height, width) and keep 3 channels or convert to 1 (luminance)."""

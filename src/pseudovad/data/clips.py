@@ -5,11 +5,14 @@ Every valid window of every video is one sample, so an epoch covers frames, not 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import Tensor
 
 from pseudovad.data.cache import FrameArray
+from pseudovad.data.dataset import Video
 from pseudovad.errors import DataError
 
 
@@ -19,10 +22,26 @@ def to_model_range(frames: np.ndarray) -> Tensor:
     return tensor.movedim(-1, -3)
 
 
-class ClipDataset(torch.utils.data.Dataset):
-    """Sample i is (clip_length + 1, C, H, W): the inputs followed by the target frame."""
+def _held_out_frames(video: Video, clip_length: int, holdout: float) -> int:
+    """How many of a video's last frames are held out: the fraction, at least one clip, leaving one to train on."""
+    held = max(math.ceil(holdout * video.num_frames), clip_length + 1)
+    if video.num_frames - held <= clip_length:
+        raise DataError(
+            f"{video.path}: {video.num_frames} frames is too short to hold out {held} for calibration "
+            f"(data.holdout {holdout:g}) and still train on a clip of {clip_length + 1}; lower data.holdout or use longer videos"
+        )
+    return held
 
-    def __init__(self, frames: FrameArray, clip_length: int) -> None:
+
+class ClipDataset(torch.utils.data.Dataset):
+    """Sample i is (clip_length + 1, C, H, W): the inputs followed by the target frame.
+
+    With `holdout` > 0 each video is cut in time: its last `holdout` fraction (at least one clip) is the
+    held-out part, the rest the training part, and `held_out` picks which one the clips come from. No
+    clip crosses the cut, so the held-out frames are frames training never saw.
+    """
+
+    def __init__(self, frames: FrameArray, clip_length: int, holdout: float = 0.0, held_out: bool = False) -> None:
         self.frames = frames
         self.clip_length = clip_length
         starts, video_bounds = [], []
@@ -33,8 +52,11 @@ class ClipDataset(torch.utils.data.Dataset):
                     f"{clip_length} inputs + 1 target; remove the video or lower data.clip_length"
                 )
             first, end = frames.offsets[index], frames.offsets[index + 1]
-            starts.append(first + np.arange(video.num_frames - clip_length))
-            video_bounds.append(np.tile([first, end], (video.num_frames - clip_length, 1)))
+            if holdout > 0:
+                cut = end - _held_out_frames(video, clip_length, holdout)
+                first, end = (cut, end) if held_out else (first, cut)
+            starts.append(first + np.arange(end - first - clip_length))
+            video_bounds.append(np.tile([first, end], (end - first - clip_length, 1)))
         self.starts = np.concatenate(starts)
         self.video_bounds = np.concatenate(video_bounds)
 

@@ -28,7 +28,8 @@ _DIGITS = re.compile(r"(\d+)")
 def natural_key(name: str) -> tuple:
     """Sort key that orders embedded numbers by value, so "2" comes before "10"."""
     parts = _DIGITS.split(name)
-    return (tuple(int(p) if p.isdigit() else p.lower() for p in parts), name)
+    # isdecimal, not isdigit: superscripts such as '²' are digits that int() refuses.
+    return (tuple(int(p) if p.isdecimal() else p.lower() for p in parts), name)
 
 
 def natural_sorted(paths: Iterable[Path]) -> list[Path]:

@@ -32,10 +32,14 @@ _EXPECTED = """Expected one of these structures:
   ucsd     ROOT/Train/<Clip>/*.tif and ROOT/Test/<Clip>/*.tif with Test/UCSDped2.m
            (ROOT = UCSDped1 or UCSDped2, or the folder holding one of them)
   avenue   ROOT/training_videos/NN.avi and ROOT/testing_videos/NN.avi with ROOT/testing_label_mask/
-  footage  ROOT/*.mp4|avi|mov|mkv... and/or ROOT/<video>/<frame>.jpg (your own videos, no labels)
+  footage  your own camera: ROOT/*.mp4|avi|mov|mkv... and/or ROOT/<video>/<frame>.jpg (normal videos to
+           train on), or ROOT/train/ holding those and an optional ROOT/test/ of videos to evaluate on,
+           labelled by ROOT/test_labels/<video>.npy (one 0/1 per frame) or one 0/1 .npy over all test frames
 Or pass --layout to force one."""
 
 _LABEL_SUFFIXES = (".mat", ".npy", ".m")
+# The folders of a camera's footage (layout `footage`).
+FOOTAGE_TRAIN, FOOTAGE_TEST, FOOTAGE_LABELS = "train", "test", "test_labels"
 _UCSD_CLIP = re.compile(r"^Test\d+$", re.IGNORECASE)
 
 
@@ -63,13 +67,13 @@ def detect_layout(root: Path) -> str:
         )
     if not any(root.iterdir()):
         raise DataError(f"{root} is an empty folder; point at a dataset folder.\n{_EXPECTED}")
-    if (root / "testing" / "frames").is_dir():
+    if (root / "testing" / "frames").is_dir() or (root / "training" / "frames").is_dir():
         return "frames"
     if _ucsd_dirs(root):
         return "ucsd"
     if (root / "testing_videos").is_dir():
         return "avenue"
-    if _looks_like_footage(root):
+    if (root / FOOTAGE_TRAIN).is_dir() or _looks_like_footage(root):
         return "footage"
     raise DataError(f"{root} does not match any known dataset layout.\n{_EXPECTED}")
 
@@ -160,9 +164,9 @@ def _root_label_files(folder: Path) -> list[Path]:
 
 def _read_frames(root: Path) -> _Scan:
     test_dir = root / "testing" / "frames"
-    if not test_dir.is_dir():
-        raise DataError(f"{root}: no testing/frames folder, so this is not the frames layout.\n{_EXPECTED}")
-    test, ignored = _scan_folder(test_dir, video_files=False, frame_folders=True)
+    if not test_dir.is_dir() and not (root / "training" / "frames").is_dir():
+        raise DataError(f"{root}: no testing/frames or training/frames folder, so this is not the frames layout.\n{_EXPECTED}")
+    test, ignored = _scan_folder(test_dir, video_files=False, frame_folders=True) if test_dir.is_dir() else ([], [])
     train: list[Video] = []
     if (root / "training" / "frames").is_dir():
         train, more = _scan_folder(root / "training" / "frames", video_files=False, frame_folders=True)
@@ -246,13 +250,28 @@ def _looks_like_footage(root: Path) -> bool:
     return False
 
 
+def list_videos(folder: Path) -> tuple[list[Video], list[Path]]:
+    """The videos directly inside a folder of your own (video files and frame folders) and the files ignored."""
+    return _scan_folder(folder, video_files=True, frame_folders=True)
+
+
 def _read_footage(root: Path) -> _Scan:
+    """Your own camera's videos: all normal (training) videos, or train/ and an optional labelled test/.
+    A single video file is a test video: the one thing to do with it alone is score it."""
     if root.is_file():
         if not is_video_file(root):
             raise DataError(f"{root} is not a video file (supported: {', '.join(VIDEO_EXTENSIONS)}).")
         return _Scan(root, [], [video_file_video(root)])
-    test, ignored = _scan_folder(root, video_files=True, frame_folders=True)
-    return _Scan(root, [], test, [], ignored)
+    if not (root / FOOTAGE_TRAIN).is_dir():
+        train, ignored = list_videos(root)
+        return _Scan(root, train, [], [], ignored)
+    train, ignored = list_videos(root / FOOTAGE_TRAIN)
+    test: list[Video] = []
+    if (root / FOOTAGE_TEST).is_dir():
+        test, more = list_videos(root / FOOTAGE_TEST)
+        ignored += more
+    candidates = _root_label_files(root) + ([root / FOOTAGE_LABELS] if (root / FOOTAGE_LABELS).is_dir() else [])
+    return _Scan(root, train, test, candidates, ignored)
 
 
 _READERS: dict[str, Callable[[Path], _Scan]] = {

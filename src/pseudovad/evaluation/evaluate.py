@@ -18,8 +18,8 @@ from pseudovad.data.clips import to_model_range
 from pseudovad.data.dataset import VideoDataset
 from pseudovad.data.layouts import load_dataset
 from pseudovad.errors import PseudovadError
-from pseudovad.evaluation.protocol import frame_auc, fuse, minmax, scored_labels
-from pseudovad.runs import RunDir, load_trained
+from pseudovad.evaluation.protocol import frame_auc, fuse, minmax, operating_points, scored_labels
+from pseudovad.runs import RunDir, check_writable, load_trained
 from pseudovad.training.base import Pipeline
 
 PROTOCOL = (
@@ -51,15 +51,11 @@ def score_videos(pipeline: Pipeline, frames: FrameArray, clip_length: int, batch
 def per_kind_auc(dataset: VideoDataset, scores: list[np.ndarray], labels: list[np.ndarray], clip_length: int) -> dict:
     """For datasets that list their events (the synthetic scene): micro AUC of each anomaly kind
     against all normal frames, with other kinds' anomalous frames left out."""
-    description = dataset.root / "dataset.json"
-    if not description.is_file():
-        return {}
-    events = json.loads(description.read_text()).get("events", [])
-    names = [v.name for v in dataset.test]
+    events = _listed_events(dataset)
     kinds: dict[str, list[np.ndarray]] = {}
-    for event in events:
-        masks = kinds.setdefault(event["kind"], [np.zeros(v.num_frames, bool) for v in dataset.test])
-        masks[names.index(event["video"])][event["start"] : event["end"]] = True
+    for kind, video, start, end in events:
+        masks = kinds.setdefault(kind, [np.zeros(v.num_frames, bool) for v in dataset.test])
+        masks[video][start:end] = True
     normalised = np.concatenate([minmax(s) for s in scores])
     all_labels = np.concatenate(labels).astype(bool)
     out = {}
@@ -70,12 +66,30 @@ def per_kind_auc(dataset: VideoDataset, scores: list[np.ndarray], labels: list[n
     return out
 
 
+def _listed_events(dataset: VideoDataset) -> list[tuple[str, int, int, int]]:
+    """(kind, test video index, start, end) of each event in ROOT/dataset.json, if the file exists."""
+    description = dataset.root / "dataset.json"
+    if not description.is_file():
+        return []
+    names = [v.name for v in dataset.test]
+    try:
+        events = json.loads(description.read_text()).get("events", [])
+        listed = [(str(e["kind"]), names.index(e["video"]), int(e["start"]), int(e["end"])) for e in events]
+    except (ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError) as error:
+        raise PseudovadError(f"{description}: not the event list `pseudovad synth` writes ({type(error).__name__}); "
+                             "fix it, or move it out of the dataset folder (it only adds AUCs per anomaly kind)") from None
+    return listed
+
+
 def evaluate_run(run_dir: Path, data_root: Path | None = None, labels: Path | None = None) -> dict:
     """Score the run's test set, write RUN/results.json and return its content."""
+    check_writable(run_dir)
     config, pipeline, iteration = load_trained(run_dir)
     root = data_root or (Path(config.data.root) if config.data.root else None)
     if root is None:
         raise PseudovadError(f"{run_dir}: no dataset recorded in the run; pass --data ROOT")
+    if data_root is None and not root.exists():
+        raise PseudovadError(f"{run_dir}: the dataset it was trained on, {root}, is not there any more; pass --data ROOT where it is now")
     labels = labels or (Path(config.data.labels) if config.data.labels else None)
     dataset = load_dataset(root, config.data.layout, labels)
     if dataset.test_labels is None:
@@ -91,7 +105,7 @@ def score_declarations(pipeline: Pipeline) -> dict[str, dict]:
     declared = {score.name: {"label": score.label, "probability": score.probability} for score in pipeline.scores}
     fusion = pipeline.fused()
     if fusion is not None:
-        declared[fusion.name] = {"label": fusion.label, "probability": False, "fuses": list(fusion.parts)}
+        declared[fusion.name] = {"label": fusion.label, "probability": False, "fuses": list(fusion.parts), "weight": fusion.weight}
     return declared
 
 
@@ -110,7 +124,7 @@ def evaluate_pipeline(config: Config, pipeline: Pipeline, dataset: VideoDataset)
     fusion = pipeline.fused()
     if fusion is not None:
         for video in per_video:
-            video[fusion.name] = fuse(*(video[part] for part in fusion.parts))
+            video[fusion.name] = fuse(*(video[part] for part in fusion.parts), fusion.weight)
         score_names.append(fusion.name)
     labels = [scored_labels(lab, t) for lab in dataset.test_labels]
     auc = {}
@@ -132,6 +146,7 @@ def evaluate_pipeline(config: Config, pipeline: Pipeline, dataset: VideoDataset)
         "anomalous_frames_scored": int(sum(int(lab.sum()) for lab in labels)),
         "scores": score_declarations(pipeline),
         "auc": auc,
+        "operating_points": {name: operating_points([video[name] for video in per_video], labels) for name in score_names},
         "auc_per_kind": {name: per_kind_auc(dataset, [v[name] for v in per_video], labels, t) for name in score_names},
         "videos": [
             {

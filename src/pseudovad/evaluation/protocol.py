@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import roc_auc_score, roc_curve
 
 
 def minmax(scores: np.ndarray) -> np.ndarray:
@@ -68,6 +68,28 @@ def frame_auc(scores: list[np.ndarray], labels: list[np.ndarray], sigma: float =
     }
 
 
-def fuse(psnr_scores: np.ndarray, classifier_scores: np.ndarray) -> np.ndarray:
-    """One video's fused score S = minmax(minmax(PSNR) + minmax(C)); both inputs high = normal."""
-    return minmax(minmax(psnr_scores) + minmax(classifier_scores))
+def fuse(psnr_scores: np.ndarray, classifier_scores: np.ndarray, weight: float = 0.5) -> np.ndarray:
+    """One video's fused score S = minmax(w minmax(PSNR) + (1 - w) minmax(C)); both inputs high =
+    normal. At w = 0.5 this is the thesis's minmax(minmax(PSNR) + minmax(C)) exactly (halving is exact)."""
+    return minmax(weight * minmax(psnr_scores) + (1 - weight) * minmax(classifier_scores))
+
+
+def operating_points(scores: list[np.ndarray], labels: list[np.ndarray]) -> dict[str, float | None]:
+    """The true-positive rate at 1 % and 5 % false-positive rate and the equal error rate, on the raw
+    scores of all videos together: one threshold for every video, as a deployed detector has (the
+    micro AUC's per-video min-max needs each video's future). None where the labels hold one class."""
+    all_labels = np.concatenate(labels).astype(int)
+    if all_labels.min() == all_labels.max():
+        return {"tpr_at_fpr_1": None, "tpr_at_fpr_5": None, "eer": None}
+    false_positive, true_positive, _ = roc_curve(all_labels, -np.concatenate(scores).astype(np.float64))
+    miss = 1 - true_positive
+    crossing = int(np.argmax(false_positive >= miss))  # the curve starts with fpr 0 < miss 1 and ends with fpr 1 >= miss
+    before, after = max(crossing - 1, 0), crossing
+    gap_before, gap_after = miss[before] - false_positive[before], false_positive[after] - miss[after]
+    weight = gap_before / (gap_before + gap_after) if gap_before + gap_after > 0 else 0.0
+    eer = false_positive[before] + weight * (false_positive[after] - false_positive[before])
+    return {
+        "tpr_at_fpr_1": float(true_positive[false_positive <= 0.01].max()),
+        "tpr_at_fpr_5": float(true_positive[false_positive <= 0.05].max()),
+        "eer": float(eer),
+    }

@@ -21,7 +21,7 @@ from pseudovad.config import Config, option
 from pseudovad.data.clips import ClipDataset
 from pseudovad.models.unet import UNet
 from pseudovad.pseudo_anomalies.base import PseudoClips, Source, SourceOptions
-from pseudovad.pseudo_anomalies.spatial import smooth_box
+from pseudovad.pseudo_anomalies.base import smooth_box
 from pseudovad.registry import SOURCES
 
 

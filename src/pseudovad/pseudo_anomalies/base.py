@@ -57,3 +57,13 @@ class Source:
 def frames_at(clips: ClipDataset, positions: np.ndarray) -> Tensor:
     """Frames at global frame positions (any shape of indices) as (..., C, H, W) in [-1, 1]."""
     return to_model_range(clips.frames.frames[positions])
+
+
+def smooth_box(height: int, width: int, border: float) -> np.ndarray:
+    """(height, width) weights: 1 inside, falling linearly to 0 over the outer `border` fraction of
+    each half-side, so a pasted patch has no hard edge."""
+    def ramp(size: int) -> np.ndarray:
+        distance = np.minimum(np.arange(size) + 1, size - np.arange(size))
+        return np.clip(distance / max(border * size / 2, 1.0), 0.0, 1.0)
+
+    return np.outer(ramp(height), ramp(width))

@@ -15,18 +15,8 @@ import torch
 
 from pseudovad.config import option
 from pseudovad.data.clips import ClipDataset
-from pseudovad.pseudo_anomalies.base import PseudoClips, Source, SourceOptions, frames_at
+from pseudovad.pseudo_anomalies.base import PseudoClips, Source, SourceOptions, frames_at, smooth_box
 from pseudovad.registry import SOURCES
-
-
-def smooth_box(height: int, width: int, border: float) -> np.ndarray:
-    """(height, width) weights: 1 inside, falling linearly to 0 over the outer `border` fraction of
-    each half-side, so a pasted patch has no hard edge."""
-    def ramp(size: int) -> np.ndarray:
-        distance = np.minimum(np.arange(size) + 1, size - np.arange(size))
-        return np.clip(distance / max(border * size / 2, 1.0), 0.0, 1.0)
-
-    return np.outer(ramp(height), ramp(width))
 
 
 @SOURCES.register("patch")

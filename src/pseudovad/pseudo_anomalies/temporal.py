@@ -12,11 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from pseudovad.config import Config, option
 from pseudovad.data.clips import ClipDataset
 from pseudovad.errors import DataError
-from pseudovad.pseudo_anomalies.base import PseudoClips, Source, SourceOptions, frames_at
+from pseudovad.pseudo_anomalies.base import PseudoClips, Source, SourceOptions, frames_at, smooth_box
 from pseudovad.registry import SOURCES
 
 
@@ -93,3 +94,53 @@ class Repeat(Source):
             s = _fit(clips, index, 0, t)
             positions.append([*([s + t - 1] * t), s + t, s + t - 1])
         return _assemble(clips, positions)
+
+
+@SOURCES.register("cuboid")
+class TemporalCuboid(Source):
+    """Only a box of the inputs is rearranged in time (FastAno's temporally mixed patch cuboids): inside
+    a smooth-bordered box the scene runs `mode` (k times too fast, backwards, or frozen) while the rest
+    of the frame runs normally, as one object would that moves wrongly among normal ones. A whole-frame
+    rearrangement could be learnt as "everything is fast"; this one must be learnt locally.
+    `size` bounds the box side as a fraction of the frame side."""
+
+    @dataclass
+    class Options(SourceOptions):
+        mode: str = option("skip", choices=("skip", "reverse", "freeze"))
+        strides: list[int] = option(factory=lambda: [2, 3, 4, 5], at_least=2, at_most=32)
+        size: list[float] = option(factory=lambda: [0.2, 0.5], above=0.0, at_most=1.0)
+        border: float = option(0.3, at_least=0.0, at_most=1.0)
+
+    @classmethod
+    def check_config(cls, options: Options, config: Config) -> str | None:
+        if len(options.size) != 2 or options.size[0] > options.size[1]:
+            return "cuboid.size must be [smallest, largest]"
+        return None if options.strides else "cuboid needs at least one stride"
+
+    def make(self, clips: ClipDataset, indices: np.ndarray, rng: np.random.Generator) -> PseudoClips:
+        t = clips.clip_length
+        normal = clips.batch(indices)
+        made, abnormal = normal.clone(), normal[:, -1].clone()
+        height, width = normal.shape[-2:]
+        for row, index in enumerate(indices):
+            wrong = self._wrong_times(clips, index, t, rng)
+            frames = frames_at(clips, np.asarray(wrong))  # t inputs, then the abnormal continuation
+            ph, pw = (max(2, round(rng.uniform(*self.options.size) * side)) for side in (height, width))
+            y, x = int(rng.integers(height - ph + 1)), int(rng.integers(width - pw + 1))
+            mask = torch.zeros(1, height, width)
+            mask[:, y : y + ph, x : x + pw] = torch.from_numpy(smooth_box(ph, pw, self.options.border)).float()
+            made[row, :t] = normal[row, :t] * (1 - mask) + frames[:t] * mask
+            abnormal[row] = normal[row, -1] * (1 - mask) + frames[t] * mask
+        return PseudoClips(clips=made, abnormal=abnormal)
+
+    def _wrong_times(self, clips: ClipDataset, index: int, t: int, rng: np.random.Generator) -> list[int]:
+        """The frames the box shows: t inputs and the one after them, in the wrong order or speed."""
+        if self.options.mode == "skip":
+            k = int(rng.choice(self.options.strides))
+            s = _fit(clips, index, 0, t * k)
+            return [s + j * k for j in range(t + 1)]
+        if self.options.mode == "reverse":
+            s = _fit(clips, index, -1, t)
+            return [s + t - 1 - j for j in range(t + 1)]
+        s = _fit(clips, index, 0, t)
+        return [s] * (t + 1)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import matplotlib
 
 matplotlib.use("Agg")
@@ -13,6 +14,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
+# Prediction error (|prediction - frame| in [0, 1] intensity units) shown at full heat-map colour.
+HEAT_FULL_SCALE = 0.25
 # Curves take these colours in the order a pipeline declares its scores (PSNR first, fused last).
 _PALETTE = ("tab:blue", "tab:orange", "tab:purple", "tab:green", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
 _ANOMALY_COLOR = "#f4a3a3"
@@ -31,6 +34,14 @@ def mask_runs(mask: np.ndarray) -> list[tuple[int, int]]:
     padded = np.concatenate([[False], np.asarray(mask, dtype=bool), [False]])
     edges = np.flatnonzero(padded[1:] != padded[:-1])
     return [(int(start), int(end)) for start, end in zip(edges[::2], edges[1::2])]
+
+
+def heat_map(error: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """A prediction-error map (H, W) in [0, 1] as an RGB heat image of `size` (width, height), and its
+    strength in [0, 1] per pixel (for blending it over the frame)."""
+    strength = np.clip(cv2.resize(error, size, interpolation=cv2.INTER_LINEAR) / HEAT_FULL_SCALE, 0, 1)
+    heat = cv2.cvtColor(cv2.applyColorMap((strength * 255).astype(np.uint8), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+    return heat, strength
 
 
 def _shade(axis: plt.Axes, mask: np.ndarray, color: str, label: str, x: np.ndarray | None = None) -> None:
@@ -98,40 +109,20 @@ def plot_roc(path: Path, labels: np.ndarray, normality: dict[str, np.ndarray], a
     _save(figure, path)
 
 
-def plot_timeline(
-    path: Path,
-    title: str,
-    times: np.ndarray,
-    psnr: np.ndarray,
-    threshold: float,
-    flagged: np.ndarray,
-    others: dict[str, np.ndarray],
-) -> None:
-    """A scored video: raw PSNR in dB against the threshold with the flagged frames shaded, and below
-    it any other score (classifier, fused), keyed by label. Frames without a score are NaN and leave gaps."""
-    rows = 2 if others else 1
-    figure, axes = plt.subplots(rows, 1, figsize=(11, 2.9 * rows + 0.3), sharex=True, squeeze=False)
-    unscored = np.isnan(psnr)
-    top = axes[0][0]
-    _shade(top, unscored, _UNSCORED_COLOR, "no score (first frames)", times)
-    _shade(top, flagged, _ANOMALY_COLOR, "flagged anomalous", times)
-    top.plot(times, psnr, color=_PALETTE[0], lw=1.2, label="PSNR of the predicted frame")
-    top.axhline(threshold, color="tab:red", ls="--", lw=1.2, label=f"threshold {threshold:.2f} dB")
-    top.set_ylabel("PSNR (dB, high = normal)")
-    top.set_title(plain(title))
-    for axis in axes[:, 0]:
-        axis.grid(alpha=0.3)
-    if others:
-        bottom = axes[1][0]
-        _shade(bottom, unscored, _UNSCORED_COLOR, "no score (first frames)", times)
-        _shade(bottom, flagged, _ANOMALY_COLOR, "flagged anomalous", times)
-        for color, (name, values) in zip(_PALETTE[1:], others.items()):
-            bottom.plot(times, values, color=color, lw=1.2, label=plain(name))
-        bottom.set_ylim(-0.03, 1.03)
-        bottom.set_ylabel("score (high = normal)")
-    for axis in axes[:, 0]:
-        axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, frameon=False)
-    axes[-1][0].set_xlabel("time (s)")
-    axes[-1][0].set_xlim(times[0], times[-1] if len(times) > 1 else times[0] + 1)
+def plot_timeline(path: Path, title: str, times: np.ndarray, scores: np.ndarray, threshold: float, alerted: np.ndarray,
+                  label: str) -> None:
+    """A scored video: its raw score (high = normal) against the threshold, the frames inside alert events
+    shaded. Frames without a score are NaN and leave a gap."""
+    figure, axis = plt.subplots(figsize=(11, 3.2))
+    _shade(axis, np.isnan(scores), _UNSCORED_COLOR, "no score (first frames)", times)
+    _shade(axis, alerted, _ANOMALY_COLOR, "alert", times)
+    axis.plot(times, scores, color=_PALETTE[0], lw=1.2, label=plain(label))
+    axis.axhline(threshold, color="tab:red", ls="--", lw=1.2, label=f"threshold {threshold:.2f}")
+    axis.set_ylabel(plain(f"{label} (high = normal)"))
+    axis.set_title(plain(title))
+    axis.grid(alpha=0.3)
+    axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, frameon=False)
+    axis.set_xlabel("time (s)")
+    axis.set_xlim(times[0], times[-1] if len(times) > 1 else times[0] + 1)
     figure.tight_layout()
     _save(figure, path)

@@ -13,6 +13,7 @@ import html
 import json
 import re
 import shutil
+from collections import deque
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -20,13 +21,16 @@ import cv2
 import numpy as np
 
 from pseudovad import __version__
+from pseudovad.data.cache import prepare_frame
+from pseudovad.data.clips import to_model_range
 from pseudovad.data.decode import iter_frames
 from pseudovad.data.layouts import load_dataset
 from pseudovad.config import short_repr
 from pseudovad.errors import PseudovadError
-from pseudovad.runs import RunDir
+from pseudovad.metrics import error_map
+from pseudovad.runs import RunDir, load_trained
 from pseudovad.evaluation.protocol import frame_auc, minmax
-from pseudovad.reporting.plots import plot_roc, plot_video_scores
+from pseudovad.reporting.plots import HEAT_FULL_SCALE, heat_map, mask_runs, plot_roc, plot_video_scores
 from pseudovad.reporting.published import ANCHORS, BENCHMARKS, detect_benchmark, published_for
 
 WORST_FRAMES = 6
@@ -104,10 +108,11 @@ def _write_pages(run_dir: Path, results: dict, out: Path) -> None:
         _provenance(results),
         _run_section(run_dir, results, config_path),
         _auc_section(results),
+        _operating_points_section(results),
         _per_kind_section(results),
         _roc_section(results, out),
         _videos_section(results, plotted, out),
-        _worst_frames_section(results, out),
+        _worst_frames_section(run_dir, results, out),
         _gallery_section(run_dir, out),
     ]
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -168,11 +173,11 @@ def _provenance(results: dict) -> str:
 
 
 def _run_section(run_dir: Path, results: dict, config_path: Path) -> str:
-    summary_path = RunDir(run_dir).summary
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
+    summary = _read_summary(RunDir(run_dir).summary)
     rows = [("", ["evaluated at iteration", str(results["iteration"])])]
     if summary is None:
-        budget = "<p class=\"note\">No train_summary.json in the run (training did not finish), so no training time.</p>"
+        budget = ("<p class=\"note\">No readable train_summary.json in the run (training did not finish, or the file "
+                  "is damaged), so no training time.</p>")
     else:
         seconds = summary["seconds"]
         rows += [
@@ -188,6 +193,18 @@ def _run_section(run_dir: Path, results: dict, config_path: Path) -> str:
         "<h2>Run: configuration and budget</h2>" + _table(["", "value"], rows, range(1, 2)) + budget
         + f"<details><summary>full configuration (config.yaml)</summary><pre>{_e(config_text)}</pre></details>"
     )
+
+
+def _read_summary(path: Path) -> dict | None:
+    """train_summary.json if it is there and well formed (numbers where numbers belong), else None."""
+    try:
+        summary = json.loads(path.read_text())
+        summary["seconds"] = float(summary["seconds"])
+        summary["iterations"] = int(summary["iterations"])
+        summary["resumed_from"] = int(summary.get("resumed_from") or 0)
+        return summary
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
 
 
 def _auc_section(results: dict) -> str:
@@ -218,6 +235,22 @@ def _auc_section(results: dict) -> str:
         "(the FFP protocol, the field's headline number); micro raw: the same without normalisation; macro: the mean of "
         "per-video AUCs. Rows with a green edge are <b>measured here</b>, grey ones are <b>published</b>.</p>"
         + _table(headers, rows, range(2, 2 + len(keys))) + comparison
+    )
+
+
+def _operating_points_section(results: dict) -> str:
+    points = results.get("operating_points")
+    if points is None:
+        return ("<h2>Operating points</h2><p class=\"note\">results.json predates operating points; run "
+                "`pseudovad evaluate` again to get them.</p>")
+    rows = [("measured", [_label(results, name), *(_percent(values[key]) for key in ("tpr_at_fpr_1", "tpr_at_fpr_5", "eer"))])
+            for name, values in points.items()]
+    return (
+        "<h2>Operating points</h2><p class=\"note\">What an operator gets from each score with one threshold for all "
+        "test videos (raw scores, not min-max normalised per video): the share of anomalous frames found when 1 % or "
+        "5 % of normal frames raise a false alarm, and the equal error rate (where the share of missed anomalous "
+        "frames equals the false-alarm rate), in %.</p>"
+        + _table(["score", "TPR at 1 % FPR", "TPR at 5 % FPR", "EER"], rows, range(1, 4))
     )
 
 
@@ -318,19 +351,24 @@ def _slug(name: str) -> str:
 
 
 def _worst_frames(results: dict, name: str) -> tuple[list[tuple], list[tuple]]:
-    """(video index, frame index, score) of the lowest-scored normal and highest-scored anomalous frames."""
+    """(video index, frame index, score) of the lowest-scored normal and highest-scored anomalous frames,
+    at most one per labelled interval (an event, or a stretch of normal frames between events), so that
+    one long false alarm or miss does not fill the gallery with near-copies of one moment."""
     normal, anomalous = [], []
     for index, (video, scores) in enumerate(zip(results["videos"], _normalised(results, name))):
-        for offset, (label, score) in enumerate(zip(video["labels"], scores)):
-            entry = (index, video["first_scored_frame"] + offset, float(score))
-            (anomalous if label else normal).append(entry)
+        labels = np.asarray(video["labels"], dtype=bool)
+        for mask, found, worst in ((~labels, normal, np.argmin), (labels, anomalous, np.argmax)):
+            for start, end in mask_runs(mask):
+                offset = start + int(worst(scores[start:end]))
+                found.append((index, video["first_scored_frame"] + offset, float(scores[offset])))
     normal.sort(key=lambda e: e[2])
     anomalous.sort(key=lambda e: -e[2])
     return normal[:WORST_FRAMES], anomalous[:WORST_FRAMES]
 
 
-def _decode_frames(results: dict, wanted: list[tuple[int, int]]) -> tuple[dict[tuple[int, int], np.ndarray], str]:
-    """The RGB frames at (video index, frame index) decoded from the dataset, or ({}, why not)."""
+def _decode_clips(results: dict, wanted: list[tuple[int, int]], history: int) -> tuple[dict[tuple[int, int], list[np.ndarray]], str]:
+    """The RGB frames at (video index, frame index) and the `history` frames before each, decoded from
+    the dataset, or ({}, why not)."""
     try:
         dataset = load_dataset(Path(results["dataset"]), results["layout"],
                                Path(results["label_file"]) if results.get("label_file") else None)
@@ -339,24 +377,49 @@ def _decode_frames(results: dict, wanted: list[tuple[int, int]]) -> tuple[dict[t
     expected = [(v["name"], v["first_scored_frame"] + len(v["labels"])) for v in results["videos"]]
     if [(v.name, v.num_frames) for v in dataset.test] != expected:
         return {}, f"The frame images are not shown: the test videos in {results['dataset']} no longer match the evaluated ones."
-    images = {}
+    clips = {}
     for video_index in sorted({v for v, _ in wanted}):
         needed = {f for v, f in wanted if v == video_index}
+        recent: deque[np.ndarray] = deque(maxlen=history + 1)
         for frame_index, rgb in enumerate(iter_frames(dataset.test[video_index])):
+            recent.append(rgb)
             if frame_index in needed:
-                images[video_index, frame_index] = rgb
+                clips[video_index, frame_index] = list(recent)
             if frame_index >= max(needed):
                 break
-    return images, ""
+    return clips, ""
 
 
-def _worst_frames_section(results: dict, out: Path) -> str:
+def _error_maps(run_dir: Path, clips: dict[tuple[int, int], list[np.ndarray]]) -> tuple[dict[tuple[int, int], np.ndarray], str]:
+    """|prediction - frame| of each clip's last frame by the run's model, or ({}, why not)."""
+    try:
+        config, pipeline, _ = load_trained(run_dir)
+        keys = [key for key, frames in clips.items() if len(frames) == config.data.clip_length + 1]
+        data = config.data
+        prepared = np.stack([[prepare_frame(rgb, data.height, data.width, data.channels) for rgb in clips[key]] for key in keys])
+        tensor = to_model_range(prepared).to(pipeline.device)
+        maps = error_map(pipeline.predict(tensor), tensor[:, -1]).cpu().numpy() if keys else []
+    except (PseudovadError, NotImplementedError) as error:
+        return {}, f"No prediction-error maps: the run's model cannot make them ({error or 'it predicts no frame'})."
+    return dict(zip(keys, maps)), ""
+
+
+def _worst_frames_section(run_dir: Path, results: dict, out: Path) -> str:
     headline = _headline(results)
     normal, anomalous = _worst_frames(results, headline)
-    images, problem = _decode_frames(results, [(v, f) for v, f, _ in normal + anomalous])
+    clips, problem = _decode_clips(results, [(v, f) for v, f, _ in normal + anomalous], results["clip_length"])
+    maps, no_maps = _error_maps(run_dir, clips) if clips else ({}, "")
     score_name = _label(results, headline)
     if headline != _fused(results):
         score_name = f"normalised {score_name}"
+
+    def picture(path: str, rgb: np.ndarray, alt: str) -> str:
+        height = round(rgb.shape[0] * FRAME_WIDTH / rgb.shape[1])
+        shrinking = rgb.shape[1] > FRAME_WIDTH
+        small = cv2.resize(rgb, (FRAME_WIDTH, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_NEAREST)
+        (out / "frames").mkdir(exist_ok=True)
+        cv2.imwrite(str(out / path), cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
+        return f"<img src=\"{_e(path)}\" alt=\"{_e(alt)}\" width=\"{FRAME_WIDTH}\" height=\"{height}\">"
 
     def gallery(entries: list[tuple], kind: str) -> str:
         if not entries:
@@ -365,26 +428,28 @@ def _worst_frames_section(results: dict, out: Path) -> str:
         for video_index, frame_index, score in entries:
             name = results["videos"][video_index]["name"]
             caption = f"video {name}, frame {frame_index}: labelled {kind}, {score_name} {score:.3f}"
-            rgb = images.get((video_index, frame_index))
-            if rgb is None:
-                figures.append(f"<figure><figcaption>{_e(caption)}</figcaption></figure>")
-                continue
-            image = f"frames/{kind}_{_slug(name)}_{frame_index:06d}.png"
-            height = round(rgb.shape[0] * FRAME_WIDTH / rgb.shape[1])
-            shrinking = rgb.shape[1] > FRAME_WIDTH
-            small = cv2.resize(rgb, (FRAME_WIDTH, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_NEAREST)
-            (out / "frames").mkdir(exist_ok=True)
-            cv2.imwrite(str(out / image), cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
-            figures.append(f"<figure><img src=\"{_e(image)}\" alt=\"{_e(caption)}\" width=\"{FRAME_WIDTH}\" "
-                           f"height=\"{height}\"><figcaption>{_e(caption)}</figcaption></figure>")
+            frames = clips.get((video_index, frame_index))
+            images = ""
+            if frames is not None:
+                stem = f"frames/{kind}_{_slug(name)}_{frame_index:06d}"
+                rgb = frames[-1]
+                images = picture(f"{stem}.png", rgb, caption)
+                error = maps.get((video_index, frame_index))
+                if error is not None:
+                    heat, _ = heat_map(error, (rgb.shape[1], rgb.shape[0]))
+                    images += picture(f"{stem}_error.png", heat, f"prediction error of {caption}")
+            figures.append(f"<figure>{images}<figcaption>{_e(caption)}</figcaption></figure>")
         return "<div class=\"frames\">" + "".join(figures) + "</div>"
 
-    note = f"<p class=\"note\">{_e(problem)}</p>" if problem else ""
+    notes = "".join(f"<p class=\"note\">{_e(text)}</p>" for text in (problem, no_maps) if text)
     return (
         f"<h2>Where the {_e(score_name)} disagrees most with the labels</h2><p class=\"note\">Scores min-max normalised "
-        "per video, high = normal (micro protocol).</p>" + note
-        + f"<h3>False alarms: the {WORST_FRAMES} lowest-scored normal frames</h3>" + gallery(normal, "normal")
-        + f"<h3>Misses: the {WORST_FRAMES} highest-scored anomalous frames</h3>" + gallery(anomalous, "anomalous")
+        "per video, high = normal (micro protocol); at most one frame per labelled interval (an event, or a stretch of "
+        "normal frames between events). Under each frame, its prediction error |prediction - frame| as a heat map "
+        f"(red at {HEAT_FULL_SCALE:g} of the intensity range or more): where the model saw something it could not predict.</p>"
+        + notes
+        + f"<h3>False alarms: the lowest-scored normal frames (at most {WORST_FRAMES})</h3>" + gallery(normal, "normal")
+        + f"<h3>Misses: the highest-scored anomalous frames (at most {WORST_FRAMES})</h3>" + gallery(anomalous, "anomalous")
     )
 
 

@@ -23,6 +23,7 @@ from pseudovad.config import Config
 from pseudovad.data.clips import ClipDataset
 from pseudovad.errors import ConfigError, PseudovadError
 from pseudovad.training.distributed import unwrap
+from pseudovad.training.hardware import resolve_precision
 
 FUSED = "combined"  # the one name of a fused score, in results.json, scores.csv and the report
 
@@ -38,9 +39,10 @@ class Score:
 
 @dataclass(frozen=True)
 class Fusion:
-    """S = minmax(minmax(a) + minmax(b)) per video, of two scores oriented high = normal."""
+    """S = minmax(w minmax(a) + (1 - w) minmax(b)) per video, of two scores oriented high = normal."""
 
     parts: tuple[str, str]
+    weight: float = 0.5
     name: str = FUSED
     label: str = "fused score"
 
@@ -89,6 +91,7 @@ class Pipeline:
         self.config = config
         self.device = device
         self.training = training
+        self.precision, self.precision_reason = resolve_precision(config.train.precision, device)
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
 
     # --- declarations -----------------------------------------------------------------------------
@@ -109,8 +112,8 @@ class Pipeline:
     # --- shared mechanics ------------------------------------------------------------------------------
 
     def autocast(self) -> torch.autocast:
-        """bfloat16 autocast for the networks when `train.precision` is bf16, a no-op otherwise."""
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.train.precision == "bf16")
+        """bfloat16 autocast for the networks when the precision (train.precision, resolved) is bf16."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
 
     def layout(self, images: Tensor) -> Tensor:
         """channels_last memory layout when `train.channels_last` asks for it."""
@@ -170,12 +173,18 @@ class Pipeline:
         """Per-clip scores of the last frame, one entry per declared score, high = normal."""
         raise NotImplementedError
 
+    def scoring_network(self) -> nn.Module:
+        """A copy of what computes the first declared score, as one float32 module from clips
+        (B, t+1, C, H, W) in [-1, 1] to (B,) scores: what an export holds (see export.py)."""
+        raise PseudovadError(f"pipeline '{self.config.pipeline}' cannot be exported yet; the pipelines that score by "
+                             "the PSNR of a predicted frame (ffp, single_branch, two_branch) can")
+
     def sample_images(self, clips: Tensor) -> dict[str, Tensor]:
         """Named image columns (B, C, H, W) in [-1, 1] for TensorBoard and galleries."""
         raise NotImplementedError
 
     def training_diagnostics(self, held_out: ClipDataset) -> dict:
-        """Checks of the trained networks on training videos kept out of training
-        (`train.held_out_videos`), for the run's summary: they need no test label, so they may
+        """Checks of the trained networks on training frames kept out of training
+        (`data.holdout`), for the run's summary: they need no test label, so they may
         explain a test result without being tuned on it. JSON-ready; none by default."""
         return {}

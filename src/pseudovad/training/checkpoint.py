@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from pseudovad.errors import PseudovadError
+from pseudovad.errors import PseudovadError, RuntimeFailure
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
@@ -29,7 +29,7 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
             os.fsync(handle.fileno())
         os.replace(temporary, path)
     except OSError as error:
-        raise PseudovadError(f"could not write checkpoint {path}: {error}; the previous checkpoint is kept") from None
+        raise RuntimeFailure(f"could not write checkpoint {path}: {error}; the previous checkpoint is kept") from None
     finally:
         temporary.unlink(missing_ok=True)
     directory = os.open(path.parent, os.O_RDONLY)
@@ -52,11 +52,16 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            return torch.load(path, map_location="cpu", weights_only=True)
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         raise PseudovadError(
             f"{path}: refused to load: it holds objects other than tensors and plain containers "
             "(possibly code). Only load checkpoints written by pseudovad."
         ) from None
-    except (RuntimeError, EOFError) as error:
+    except (RuntimeError, EOFError, ValueError) as error:
         raise PseudovadError(f"{path}: not a readable checkpoint ({error})") from None
+    if not (isinstance(state, dict) and isinstance(state.get("iteration"), int) and isinstance(state.get("config"), dict)
+            and isinstance(state.get("networks"), dict)):
+        raise PseudovadError(f"{path}: not a pseudovad checkpoint (no iteration, config and networks in it); "
+                             "only load checkpoints written by pseudovad")
+    return state

@@ -10,6 +10,7 @@ losses, a thesis objective for a pseudo-anomaly generator, or learning not to pr
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,7 +28,8 @@ from pseudovad.models.flow import HornSchunckFlow, MemoisedFlow, SpyNet
 from pseudovad.models.patchgan import PatchDiscriminator
 from pseudovad.models.unet import UNet
 from pseudovad.registry import OBJECTIVES, PIPELINES
-from pseudovad.training.base import Pipeline, Score, frozen
+from pseudovad.training.base import Fusion, Pipeline, Score, frozen
+from pseudovad.training.distributed import unwrap
 
 
 def build_flow_estimator(config: Config) -> MemoisedFlow:
@@ -56,13 +58,24 @@ def unet_generator(config: Config, dropout: float) -> nn.Module:
     return UNet(data.clip_length * data.channels, data.channels, g.width, g.levels, g.norm, dropout)
 
 
+class PredictionPSNR(nn.Module):
+    """FFP's score as one module: the PSNR of the generator's prediction of each clip's last frame."""
+
+    def __init__(self, generator: nn.Module) -> None:
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, clips: Tensor) -> Tensor:
+        inputs, target = split_clip(clips)
+        return psnr(self.generator(inputs), target)
+
+
 @PIPELINES.register("ffp")
 class FFPPipeline(Pipeline):
     """A generator predicting the last frame of each clip and a PatchGAN discriminator, trained by an
     objective (`config.objective`, or the one given). `generator` replaces the U-Net (the thesis's
     DCGAN branch A); `critic_terms` adds terms that judge the prediction (the thesis's classifier)."""
 
-    scores = (Score("psnr", "PSNR"),)
     sections = ("generator", "discriminator", "flow", "loss", "objective")
     network_names = ("generator", "discriminator")
 
@@ -74,6 +87,9 @@ class FFPPipeline(Pipeline):
         if config.train.channels_last:
             self.generator.to(memory_format=torch.channels_last)
             self.discriminator.to(memory_format=torch.channels_last)
+        if config.train.compile:  # in place: state_dict keys stay those of the plain modules
+            self.generator.compile()
+            self.discriminator.compile()
         self.flow = build_flow_estimator(config).to(device) if training else None
         self.optimizers = {
             "generator": torch.optim.Adam(self.generator.parameters(), lr=config.train.lr_generator),
@@ -92,6 +108,13 @@ class FFPPipeline(Pipeline):
                                f"the U-Net generator with {levels} levels", "generator.levels")
         options = config.objective
         return problem or OBJECTIVES.get(options.name).check_config(options, config)
+
+    @property
+    def scores(self) -> tuple[Score, ...]:
+        return (Score("psnr", "PSNR"), *self.objective.extra_scores())
+
+    def fused(self) -> Fusion | None:
+        return self.objective.fusion()
 
     @property
     def networks(self) -> dict[str, nn.Module]:
@@ -193,4 +216,8 @@ class FFPPipeline(Pipeline):
 
     @torch.inference_mode()
     def score(self, clips: Tensor) -> dict[str, Tensor]:
-        return {"psnr": psnr(self.predict(clips), clips[:, -1])}
+        return {"psnr": psnr(self.predict(clips), clips[:, -1]), **self.objective.score(clips)}
+
+    def scoring_network(self) -> nn.Module:
+        generator = copy.deepcopy(unwrap(self.generator)).float().to(memory_format=torch.contiguous_format)
+        return PredictionPSNR(generator).eval()

@@ -24,12 +24,13 @@ from pseudovad.config import Config, build_config, config_to_dict, save_config
 from pseudovad.data.cache import load_frames
 from pseudovad.data.clips import ClipDataset
 from pseudovad.data.layouts import load_dataset
-from pseudovad.errors import ConfigError, PseudovadError
+from pseudovad.errors import ConfigError, Interrupted, PseudovadError, RuntimeFailure
 from pseudovad.registry import PIPELINES
 from pseudovad.runs import RunDir, claimed
 from pseudovad.training.base import NonFiniteLoss, Pipeline
 from pseudovad.training.checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
 from pseudovad.training.distributed import World, check_batch_split, data_parallel, join_world, leave_world, wait_for_all
+from pseudovad.training.hardware import cpu_model
 from pseudovad.training.pipelines import build_pipeline, pick_device
 
 # (image columns, PNG path, title): how galleries are written; given by the caller.
@@ -50,20 +51,16 @@ def batch_indices(num_clips: int, batch_size: int, seed: int, step: int) -> np.n
     return order[position * batch_size : (position + 1) * batch_size]
 
 
-def training_clips(config: Config) -> tuple[ClipDataset, ClipDataset | None]:
-    """The clips of the training videos of `config.data.root`, decoded through the frame cache, and
-    those of the last `train.held_out_videos` of them, which are kept out of training (None if none)."""
-    data, held_out = config.data, config.train.held_out_videos
+def training_clips(config: Config, held_out: bool = False) -> ClipDataset:
+    """The clips of the training videos of `config.data.root`, decoded through the frame cache: those
+    training steps on, or with `held_out` those `data.holdout` keeps out of training for calibration
+    (the training clips themselves when it is 0)."""
+    data = config.data
     dataset = load_dataset(Path(data.root), data.layout, Path(data.labels) if data.labels else None)
     if not dataset.train:
         raise PseudovadError(f"{dataset.root}: no training videos (layout '{dataset.layout}'); training needs normal videos")
-    if held_out >= len(dataset.train):
-        raise ConfigError(f"train.held_out_videos ({held_out}) leaves none of the {len(dataset.train)} training videos to train on")
     frames = load_frames(dataset.train, data.height, data.width, data.channels, data.cache_dir, "training frames")
-    if held_out == 0:
-        return ClipDataset(frames, data.clip_length), None
-    trained, kept = frames.split(held_out)
-    return ClipDataset(trained, data.clip_length), ClipDataset(kept, data.clip_length)
+    return ClipDataset(frames, data.clip_length, data.holdout, held_out)
 
 
 def learning_rate_scale(config: Config, step: int) -> float:
@@ -132,7 +129,7 @@ class Trainer:
             sections = (*Config.COMMON, *PIPELINES.get(self.config.pipeline).sections)
             save_config(self.config, self.run_dir.config, sections)
         torch.manual_seed(self.config.train.seed)
-        self.clips, self.held_out = training_clips(self.config)
+        self.clips = training_clips(self.config)
         self.pipeline = build_pipeline(self.config, self.device)
         # The configured rates, read before a checkpoint's optimizer state (which holds decayed rates) is loaded.
         self.base_rates = {name: [g["lr"] for g in opt.param_groups] for name, opt in self.pipeline.optimizers.items()}
@@ -142,6 +139,8 @@ class Trainer:
         if self.world.distributed:
             check_batch_split(self.config.train.batch_size, self.world)
             self.pipeline.distribute(lambda network: data_parallel(network, self.device))
+        if self.world.is_main:
+            tqdm.write(f"precision {self.pipeline.precision} ({self.pipeline.precision_reason})")
         self.loop()
 
     def restore_state(self, resume: bool) -> dict | None:
@@ -173,7 +172,7 @@ class Trainer:
                     self.after_step(losses, bar)
         except KeyboardInterrupt:
             self.save_checkpoint()
-            raise PseudovadError(f"interrupted at iteration {self.step}; checkpoint saved, continue with --resume") from None
+            raise Interrupted(f"stopped at iteration {self.step}; checkpoint saved, continue with --resume") from None
         finally:
             bar.close()
             if self.writer:
@@ -196,7 +195,7 @@ class Trainer:
                 if self.writer:
                     self.writer.add_scalar("train/skipped_nonfinite", 1, self.step)
                 return None
-            raise PseudovadError(
+            raise RuntimeFailure(
                 f"training stopped at iteration {self.step}: {error}. The last good checkpoint "
                 f"({self.run_dir.checkpoint}) is kept; lower the learning rate, or set train.on_nonfinite=skip"
             ) from None
@@ -234,8 +233,8 @@ class Trainer:
         )
 
     def write_summary(self) -> None:
-        """The run's summary; with held-out training videos, the pipeline's checks on them too
-        (timed apart: `seconds` is training alone)."""
+        """The run's summary; where `data.holdout` keeps frames out of training, the pipeline's own
+        checks on them too (timed apart: `seconds` is training alone)."""
         if not self.world.is_main:
             return
         summary = {
@@ -244,11 +243,18 @@ class Trainer:
             "seconds": time.perf_counter() - self.started,
             "training_clips": len(self.clips),
             "device": str(self.device),
+            "cpu": cpu_model(),
+            "threads": torch.get_num_threads(),
+            "precision": self.pipeline.precision,
+            "precision_reason": self.pipeline.precision_reason,
+            "compiled": self.config.train.compile,
             "processes": self.world.size,
         }
-        if self.held_out is not None:
+        if self.config.data.holdout > 0:
             started = time.perf_counter()
-            summary["held_out_videos"] = [video.name for video in self.held_out.frames.videos]
-            summary["diagnostics"] = self.pipeline.training_diagnostics(self.held_out)
-            summary["diagnostics_seconds"] = time.perf_counter() - started
+            diagnostics = self.pipeline.training_diagnostics(training_clips(self.config, held_out=True))
+            if diagnostics:
+                summary["diagnostics"] = diagnostics
+                summary["diagnostics_on"] = f"the last {self.config.data.holdout:g} of each training video (data.holdout)"
+                summary["diagnostics_seconds"] = time.perf_counter() - started
         self.run_dir.summary.write_text(json.dumps(summary, indent=2))

@@ -15,7 +15,7 @@ sees the batches the uninterrupted one would have.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
@@ -25,9 +25,10 @@ from torch import Tensor, nn
 from pseudovad.config import Chosen, Config, component, option
 from pseudovad.data.clips import ClipDataset
 from pseudovad.losses import gradient_loss, intensity_loss, lsgan_discriminator_loss, lsgan_generator_loss, masked_mean
+from pseudovad.models.critic import PatchCritic
 from pseudovad.pseudo_anomalies import Source
 from pseudovad.registry import OBJECTIVES, SOURCES
-from pseudovad.training.base import frozen
+from pseudovad.training.base import Fusion, Score, frozen
 from pseudovad.training.objectives import Objective, ObjectiveOptions
 
 if TYPE_CHECKING:
@@ -35,6 +36,20 @@ if TYPE_CHECKING:
 
 # Mixed into the seed of each step's draw, so it never coincides with the batch order's draw.
 _STREAM = 0x5EED
+
+
+@dataclass
+class CriticOptions:
+    """The thesis's classifier done with bounded pseudo-anomalies (zxVAD, SSMTL): a patch critic that
+    learns the same pseudo-anomalies against normal clips, from their frame `differences` (and the
+    last frame) or the `frames` themselves; its P(normal) is a second score, fused with PSNR as
+    minmax(w minmax(PSNR) + (1 - w) minmax(critic)) with `fusion_weight` w (choose it on validation)."""
+
+    enabled: bool = False
+    input: str = option("differences", choices=("differences", "frames"))
+    width: int = option(16, at_least=1, at_most=512)
+    lr: float = option(1e-4, above=0.0, at_most=10.0)
+    fusion_weight: float = option(0.5, at_least=0.0, at_most=1.0)
 
 
 @OBJECTIVES.register("learn_not_to_predict")
@@ -48,6 +63,7 @@ class LearnNotToPredict(Objective):
         hinge_weight: float = option(0.0, at_least=0.0)
         margin: float = option(0.0, at_least=0.0)  # MSE (in [-1, 1] units) to the abnormal continuation
         sources: list[Annotated[Any, Chosen(SOURCES)]] = option(factory=lambda: [component(SOURCES, "skip_frames")])
+        critic: CriticOptions = field(default_factory=CriticOptions)
 
     def __init__(self, options: Options, predictor: FFPPipeline) -> None:
         super().__init__(options, predictor)
@@ -55,9 +71,19 @@ class LearnNotToPredict(Objective):
         for source in self.sources:
             for network in source.networks.values():
                 network.to(predictor.device)
+        names = [o.name for o in options.sources]
+        # How logs, galleries and checkpoints call each source: its name, numbered where it repeats.
+        self.labels = [name if names.count(name) == 1 else f"{name}{j}" for j, name in enumerate(names)]
         shares = np.array([o.share for o in options.sources], dtype=float)
         self.shares = shares / shares.sum()
         self.distributed = False
+        self.critic = self._build_critic(options.critic, predictor) if options.critic.enabled else None
+
+    def _build_critic(self, options: CriticOptions, predictor: FFPPipeline) -> PatchCritic:
+        data = predictor.config.data  # t differences and the last frame, or the t + 1 frames: as many either way
+        critic = PatchCritic((data.clip_length + 1) * data.channels, options.width).to(predictor.device)
+        self.critic_optimizer = torch.optim.Adam(critic.parameters(), lr=options.lr)
+        return critic
 
     @classmethod
     def check_config(cls, options: Options, config: Config) -> str | None:
@@ -68,14 +94,18 @@ class LearnNotToPredict(Objective):
 
     @property
     def networks(self) -> dict[str, nn.Module]:
-        return {f"{s.options.name}_{k}": v for s in self.sources for k, v in s.networks.items()}
+        networks = {f"{label}_{k}": v for label, s in zip(self.labels, self.sources) for k, v in s.networks.items()}
+        return networks if self.critic is None else {**networks, "critic": self.critic}
 
     @property
     def optimizers(self) -> dict:
-        return {f"{s.options.name}_{k}": v for s in self.sources for k, v in s.optimizers.items()}
+        optimizers = {f"{label}_{k}": v for label, s in zip(self.labels, self.sources) for k, v in s.optimizers.items()}
+        return optimizers if self.critic is None else {**optimizers, "critic": self.critic_optimizer}
 
     def distribute(self, wrap) -> None:  # noqa: ANN001 - see Pipeline.distribute
         self.distributed = True
+        if self.critic is not None:
+            self.critic = wrap(self.critic)
         for source in self.sources:
             for name, network in source.networks.items():
                 source.networks[name] = wrap(network)
@@ -95,9 +125,9 @@ class LearnNotToPredict(Objective):
         """The fixed sample for galleries: the normal clips and each source's version of them."""
         batch = {"clips": clips.batch(indices)}
         rng = np.random.default_rng([self.config.train.seed, _STREAM])
-        for j, source in enumerate(self.sources):
+        for j, label in enumerate(self.labels):
             made = self._with_sources(clips, indices, np.full(len(indices), j), rng)
-            batch.update({f"{source.options.name}/{key}": value for key, value in made.items()})
+            batch.update({f"{label}/{key}": value for key, value in made.items()})
         return batch
 
     def _with_sources(self, clips: ClipDataset, indices: np.ndarray, kinds: np.ndarray, rng: np.random.Generator) -> dict[str, Tensor]:
@@ -166,14 +196,48 @@ class LearnNotToPredict(Objective):
         return terms
 
     def after_update(self, batch: dict[str, Tensor]) -> dict[str, float]:
-        """Each trainable source learns perturbations the predictor would carry into its prediction."""
+        """Each trainable source learns perturbations the predictor would carry into its prediction;
+        the critic learns the batch's pseudo-anomalies against its normal clips."""
+        logged = self._train_sources(batch)
+        if self.critic is not None:
+            self.critic.train()
+            with self.predictor.autocast():
+                logits = self.critic(self._critic_input(batch["clips"]))
+            loss = nn.functional.binary_cross_entropy_with_logits(logits, (batch["source"] >= 0).float())
+            self.predictor.apply("objective_critic", loss, {"critic": loss})
+            logged["critic"] = loss.item()
+        return logged
+
+    def _critic_input(self, clips: Tensor) -> Tensor:
+        """What the critic sees of (B, t+1, C, H, W) clips: the t frame differences and the last frame,
+        or all frames, stacked on channels."""
+        if self.options.critic.input == "differences":
+            clips = torch.cat([clips[:, 1:] - clips[:, :-1], clips[:, -1:]], dim=1)
+        return self.predictor.layout(clips.flatten(1, 2))
+
+    def extra_scores(self) -> tuple[Score, ...]:
+        return () if self.critic is None else (Score("classifier", "critic P(normal)", probability=True),)
+
+    def score(self, clips: Tensor) -> dict[str, Tensor]:
+        if self.critic is None:
+            return {}
+        self.critic.eval()
+        with self.predictor.autocast():
+            return {"classifier": torch.sigmoid(-self.critic(self._critic_input(clips)))}
+
+    def fusion(self) -> Fusion | None:
+        return None if self.critic is None else Fusion(("psnr", "classifier"), self.options.critic.fusion_weight)
+
+    def _train_sources(self, batch: dict[str, Tensor]) -> dict[str, float]:
+        """One step of each trainable source, the predictor frozen; under DDP on every sample (masked),
+        so each process runs the same backward passes."""
         logged = {}
         for j, source in enumerate(self.sources):
             rows = batch["source"] == j
             if not source.trainable or not (self.distributed or bool(rows.any())):
                 continue
             rows = rows if not self.distributed else torch.ones_like(rows)
-            name = f"{source.options.name}_generator"
+            name = f"{self.labels[j]}_generator"
             with frozen(self.predictor.generator):
                 with self.predictor.autocast():
                     perturbed = source.perturb(batch["clean"][rows], batch["mask"][rows])
@@ -186,8 +250,7 @@ class LearnNotToPredict(Objective):
     def sample_images(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """Per source: its last pseudo-anomalous input and what the predictor makes of it."""
         images = {}
-        for source in self.sources:
-            name = source.options.name
+        for name, source in zip(self.labels, self.sources):
             clips = batch[f"{name}/clips"]
             if source.trainable:
                 with torch.no_grad(), self.predictor.autocast():

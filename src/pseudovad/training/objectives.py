@@ -19,6 +19,7 @@ from pseudovad.config import Config, option
 from pseudovad.data.clips import ClipDataset
 from pseudovad.losses import flow_hinge_loss, pixel_kl_divergence
 from pseudovad.registry import OBJECTIVES
+from pseudovad.training.base import Fusion, Score
 
 if TYPE_CHECKING:
     from pseudovad.training.ffp import FFPPipeline
@@ -85,6 +86,17 @@ class Objective:
     def sample_images(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """Extra gallery columns."""
         return {}
+
+    def extra_scores(self) -> tuple[Score, ...]:
+        """Scores the objective adds to the predictor's PSNR (declared like a pipeline's)."""
+        return ()
+
+    def score(self, clips: Tensor) -> dict[str, Tensor]:
+        """Values of `extra_scores` for clips (high = normal)."""
+        return {}
+
+    def fusion(self) -> Fusion | None:
+        return None
 
     def distribute(self, wrap) -> None:  # noqa: ANN001 - see Pipeline.distribute
         """Wrap the objective's own networks for DDP."""

@@ -181,6 +181,9 @@ class ThesisPipeline(Pipeline):
     def predict(self, clips: Tensor) -> Tensor:
         return self.scoring_branch.predict(clips)
 
+    def scoring_network(self) -> nn.Module:
+        return self.scoring_branch.scoring_network()
+
     @torch.inference_mode()
     def classify(self, frames: Tensor) -> Tensor:
         """(B, 2) probabilities: [P(abnormal), P(normal)]."""

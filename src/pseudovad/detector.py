@@ -1,0 +1,145 @@
+"""A trained run as a detector in memory: `pseudovad.load(run).score(frames)`.
+
+Frames go in as the camera gives them (RGB uint8, any size) and are prepared exactly as training
+prepared them (resized, grey if the run is); each frame after the first `clip_length` gets the
+pipeline's scores and a normalised anomaly in [0, 1]: 0.5 at the calibrated threshold, above it
+flagged, high = anomalous. The `score` and `live` commands and the export all go through this class,
+so they agree by construction.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from pseudovad.alerts import FLAG_LEVEL
+from pseudovad.calibration import read_calibration, threshold_at
+from pseudovad.data.cache import prepare_frame
+from pseudovad.data.clips import to_model_range
+from pseudovad.errors import PseudovadError
+from pseudovad.metrics import error_map
+from pseudovad.runs import load_trained
+
+
+class Normaliser(nn.Module):
+    """A raw score (high = normal) -> anomaly in [0, 1]: 0.5 + (threshold - score) / spread, clipped,
+    where `spread` is the range of the calibration scores (anomalib's normalisation, for video)."""
+
+    def __init__(self, threshold: float, spread: float) -> None:
+        super().__init__()
+        self.register_buffer("threshold", torch.tensor(float(threshold)))
+        self.register_buffer("spread", torch.tensor(float(spread) if spread > 0 else 1.0))
+
+    def forward(self, score: Tensor) -> Tensor:
+        return (FLAG_LEVEL + (self.threshold - score) / self.spread).clamp(0, 1)
+
+
+@dataclass
+class ScoredFrame:
+    """One frame's results; `scores` and `anomaly` are NaN for the first clip_length frames (no prediction yet)."""
+
+    index: int
+    prepared: np.ndarray           # the frame as the model sees it (H, W, C) uint8
+    shape: tuple[int, ...]         # the decoded frame's shape
+    scores: dict[str, float]
+    anomaly: float
+    rgb: np.ndarray | None = None  # the decoded frame, when asked for (annotated videos)
+    error: np.ndarray | None = field(default=None, repr=False)  # |prediction - frame| (H, W) in [0, 1], when asked for
+
+
+class Detector:
+    """A run's model, calibration and threshold. `false_alarm_rate` picks another threshold from the
+    calibration scores; `threshold` sets one in the score's own units (PSNR: dB) instead."""
+
+    def __init__(self, run: str | Path, false_alarm_rate: float | None = None, threshold: float | None = None,
+                 device: torch.device | None = None) -> None:
+        self.run = Path(run)
+        self.config, self.pipeline, self.iteration = load_trained(self.run, device)
+        declared = self.pipeline.scores[0]
+        self.score_name, self.score_label = declared.name, declared.label
+        self.calibration = read_calibration(self.run)
+        if self.calibration is None and threshold is None:
+            raise PseudovadError(f"{self.run}: no calibration.json (the run was trained by an older version, or stopped "
+                                 f"before its end); run `pseudovad calibrate {self.run}` (it needs the training data), "
+                                 "or give a threshold with --threshold")
+        if self.calibration is not None and self.calibration["score"] != self.score_name:
+            raise PseudovadError(f"{self.run}: calibration.json is of the score '{self.calibration['score']}', not "
+                                 f"'{self.score_name}'; run `pseudovad calibrate {self.run}` again")
+        if threshold is not None:
+            self.false_alarm_rate, self.threshold = None, float(threshold)
+        else:
+            self.false_alarm_rate = self.calibration["false_alarm_rate"] if false_alarm_rate is None else false_alarm_rate
+            self.threshold = threshold_at(self.calibration["scores"], self.false_alarm_rate)
+        statistics = (self.calibration or {}).get("statistics", {})
+        self.normaliser = Normaliser(self.threshold, statistics.get("max", 1.0) - statistics.get("min", 0.0))
+
+    @property
+    def clip_length(self) -> int:
+        return self.config.data.clip_length
+
+    def describe_threshold(self) -> dict:
+        """Where the threshold comes from, as segments.json states it."""
+        described = {"score": self.score_name, "value": self.threshold,
+                     "rule": f"a frame's anomaly is above {FLAG_LEVEL} when its {self.score_name} is below the threshold"}
+        if self.false_alarm_rate is None:
+            return {**described, "from": "--threshold"}
+        return {**described, "false_alarm_rate": self.false_alarm_rate,
+                "from": f"calibration.json: the {self.false_alarm_rate:g} quantile of {self.calibration['clips']} "
+                        f"calibration clips ({self.calibration['clips_from']})"}
+
+    def prepare(self, rgb: np.ndarray) -> np.ndarray:
+        """A decoded RGB frame as the model sees it (resized, grey if the run is)."""
+        data = self.config.data
+        return prepare_frame(np.ascontiguousarray(rgb, dtype=np.uint8), data.height, data.width, data.channels)
+
+    def score(self, frames: Iterable[np.ndarray]) -> np.ndarray:
+        """The anomaly of each frame in [0, 1] (0.5 = the threshold; NaN for the first clip_length frames)."""
+        return np.array([scored.anomaly for scored in self.stream(frames)], dtype=np.float64)
+
+    def score_clips(self, clips: np.ndarray) -> dict[str, np.ndarray]:
+        """Every declared score and the anomaly of prepared clips (B, clip_length + 1, H, W, C) uint8."""
+        tensor = to_model_range(clips).to(self.pipeline.device)
+        scores = {name: values.float().cpu().numpy() for name, values in self.pipeline.score(tensor).items()}
+        scores["anomaly"] = self.normaliser(torch.from_numpy(scores[self.score_name])).numpy()
+        return scores
+
+    def stream(self, frames: Iterable[np.ndarray], batch_size: int | None = None, keep_frames: bool = False,
+               errors: bool = False) -> Iterator[ScoredFrame]:
+        """Score frames as they come, in order and at most one batch late; only a window of
+        clip_length + 1 prepared frames and one batch are held, however long the stream."""
+        batch_size = batch_size or self.config.eval.batch_size
+        window: deque[np.ndarray] = deque(maxlen=self.clip_length + 1)
+        pending: list[tuple[ScoredFrame, np.ndarray | None]] = []
+        for index, rgb in enumerate(frames):
+            prepared = self.prepare(rgb)
+            window.append(prepared)
+            clip = np.stack(window) if len(window) == window.maxlen else None
+            empty = dict.fromkeys((score.name for score in self.pipeline.scores), np.nan)
+            pending.append((ScoredFrame(index, prepared, rgb.shape, empty, np.nan, rgb if keep_frames else None), clip))
+            if sum(clip is not None for _, clip in pending) == batch_size:
+                yield from self._flush(pending, errors)
+                pending = []
+        yield from self._flush(pending, errors)
+
+    def _flush(self, pending: list[tuple[ScoredFrame, np.ndarray | None]], errors: bool) -> Iterator[ScoredFrame]:
+        ready = [(frame, clip) for frame, clip in pending if clip is not None]
+        if ready:
+            clips = np.stack([clip for _, clip in ready])
+            scores = self.score_clips(clips)
+            maps = self._error_maps(clips) if errors else [None] * len(ready)
+            for row, ((frame, _), error) in enumerate(zip(ready, maps)):
+                frame.scores = {name: float(values[row]) for name, values in scores.items() if name != "anomaly"}
+                frame.anomaly, frame.error = float(scores["anomaly"][row]), error
+        for frame, _ in pending:
+            yield frame
+
+    def _error_maps(self, clips: np.ndarray) -> np.ndarray:
+        tensor = to_model_range(clips).to(self.pipeline.device)
+        return error_map(self.pipeline.predict(tensor), tensor[:, -1]).cpu().numpy()
+

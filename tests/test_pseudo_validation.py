@@ -1,0 +1,26 @@
+"""Pseudo-validation: held-out training videos with injected anomalies, never a test video."""
+
+import json
+
+import numpy as np
+
+from media import write_frames
+from pseudovad.data.layouts import load_dataset
+from pseudovad.data.pseudo_validation import make_pseudo_validation
+
+
+def test_held_out_training_videos_become_labelled_test_videos(tmp_path):
+    root = tmp_path / "camera"
+    for i in range(1, 6):
+        write_frames(root / "training" / "frames" / f"{i:02d}", 60, size=(40, 40))
+    write_frames(root / "testing" / "frames" / "01", 20, size=(40, 40))
+    made = make_pseudo_validation(root, tmp_path / "validation", held_out=2, seed=0)
+    dataset = load_dataset(made)
+    assert [v.name for v in dataset.train] == ["01", "02", "03"]
+    assert [v.name for v in dataset.test] == ["04", "05"]  # training videos, never the real test video
+    description = json.loads((made / "dataset.json").read_text())
+    assert sorted(e["kind"] for e in description["events"]) == ["foreign_object", "foreign_object", "speed_up", "speed_up"]
+    labels = np.concatenate(dataset.test_labels)
+    assert labels.sum() == sum(e["end"] - e["start"] for e in description["events"])
+    assert dataset.test[0].num_frames == 60 - 2 * (description["events"][0]["end"] - description["events"][0]["start"])
+    assert make_pseudo_validation(root, tmp_path / "validation") == made  # reused, not rebuilt
