@@ -2,36 +2,58 @@
 alone on the pseudo-anomalies it claims, and the run trains, evaluates and resumes via the CLI."""
 
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from pseudovad.cli import main
 from pseudovad.config import build_config
+from pseudovad.data.cache import FrameArray
+from pseudovad.data.clips import ClipDataset
+from pseudovad.data.dataset import Video
 from pseudovad.errors import ConfigError
 from pseudovad.training.checkpoint import load_checkpoint
-from pseudovad.training.ognet import OGNetPipeline
+from pseudovad.training.ognet import BAD_KINDS, GOOD_KINDS, OGNetPipeline, kind_aucs
 from pseudovad.training.thesis import ThesisPipeline
 
 from helpers import moving_clips, tiny_pipeline
 
 
-def tiny_ognet(iterations: int = 3, **ognet) -> OGNetPipeline:
+def tiny_ognet(iterations: int = 3, size: int = 24, train: dict | None = None, **ognet) -> OGNetPipeline:
     torch.manual_seed(0)
     config = build_config(
         {
             "pipeline": "ognet",
-            "data": {"height": 24, "width": 24, "channels": 1},
+            "data": {"height": size, "width": size, "channels": 1},
             "ognet": {"width": 4, "old_at": 1, "phase2_iterations": 1, **ognet},
-            "train": {"iterations": iterations, "precision": "fp32"},
+            "train": {"iterations": iterations, "precision": "fp32", **(train or {})},
         }
     )
     return OGNetPipeline(config, torch.device("cpu"))
 
 
-def frames(batch: int = 4) -> torch.Tensor:
-    return torch.rand(batch, 1, 24, 24, generator=torch.Generator().manual_seed(1)) * 2 - 1
+def frames(batch: int = 4, size: int = 24) -> torch.Tensor:
+    return torch.rand(batch, 1, size, size, generator=torch.Generator().manual_seed(1)) * 2 - 1
+
+
+def squares(batch: int, seed: int) -> torch.Tensor:
+    """Dark 24x24 frames, each with a bright 6x6 square somewhere: a normal class that a tiny G
+    learns to reconstruct in a hundred steps."""
+    corners = torch.randint(0, 18, (batch, 2), generator=torch.Generator().manual_seed(seed))
+    images = torch.full((batch, 1, 24, 24), -1.0)
+    for image, (top, left) in zip(images, corners.tolist()):
+        image[:, top : top + 6, left : left + 6] = 1.0
+    return images
+
+
+def random_clips(videos: int = 2, length: int = 10, size: int = 40) -> ClipDataset:
+    """Clips of random frames: every patch of every frame differs from the others."""
+    array = np.random.default_rng(0).integers(0, 256, (videos * length, size, size, 1), dtype=np.uint8)
+    listed = [Video(f"{v:02d}", Path(f"{v:02d}"), length) for v in range(videos)]
+    return ClipDataset(FrameArray(array, np.arange(videos + 1) * length, listed), 4)
 
 
 def state(network: nn.Module) -> dict[str, torch.Tensor]:
@@ -132,6 +154,63 @@ def test_score_is_d_of_g_high_for_normal():
         torch.testing.assert_close(score.sigmoid(), model.discriminator(model.generator(frames(3))))
 
 
+def test_phase_two_teaches_d_to_rank_good_kinds_above_bad_kinds():
+    """The guard of phase 2's direction: after it, D in eval mode (as it scores test frames) scores
+    real frames and G_new(x) clearly above G_old(x) and the mixtures. With phase 2's labels swapped
+    it fails, and without phase 2 too (phase 1 leaves D's eval-mode logits near 0 for every kind).
+    The four kinds are weighted equally here so that each label counts (the authors' 0.001 on G_old
+    would leave that one unchecked)."""
+    model = tiny_ognet(iterations=200, old_at=30, phase2_iterations=100, finetune_lr=3e-4,
+                       weight_old=1.0, weight_pseudo=1.0, weight_new=1.0, weight_real=1.0,
+                       train={"lr_generator": 1e-3, "lr_discriminator": 1e-4})
+    for step in range(200):
+        model.train_step({"frames": squares(32, step)})
+    assert int(model.progress.phase) == 2
+    logits = model.kind_logits(squares(64, 999))
+    means = {kind: round(value.mean().item(), 2) for kind, value in logits.items()}
+    for good in GOOD_KINDS:
+        for bad in BAD_KINDS:
+            assert means[good] > means[bad] + 1.0, f"D's mean logit on {good} is not clearly above {bad}: {means}"
+    assert kind_aucs(logits)["good_vs_bad"] > 0.95, means
+
+
+def test_with_patches_each_training_sample_is_a_grid_patch_drawn_per_step():
+    model = tiny_ognet(size=40, patches=20)
+    clips = random_clips()
+    indices = np.array([0, 3, 7, 11])
+    grid = model.grid.cut(clips.batch(indices)[:, -1])
+
+    def drawn(step: int) -> tuple[int, ...]:
+        """Which grid patch of its clip's last frame each sample of the step's batch is."""
+        patches = model.make_batch(clips, indices, step)["frames"]
+        assert patches.shape == (4, 1, 20, 20)
+        return tuple(next(p for p in range(len(model.grid)) if torch.equal(grid[i, p], patch)) for i, patch in enumerate(patches))
+
+    assert drawn(5) == drawn(5)  # a resumed run draws the same patches
+    assert len({drawn(step) for step in range(6)}) > 1
+
+
+def test_with_patches_a_frame_scores_its_worst_patch():
+    model = tiny_ognet(size=40, patches=20)
+    model.train_step(model.make_batch(random_clips(), np.arange(4), step=0))
+    clips = frames(3, size=40)[:, None].expand(3, 5, 1, 40, 40)
+    score = model.score(clips)["ognet"]
+    model.generator.eval()
+    model.discriminator.eval()
+    with torch.no_grad():
+        for frame, value in zip(clips[:, -1], score):
+            patches = torch.stack([frame[:, top : top + 20, left : left + 20] for top, left in [(0, 0), (0, 20), (20, 0), (20, 20)]])
+            torch.testing.assert_close(value, model.discriminator.logits(model.generator(patches)).min())
+    assert model.predict(clips).shape == (3, 1, 40, 40)
+    assert all(image.shape == (3, 1, 40, 40) for image in model.sample_images({"clips": clips}).values())
+
+
+@pytest.mark.parametrize("patches, problem", [(30, "larger than the 24x24"), (12, "at least 17x17")])
+def test_patches_must_fit_the_frame_and_the_generator(patches, problem):
+    with pytest.raises(ConfigError, match=problem):
+        tiny_ognet(patches=patches)
+
+
 def test_old_at_must_lie_in_phase_one():
     with pytest.raises(ConfigError, match="ognet.old_at"):
         tiny_ognet(iterations=10, old_at=8, phase2_iterations=2)
@@ -168,6 +247,11 @@ def test_ognet_mix_feeds_the_classifier_the_mixtures():
 def test_ognet_mix_needs_the_two_branch_pipeline():
     with pytest.raises(ConfigError, match="two_branch"):
         ognet_mix_pipeline("single_branch")
+
+
+def test_ognet_mix_refuses_patches():
+    with pytest.raises(ConfigError, match="ognet.patches"):
+        tiny_pipeline("two_branch", pseudo={"source": "ognet_mix"}, ognet={"width": 4, "old_at": 1, "patches": 20})
 
 
 # --- end to end through the command line -------------------------------------------------------

@@ -165,7 +165,8 @@ def _run_one(grid: Grid, name: str, seed: int, data: Path, out: Path, threads: i
     summary = json.loads(run.summary.read_text())
     return {"variant": name, "seed": seed, "data": str(data), "auc": content["auc"],
             "auc_per_kind": content.get("auc_per_kind", {}), "label_version": content["label_version"],
-            "iterations": summary["iterations"], "train_seconds": summary["seconds"]}
+            "iterations": summary["iterations"], "train_seconds": summary["seconds"],
+            **({"diagnostics": summary["diagnostics"]} if "diagnostics" in summary else {})}
 
 
 def resolve_datasets(spec: str, out: Path, choosing: bool) -> tuple[dict[str, Path], str]:

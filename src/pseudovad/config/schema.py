@@ -154,10 +154,18 @@ class OGNetConfig:
     for the budget minus the last `phase2_iterations` steps; G_old is a copy of the generator taken
     after `old_at` steps. Phase 2 fine-tunes only the discriminator (Adam `finetune_lr`) on bad
     examples G_old(x) and G_new((G_old(x_i) + G_old(x_j)) / 2) and good examples G_new(x) and x,
-    weighted `weight_old`, `weight_pseudo`, `weight_new`, `weight_real`.
+    weighted `weight_old`, `weight_pseudo`, `weight_new`, `weight_real`. Phase 1's noisy input is
+    clamped to [-1, 1], as the authors' `gaussian` does.
+
+    `patches` > 0: G and D see `patches` x `patches` squares of frames kept at data.height x
+    data.width, on the fixed grid that covers the frame (data/patches.py). A training sample is one
+    grid patch of a frame, drawn anew at each step; a frame's score is the minimum over its patches
+    of D(G(patch)), high = normal, so the most anomalous patch decides (fixed before any result;
+    the authors' code holds no rule for it). 0: whole frames.
     """
 
     width: int = option(64, at_least=1, at_most=1024)
+    patches: int = option(0, at_least=0, at_most=4096)
     noise_std: float = option(0.1, at_least=0.0)
     reconstruction_weight: float = option(0.5, at_least=0.0)
     adversarial_weight: float = option(0.5, at_least=0.0)

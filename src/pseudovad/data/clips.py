@@ -66,6 +66,10 @@ class ClipDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> Tensor:
         return self.batch(np.array([index]))[0]
 
+    def last_frames(self, indices: np.ndarray) -> np.ndarray:
+        """Where the last frame of each clip lies in `frames.frames`."""
+        return self.starts[indices] + self.clip_length
+
     def batch(self, indices: np.ndarray, skip: int = 1) -> Tensor:
         """Clips for many indices at once: (B, clip_length + 1, C, H, W).
 

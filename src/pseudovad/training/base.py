@@ -186,3 +186,9 @@ class Pipeline:
     def sample_images(self, clips: Tensor) -> dict[str, Tensor]:
         """Named image columns (B, C, H, W) in [-1, 1] for TensorBoard and galleries."""
         raise NotImplementedError
+
+    def training_diagnostics(self, held_out: ClipDataset) -> dict:
+        """Checks of the trained networks on training frames kept out of training
+        (`data.holdout`), for the run's summary: they need no test label, so they may
+        explain a test result without being tuned on it. JSON-ready; none by default."""
+        return {}

@@ -233,9 +233,11 @@ class Trainer:
         )
 
     def write_summary(self) -> None:
+        """The run's summary; where `data.holdout` keeps frames out of training, the pipeline's own
+        checks on them too (timed apart: `seconds` is training alone)."""
         if not self.world.is_main:
             return
-        self.run_dir.summary.write_text(json.dumps({
+        summary = {
             "iterations": self.step,
             "resumed_from": self.resumed_from,
             "seconds": time.perf_counter() - self.started,
@@ -247,4 +249,12 @@ class Trainer:
             "precision_reason": self.pipeline.precision_reason,
             "compiled": self.config.train.compile,
             "processes": self.world.size,
-        }, indent=2))
+        }
+        if self.config.data.holdout > 0:
+            started = time.perf_counter()
+            diagnostics = self.pipeline.training_diagnostics(training_clips(self.config, held_out=True))
+            if diagnostics:
+                summary["diagnostics"] = diagnostics
+                summary["diagnostics_on"] = f"the last {self.config.data.holdout:g} of each training video (data.holdout)"
+                summary["diagnostics_seconds"] = time.perf_counter() - started
+        self.run_dir.summary.write_text(json.dumps(summary, indent=2))

@@ -92,6 +92,8 @@ class ThesisPipeline(Pipeline):
         if pseudo.source == "ognet_mix":
             if not cls.two_branches:
                 return "pseudo.source=ognet_mix needs pipeline two_branch: OGNet's generator predicts no frame to score"
+            if config.ognet.patches:
+                return "ognet.patches applies to pipeline ognet only: pseudo.source=ognet_mix mixes whole frames; set it to 0"
             return OGNetPipeline.check_config(config) or FFPPipeline.check_config(config)
         if pseudo.generator == "dcgan":
             levels = config.generator.levels
