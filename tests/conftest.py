@@ -7,6 +7,14 @@ from pathlib import Path
 
 import pytest
 
+# One thread per process, here and in the runs tests start: the tensors are tiny, and with a second
+# thread every parallel region waits on a core that another job may hold. On a machine with one
+# training beside the suite, the OGNet phase-2 test took 496 s with two threads and 5 s with one.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+import torch  # noqa: E402  (after OMP_NUM_THREADS, which torch reads on import)
+
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -75,5 +75,5 @@ def test_held_out_frames_are_not_trained_on_and_are_checked_in_the_summary(tiny_
 def test_without_held_out_frames_the_summary_has_no_diagnostics(tiny_data, tmp_path):
     run = tmp_path / "run"
     assert main(["train", "synthetic_ognet", "--data", str(tiny_data), "--out", str(run), *TINY_RUN,
-                 "--iterations", "2", "--set", "ognet.patches=24"]) == 0
+                 "--iterations", "4", "--set", "ognet.patches=24"]) == 0
     assert "diagnostics" not in json.loads((run / "train_summary.json").read_text())
