@@ -9,6 +9,8 @@ everything downstream reads those declarations. Every score is oriented high = n
 
 from __future__ import annotations
 
+import copy
+
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -192,3 +194,9 @@ class Pipeline:
         (`data.holdout`), for the run's summary: they need no test label, so they may
         explain a test result without being tuned on it. JSON-ready; none by default."""
         return {}
+
+
+def exportable(network: nn.Module) -> nn.Module:
+    """A float32, contiguous copy of a trained network (unwrapped from DDP) for an export: training
+    may hold it in bf16 autocast and channels_last, which a traced file should not depend on."""
+    return copy.deepcopy(unwrap(network)).float().to(memory_format=torch.contiguous_format)

@@ -10,7 +10,6 @@ losses, a thesis objective for a pseudo-anomaly generator, or learning not to pr
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,8 +27,7 @@ from pseudovad.models.flow import HornSchunckFlow, MemoisedFlow, SpyNet
 from pseudovad.models.patchgan import PatchDiscriminator
 from pseudovad.models.unet import UNet
 from pseudovad.registry import OBJECTIVES, PIPELINES
-from pseudovad.training.base import Fusion, Pipeline, Score, frozen
-from pseudovad.training.distributed import unwrap
+from pseudovad.training.base import Fusion, Pipeline, Score, exportable, frozen
 
 
 def build_flow_estimator(config: Config) -> MemoisedFlow:
@@ -226,5 +224,4 @@ class FFPPipeline(Pipeline):
         return tuple(score.name for score in self.scores)
 
     def scoring_network(self) -> nn.Module:
-        generator = copy.deepcopy(unwrap(self.generator)).float().to(memory_format=torch.contiguous_format)
-        return DeployedScores(generator, self.objective.scoring_network()).eval()
+        return DeployedScores(exportable(self.generator), self.objective.scoring_network()).eval()

@@ -21,7 +21,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from pseudovad.config import Config, build_config, config_to_dict, save_config
-from pseudovad.data.cache import load_frames
+from pseudovad.data.cache import FrameArray, load_frames
 from pseudovad.data.clips import ClipDataset
 from pseudovad.data.layouts import load_dataset
 from pseudovad.errors import ConfigError, Interrupted, PseudovadError, RuntimeFailure
@@ -51,16 +51,21 @@ def batch_indices(num_clips: int, batch_size: int, seed: int, step: int) -> np.n
     return order[position * batch_size : (position + 1) * batch_size]
 
 
-def training_clips(config: Config, held_out: bool = False) -> ClipDataset:
-    """The clips of the training videos of `config.data.root`, decoded through the frame cache: those
-    training steps on, or with `held_out` those `data.holdout` keeps out of training for calibration
-    (the training clips themselves when it is 0)."""
+def training_frames(config: Config) -> FrameArray:
+    """The frames of the training videos of `config.data.root`, decoded through the frame cache."""
     data = config.data
     dataset = load_dataset(Path(data.root), data.layout, Path(data.labels) if data.labels else None)
     if not dataset.train:
         raise PseudovadError(f"{dataset.root}: no training videos (layout '{dataset.layout}'); training needs normal videos")
-    frames = load_frames(dataset.train, data.height, data.width, data.channels, data.cache_dir, "training frames")
-    return ClipDataset(frames, data.clip_length, data.holdout, held_out)
+    return load_frames(dataset.train, data.height, data.width, data.channels, data.cache_dir, "training frames")
+
+
+def training_clips(config: Config, held_out: bool = False, frames: FrameArray | None = None) -> ClipDataset:
+    """The training clips of `frames` (default: `training_frames(config)`): those training steps on,
+    or with `held_out` those `data.holdout` keeps out of training for calibration (the training clips
+    themselves when it is 0)."""
+    frames = training_frames(config) if frames is None else frames
+    return ClipDataset(frames, config.data.clip_length, config.data.holdout, held_out)
 
 
 def learning_rate_scale(config: Config, step: int) -> float:
@@ -252,7 +257,7 @@ class Trainer:
         }
         if self.config.data.holdout > 0:
             started = time.perf_counter()
-            diagnostics = self.pipeline.training_diagnostics(training_clips(self.config, held_out=True))
+            diagnostics = self.pipeline.training_diagnostics(training_clips(self.config, True, self.clips.frames))
             if diagnostics:
                 summary["diagnostics"] = diagnostics
                 summary["diagnostics_on"] = f"the last {self.config.data.holdout:g} of each training video (data.holdout)"

@@ -15,7 +15,6 @@ sees the batches the uninterrupted one would have.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -29,8 +28,7 @@ from pseudovad.losses import gradient_loss, intensity_loss, lsgan_discriminator_
 from pseudovad.models.critic import PatchCritic
 from pseudovad.pseudo_anomalies import Source
 from pseudovad.registry import OBJECTIVES, SOURCES
-from pseudovad.training.base import Fusion, Score, frozen
-from pseudovad.training.distributed import unwrap
+from pseudovad.training.base import Fusion, Score, exportable, frozen
 from pseudovad.training.objectives import Objective, ObjectiveOptions
 
 if TYPE_CHECKING:
@@ -248,8 +246,7 @@ class LearnNotToPredict(Objective):
     def scoring_network(self) -> nn.Module | None:
         if self.critic is None:
             return None
-        critic = copy.deepcopy(unwrap(self.critic)).float().to(memory_format=torch.contiguous_format)
-        return CriticScore(critic, self.options.critic.input == "differences").eval()
+        return CriticScore(exportable(self.critic), self.options.critic.input == "differences").eval()
 
     def _train_sources(self, batch: dict[str, Tensor]) -> dict[str, float]:
         """One step of each trainable source, the predictor frozen; under DDP on every sample (masked),
