@@ -121,6 +121,19 @@ def write_grid(path, variants: dict, seeds=(0,), text: str | None = None):
     return path
 
 
+def test_experiment_restarts_a_run_killed_before_its_first_checkpoint(tiny_data, tmp_path):
+    """A grid stopped before a run's first checkpoint leaves a config and no checkpoint: rerunning the
+    grid starts that run over instead of failing with "already holds a run"."""
+    out = tmp_path / "exp"
+    grid = write_grid(tmp_path / "a.yaml", {"v": {}})
+    assert main(["experiment", str(grid), "--data", str(tiny_data), "--out", str(out)]) == 0
+    run = out / "v" / "seed0"
+    shutil.rmtree(run / "checkpoints")
+    (run / "results.json").unlink()
+    assert main(["experiment", str(grid), "--data", str(tiny_data), "--out", str(out)]) == 0
+    assert (run / "results.json").exists() and (run / "checkpoints" / "latest.pt").exists()
+
+
 def test_experiment_refuses_a_run_whose_variant_was_redefined(tiny_data, tmp_path, capsys):
     """The same name with a new definition must not show the old run's numbers under the new definition."""
     out = tmp_path / "exp"

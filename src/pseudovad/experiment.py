@@ -152,6 +152,8 @@ def _run_one(grid: Grid, name: str, seed: int, data: Path, out: Path, threads: i
             command += ["--set", f"{key}={json.dumps(value)}"]
         if run.checkpoint.exists():
             command.append("--resume")
+        elif run.config.exists():  # killed before its first checkpoint: nothing to keep, start it over
+            command.append("--force")
         env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
         log = run.path.parent / f"seed{seed}.log"
         run.path.parent.mkdir(parents=True, exist_ok=True)
