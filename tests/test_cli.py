@@ -134,6 +134,15 @@ def test_experiment_restarts_a_run_killed_before_its_first_checkpoint(tiny_data,
     assert (run / "results.json").exists() and (run / "checkpoints" / "latest.pt").exists()
 
 
+def test_experiment_splits_the_threads_between_its_jobs(monkeypatch):
+    from pseudovad.experiment import job_threads
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert [job_threads(jobs) for jobs in (1, 2, 3)] == [2, 1, 1]
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert [job_threads(jobs) for jobs in (1, 2, 3)] == [8, 4, 2]
+
+
 def test_experiment_refuses_a_run_whose_variant_was_redefined(tiny_data, tmp_path, capsys):
     """The same name with a new definition must not show the old run's numbers under the new definition."""
     out = tmp_path / "exp"

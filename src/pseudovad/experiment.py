@@ -225,7 +225,7 @@ def run_grid(grid_path: Path, data: str | Path | None, out: Path, jobs: int = 1,
     grid = load_grid(grid_path, scale)
     out.mkdir(parents=True, exist_ok=True)
     datasets, split = resolve_datasets(str(validation or data), out, choosing=validation is not None)
-    threads = int(os.environ.get("OMP_NUM_THREADS") or max(1, (os.cpu_count() or 1) // jobs))
+    threads = job_threads(jobs)
     tasks = [(data_name, name, seed) for data_name in datasets for name in grid.variants for seed in grid.seeds]
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         runs = list(pool.map(lambda task: _run_one(grid, task[1], task[2], datasets[task[0]], out / task[0], threads), tasks))
@@ -238,6 +238,14 @@ def run_grid(grid_path: Path, data: str | Path | None, out: Path, jobs: int = 1,
     (out / "experiment.json").write_text(json.dumps(report, indent=1))
     (out / "experiment.md").write_text(markdown_table(table, runs, split, report.get("selection")))
     return report
+
+
+def job_threads(jobs: int) -> int:
+    """CPU threads for each of `jobs` parallel runs: OMP_NUM_THREADS (else the CPU count) split between
+    them, since runs that together ask for more threads than there are cores spin-wait and slow down
+    several-fold (seen on 2 cores: two 2-thread runs left a 1-thread run beside them a third of a core)."""
+    total = int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
+    return max(1, total // jobs)
 
 
 def select(table: dict, split: str) -> dict:
