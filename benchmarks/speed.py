@@ -17,11 +17,9 @@ Steps are timed after warm-up; on CUDA with synchronisation. Writes JSON.
 
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/speed.py [--config ped2_ffp_128] [--device cpu] [--out FILE]
 
-On a GPU machine the prepared check is
-
-    python benchmarks/speed.py --config ped2_ffp_paper --device cuda --out benchmarks/results/speed_gpu.json
-
-(256x256 RGB, U-Net width 64, AMP bf16: the numbers to set against FFP's reported ~25 frames/s).
+On a GPU machine it is one step of `benchmarks/gpu_check.sh` (the prepared check, with its expected
+output), which runs it on ped2_ffp_paper (256x256 RGB, U-Net width 64: the numbers to set against
+FFP's reported ~25 frames/s).
 """
 
 from __future__ import annotations
