@@ -18,6 +18,7 @@ import torch
 
 from pseudovad.calibration import CalibratedFusion, read_calibration
 from pseudovad.evaluation.protocol import frame_auc
+from pseudovad.experiment import summarise
 
 
 def deployed_aucs(run: Path) -> dict:
@@ -41,8 +42,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     per_run = {str(run): deployed_aucs(run) for run in args.runs}
-    summary = {key: {"mean": float(np.mean([r[key] for r in per_run.values()])),
-                     "std": float(np.std([r[key] for r in per_run.values()]))} for key in ("micro", "micro_raw", "macro")}
+    summary = summarise([{"variant": "deployed", "auc": {"fused": aucs}} for aucs in per_run.values()])["deployed"]["fused"]
     args.out.write_text(json.dumps({"runs": per_run, "summary": summary}, indent=1) + "\n")
     for key, value in summary.items():
         print(f"{key}: {value['mean']:.4f} ± {value['std']:.4f}")

@@ -10,7 +10,6 @@ everything downstream reads those declarations. Every score is oriented high = n
 from __future__ import annotations
 
 import copy
-
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
