@@ -6,7 +6,8 @@ For a config (default `ped2_ffp_128`: 128x128 grayscale, width 32, batch 4, FFP'
   with flow is timed twice: on one repeated batch (the flow of its real frames is remembered after
   the first call, as for every clip after a run's first epoch) and on a new batch each call (the
   first epoch: every real-frame flow computed);
-- inference (`pipeline.score`, eval batch) in both settings, as frames per second;
+- inference (`pipeline.score` of a pipeline built for scoring, eval batch) as frames per second,
+  compiled where eval.compile says a long job should be (runs.compile_if_it_pays), its warm-up apart;
 - the FLOPs of one training step (`torch.utils.flop_counter`: convolutions and matrix products,
   forward and backward) and the GFLOP/s achieved, as a fraction of the peak of one large 3x3
   convolution timed in the same setting and process;
@@ -37,15 +38,16 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from pseudovad.config import Config, load_config, parse_override
+from pseudovad.runs import compile_if_it_pays
 from pseudovad.training.loop import batch_indices, training_clips
 from pseudovad.training.hardware import cpu_bf16_features, cpu_model
 from pseudovad.training.pipelines import build_pipeline
 
 SETTINGS = {
-    "fp32": [("train.precision", "fp32"), ("train.channels_last", False)],
-    "bf16_channels_last": [("train.precision", "bf16"), ("train.channels_last", True)],
-    "compiled": [("train.precision", "bf16"), ("train.channels_last", True), ("train.compile", True)],
-    "auto": [("train.precision", "auto"), ("train.channels_last", True)],
+    "fp32": [("train.precision", "fp32"), ("train.channels_last", False), ("eval.compile", "off")],
+    "bf16_channels_last": [("train.precision", "bf16"), ("train.channels_last", True), ("eval.compile", "off")],
+    "compiled": [("train.precision", "bf16"), ("train.channels_last", True), ("train.compile", True), ("eval.compile", "on")],
+    "auto": [("train.precision", "auto"), ("train.channels_last", True), ("eval.compile", "auto")],
 }
 
 
@@ -88,21 +90,34 @@ def random_clips(config: Config, batch_size: int, device: torch.device) -> torch
 
 
 def measure(config: Config, device: torch.device, steps: int) -> dict:
-    """Seconds per training step (on a repeated and on a new batch) and inference frames/s; with
-    torch.compile also the warm-up (the first step and the first scoring call, compilation included)."""
+    """Seconds per training step (on a repeated and on a new batch); with train.compile also the
+    warm-up (the first step, compilation included)."""
+    torch.compiler.reset()  # each setting compiles afresh, as in its own process (and within dynamo's recompile limit)
     torch.manual_seed(0)
     pipeline = build_pipeline(config, device)
     clips = random_clips(config, config.train.batch_size, device)
-    eval_clips = random_clips(config, config.eval.batch_size, device)
     warmup = {}
     if config.train.compile:
         warmup["compile_warmup_train_s"] = timed(lambda: pipeline.train_step({"clips": clips}), 1, device, warm=0)
-        warmup["compile_warmup_score_s"] = timed(lambda: pipeline.score(eval_clips), 1, device, warm=0)
     step = timed(lambda: pipeline.train_step({"clips": clips}), steps, device)
     step_new_clips = timed(lambda: pipeline.train_step({"clips": random_clips(config, config.train.batch_size, device)}), steps, device)
-    infer = timed(lambda: pipeline.score(eval_clips), steps, device)
     return {"precision": pipeline.precision, "precision_reason": pipeline.precision_reason, "train_step_s": step,
-            "train_step_new_clips_s": step_new_clips, "inference_frames_per_s": config.eval.batch_size / infer, **warmup}
+            "train_step_new_clips_s": step_new_clips, **warmup}
+
+
+def inference(config: Config, device: torch.device, steps: int) -> dict:
+    """Frames/s of scoring as a long job (a camera, a long video) runs it: a pipeline built for
+    scoring, compiled where eval.compile says such a job should be; the warm-up reported apart."""
+    torch.compiler.reset()
+    torch.manual_seed(0)
+    pipeline = build_pipeline(config, device, training=False)
+    compiled = compile_if_it_pays(pipeline, math.inf)
+    clips = random_clips(config, config.eval.batch_size, device)
+    result = {"scoring_compiled": compiled}
+    if compiled:
+        result["compile_warmup_score_s"] = timed(lambda: pipeline.score(clips), 1, device, warm=0)
+    result["inference_frames_per_s"] = config.eval.batch_size / timed(lambda: pipeline.score(clips), steps, device)
+    return result
 
 
 def step_gflop(config: Config, device: torch.device) -> float:
@@ -149,7 +164,7 @@ def main() -> None:
     for name in args.settings:
         settings = SETTINGS[name]
         config = load_config(args.config, [*args.overrides, *settings])
-        result = measure(config, device, args.steps)
+        result = {**measure(config, device, args.steps), **inference(config, device, args.steps)}
         no_flow_settings = [item for item in settings if item[0] != "train.compile"]  # the flow share needs no second compile
         without_flow = measure(load_config(args.config, [*args.overrides, *no_flow_settings, ("loss.flow", 0)]), device, args.steps)
         gflop, peak = step_gflop(config, device), conv_peak_gflops(config, device, args.steps)

@@ -29,6 +29,7 @@ TINY_SET = [
     "--set", "discriminator.width=4", "--set", "classifier.width=4",
     "--set", "flow.iterations=5",
     "--set", "train.precision=fp32", "--set", "train.channels_last=false",
+    "--set", "loss.flow=2",  # all four of FFP's losses: synthetic_ffp itself drops the flow term
 ]
 
 

@@ -46,7 +46,7 @@ def test_wrong_type_and_bad_choice_are_named():
 
 
 def test_missing_config_lists_packaged_names():
-    with pytest.raises(ConfigError, match=r"a named config \(ped2_ffp.*SCALE one of .*synthetic.* and METHOD one of .*two_branch"):
+    with pytest.raises(ConfigError, match=r"a named config \(camera_ffp, ped2_ffp.*SCALE one of .*synthetic.* and METHOD one of .*two_branch"):
         load_config("no_such_config")
 
 

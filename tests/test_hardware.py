@@ -1,10 +1,17 @@
-"""`train.precision: auto` picks bf16 only where the hardware has it; `train.compile` trains and scores the same."""
+"""`train.precision: auto` picks bf16 only where the hardware has it; `eval.compile` scores as the plain
+network does, falls back to it when compiling fails, and compiles under `auto` only jobs long enough."""
 
+import math
+
+import pytest
 import torch
 
-from pseudovad.training import hardware
+from pseudovad import runs
+from pseudovad.errors import PseudovadError
+from pseudovad.training import base, hardware
+from pseudovad.training.pipelines import build_pipeline
 
-from helpers import moving_clips, tiny_pipeline
+from helpers import moving_clips, tiny_config, tiny_pipeline
 
 
 def test_auto_picks_fp32_where_bf16_is_unavailable(monkeypatch):
@@ -30,3 +37,49 @@ def test_a_precision_set_in_the_config_is_kept(monkeypatch):
 def test_the_cpu_has_a_name_and_a_bf16_answer():
     native, evidence = hardware.bf16_support(torch.device("cpu"))
     assert isinstance(native, bool) and hardware.cpu_model() in evidence
+
+
+def scoring_pipeline(**sections: dict):
+    torch.manual_seed(0)
+    return build_pipeline(tiny_config("ffp", train={"precision": "fp32"}, **sections), torch.device("cpu"), training=False)
+
+
+def test_compiled_scoring_gives_the_plain_networks_scores():
+    """5 clips with eval batch 2: two full batches and a padded one, all through one compiled graph."""
+    pipeline = scoring_pipeline(eval={"batch_size": 2})
+    clips = moving_clips(5) + 0.1 * torch.randn(5, 5, 1, 32, 32)
+    plain = pipeline.score(clips)["psnr"]
+    assert pipeline.compile_scoring()
+    compiled = pipeline.score(clips)["psnr"]
+    assert pipeline.scoring_generator.compiled is not None, "compiling fell back to the plain network"
+    torch.testing.assert_close(compiled, plain, rtol=0, atol=1e-3)
+
+
+def test_a_failed_compilation_scores_uncompiled_with_a_warning(monkeypatch):
+    def broken(*args, **kwargs):
+        def call(images):
+            raise RuntimeError("no C++ compiler found")
+        return call
+    monkeypatch.setattr(base.torch, "compile", broken)
+    pipeline = scoring_pipeline()
+    clips = moving_clips(3)
+    plain = pipeline.score(clips)["psnr"]
+    pipeline.compile_scoring()
+    with pytest.warns(RuntimeWarning, match="no C.. compiler found"):
+        torch.testing.assert_close(pipeline.score(clips)["psnr"], plain)
+    assert pipeline.scoring_generator.compiled is None
+
+
+def test_auto_compiles_only_jobs_that_earn_the_warm_up_back(monkeypatch):
+    compiled = []
+    for setting, frames, expected in [("auto", runs.COMPILE_PAYS_FROM - 1, False), ("auto", runs.COMPILE_PAYS_FROM, True),
+                                      ("auto", math.inf, True), ("on", 10, True), ("off", math.inf, False)]:
+        pipeline = scoring_pipeline(eval={"compile": setting})
+        monkeypatch.setattr(pipeline, "compile_scoring", lambda: compiled.append(1) or True)
+        assert runs.compile_if_it_pays(pipeline, frames) is expected, (setting, frames)
+    assert len(compiled) == 3
+
+
+def test_a_training_pipeline_refuses_to_compile_its_scoring():
+    with pytest.raises(PseudovadError, match="training=False"):
+        tiny_pipeline("ffp").compile_scoring()

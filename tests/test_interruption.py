@@ -27,6 +27,7 @@ SETTINGS = [
     "--set", "discriminator.width=4", "--set", "flow.iterations=5",
     "--set", "train.checkpoint_every=7", "--set", "train.sample_every=1000",
     "--set", "train.lr_decay_at=60",
+    "--set", "loss.flow=2",  # all four of FFP's losses: synthetic_ffp itself drops the flow term
 ]
 
 

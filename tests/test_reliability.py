@@ -36,6 +36,7 @@ TINY = [
     "--set", "discriminator.width=4", "--set", "flow.iterations=2", "--set", "flow.levels=1",
     "--set", "train.checkpoint_every=1", "--set", "train.sample_every=100",
     "--set", "train.precision=fp32", "--set", "train.channels_last=false",
+    "--set", "loss.flow=2",  # all four of FFP's losses: synthetic_ffp itself drops the flow term
 ]
 def train(data: Path, out: Path, *extra: str) -> list[str]:
     return ["train", "synthetic_ffp", "--data", str(data), "--out", str(out), "--iterations", "2", *TINY, *extra]
@@ -363,7 +364,7 @@ CASES = [
     Case(mat_without_expected_key, "pseudovad inspect: error: {tmp}/labels.mat: not a supported label file. Supported: an FFP .mat with 'gt'"),
     Case(unknown_config_key, "pseudovad train: error: --set: unknown config key 'train.iteratons'; did you mean 'train.iterations'?\n"),
     Case(value_of_wrong_type, "pseudovad train: error: --set: 'train.batch_size' must be int, got str 'four'\n"),
-    Case(missing_config_file, "pseudovad train: error: config file {tmp}/my_config.yaml not found; give a YAML path, a named config (ped2_ffp,"),
+    Case(missing_config_file, "pseudovad train: error: config file {tmp}/my_config.yaml not found; give a YAML path, a named config (camera_ffp, ped2_ffp,"),
     Case(overwrite_finished_run, "pseudovad train: error: {tmp}/run already holds a run; use --resume to continue it, --force to start over, or choose another --out\n"),
     Case(resume_without_checkpoint, "pseudovad train: error: --resume: no checkpoint at {tmp}/run/checkpoints/latest.pt; start without --resume\n"),
     Case(disk_full_while_checkpointing, "pseudovad train: error: could not write checkpoint {tmp}/run/checkpoints/latest.pt: [Errno 28] No space left on device; the previous checkpoint is kept\n", ("run/config.yaml",), 1),

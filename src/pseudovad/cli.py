@@ -95,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run", type=Path, help="run folder written by `pseudovad train`")
     evaluate.add_argument("--data", type=Path, help="dataset folder (default: the one the run was trained on)")
     evaluate.add_argument("--labels", type=Path, help="label file to use (default: the one found in the dataset)")
+    _add_compile_option(evaluate)
 
     demo = sub.add_parser("demo", help="synthetic dataset -> train FFP -> evaluate -> AUC table")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="folder for the dataset and the run (default runs/demo)")
@@ -142,6 +143,12 @@ def _add_rate_option(parser: argparse.ArgumentParser, meaning: str, default: flo
                         help=f"{meaning}" + (f" (default {default:g})" if default is not None else ""))
 
 
+def _add_compile_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--compile", choices=["auto", "on", "off"], help="compile the scoring network (torch.compile): faster "
+                        "once warm, after seconds of compiling; auto (the run's eval.compile default) does it for jobs of "
+                        "thousands of frames and for streams")
+
+
 def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
     from pseudovad.alerts import AlertRules
 
@@ -157,6 +164,7 @@ def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
                         help=f"events closer than this are one (default {rules.merge_gap_s:g})")
     parser.add_argument("--fps", type=float, default=25.0, help="frame rate of frame folders and of cameras that do not tell (default 25)")
     parser.add_argument("--video", action="store_true", help="also write annotated.mp4 (H.264): prediction-error heat map and flagged frames")
+    _add_compile_option(parser)
 
 
 def _cmd_synth(args: argparse.Namespace) -> None:
@@ -237,10 +245,10 @@ def _cmd_calibrate(args: argparse.Namespace) -> None:
     _calibrate(args.run, args.false_alarm_rate, args.data)
 
 
-def _evaluate(run: Path, data: Path | None, labels: Path | None) -> dict:
+def _evaluate(run: Path, data: Path | None, labels: Path | None, compile_setting: str | None = None) -> dict:
     from pseudovad.evaluation.evaluate import evaluate_run
 
-    return evaluate_run(run, data, labels)
+    return evaluate_run(run, data, labels, compile_setting)
 
 
 def _print_results(results: dict) -> None:
@@ -261,7 +269,7 @@ def _print_results(results: dict) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
-    _print_results(_evaluate(args.run, args.data, args.labels))
+    _print_results(_evaluate(args.run, args.data, args.labels, args.compile))
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
@@ -331,7 +339,7 @@ def _cmd_score(args: argparse.Namespace) -> None:
 
     _check_finite(fps=args.fps, threshold=args.threshold, false_alarm_rate=args.false_alarm_rate)
     summaries = score_source(args.source, args.run, args.out, args.false_alarm_rate, args.threshold, args.fps,
-                             args.video, _rules(args))
+                             args.video, _rules(args), args.compile)
     threshold = summaries[0]["threshold"]
     print(f"threshold: {threshold['score']} below {threshold['value']:.2f} ({threshold['from']})")
     for summary in summaries:
@@ -350,7 +358,8 @@ def _cmd_live(args: argparse.Namespace) -> None:
 
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # a service manager's stop ends it as Ctrl-C does
     _check_finite(fps=args.fps, threshold=args.threshold, false_alarm_rate=args.false_alarm_rate)
-    watch_live(args.source, args.run, args.out, emit, args.false_alarm_rate, args.threshold, args.fps, args.video, _rules(args))
+    watch_live(args.source, args.run, args.out, emit, args.false_alarm_rate, args.threshold, args.fps, args.video, _rules(args),
+               args.compile)
 
 
 def _cmd_export(args: argparse.Namespace) -> None:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pseudovad.config import PACKAGED_CONFIGS, Config, config_to_dict, load_config, read_yaml, short_repr
+from pseudovad.config import PACKAGED_CONFIGS, Config, build_config, config_to_dict, load_config, read_yaml, short_repr
 from pseudovad.errors import ConfigError, PseudovadError
 from pseudovad.registry import PIPELINES
 from pseudovad.runs import RunDir
@@ -51,15 +51,30 @@ class Grid:
     def resolved(self, name: str, seed: int, data: Path) -> dict:
         """The config that (variant, seed) trains with, as its run's config.yaml saves it."""
         overrides = [*self.variant_overrides(name), ("data.root", str(data)), ("train.seed", seed)]
-        config = load_config(self.base, overrides)
-        return config_to_dict(config, (*Config.COMMON, *PIPELINES.get(config.pipeline).sections))
+        return _definition(load_config(self.base, overrides))
+
+
+def _definition(config: Config) -> dict:
+    """A config as its run's config.yaml saves it: the sections its pipeline reads."""
+    return config_to_dict(config, (*Config.COMMON, *PIPELINES.get(config.pipeline).sections))
+
+
+def _saved_definition(run: RunDir) -> dict:
+    """The run's saved config with every option it predates at that option's default. Options are added
+    with the default that keeps the earlier behaviour, so a new one must not make every earlier run
+    stale; an option the file names that no longer exists is kept as saved, so it shows as a difference."""
+    saved = read_yaml(run.config.read_text(), str(run.config))
+    try:
+        return _definition(build_config(saved, source=str(run.config)))
+    except ConfigError:
+        return saved
 
 
 def _check_definition(grid: Grid, name: str, seed: int, data: Path, run: RunDir) -> None:
     """Refuse to reuse (or resume) a run whose saved config is not what the grid now defines."""
     if not run.config.is_file():
         return
-    saved = read_yaml(run.config.read_text(), str(run.config))
+    saved = _saved_definition(run)
     wanted = grid.resolved(name, seed, data)
     changed = sorted(key for key in _flat(wanted).keys() | _flat(saved).keys() if _flat(wanted).get(key) != _flat(saved).get(key))
     if changed:

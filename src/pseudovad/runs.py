@@ -241,6 +241,22 @@ def check_writable(folder: Path) -> None:
         raise PseudovadError(f"cannot write in {folder} ({error.strerror}); results could not be saved there") from None
 
 
+# Frames from which compiling the scoring network earns back its warm-up: about 6 s of compiling over
+# the 1/120 - 1/150 s it then saves per frame at 128 px (AMD EPYC, 2 threads; docs/RESULTS.md) is
+# ~3500 frames, rounded up. Ped2's test set (2010 frames) stays below it; a long video or a camera does not.
+COMPILE_PAYS_FROM = 4000
+
+
+def compile_if_it_pays(pipeline: Pipeline, frames: float, setting: str | None = None) -> bool:
+    """Compile the scoring network of a job that will score `frames` frames (math.inf for a stream) as
+    `setting` (default: the run's eval.compile) says: `on` always, `off` never, `auto` from
+    COMPILE_PAYS_FROM on. Whether it did."""
+    setting = setting or pipeline.config.eval.compile
+    if setting == "off" or (setting == "auto" and frames < COMPILE_PAYS_FROM):
+        return False
+    return pipeline.compile_scoring()
+
+
 def load_trained(run_dir: Path, device: torch.device | None = None) -> tuple[Config, Pipeline, int]:
     """(config, pipeline, iteration) of a trained run: its last checkpoint, built for scoring.
 

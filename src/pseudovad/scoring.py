@@ -34,6 +34,7 @@ from pseudovad.detector import Detector, ScoredFrame
 from pseudovad.errors import DataError, Interrupted, PseudovadError, RuntimeFailure
 from pseudovad.evaluation.evaluate import write_json
 from pseudovad.reporting.plots import heat_map, plot_timeline
+from pseudovad.runs import compile_if_it_pays
 
 SCORES_CSV, SUMMARY_JSON, ANNOTATED_VIDEO, PLOT = "scores.csv", "segments.json", "annotated.mp4", "scores.png"
 Emit = Callable[[dict], None]
@@ -52,12 +53,13 @@ def find_videos(source: str | Path) -> tuple[list[Video], bool]:
 
 def score_source(source: str | Path, run_dir: Path, out_dir: Path, false_alarm_rate: float | None = None,
                  threshold: float | None = None, fps: float = 25.0, annotate: bool = False,
-                 rules: AlertRules = AlertRules()) -> list[dict]:
+                 rules: AlertRules = AlertRules(), compile_setting: str | None = None) -> list[dict]:
     """Score every video at `source` into `out_dir` (one subfolder per video for a folder of several);
-    returns each video's summary (what its segments.json holds)."""
+    returns each video's summary (what its segments.json holds). `compile_setting` overrides eval.compile."""
     _check_fps(fps)
     videos, several = find_videos(source)
     detector = Detector(run_dir, false_alarm_rate, threshold)
+    compile_if_it_pays(detector.pipeline, sum(video.num_frames for video in videos), compile_setting)
     summaries = []
     for video in videos:
         if video.num_frames <= detector.clip_length:
@@ -71,13 +73,15 @@ def score_source(source: str | Path, run_dir: Path, out_dir: Path, false_alarm_r
 
 def watch_live(spec: str, run_dir: Path, out_dir: Path | None, emit: Emit, false_alarm_rate: float | None = None,
                threshold: float | None = None, fps: float = 25.0, annotate: bool = False,
-               rules: AlertRules = AlertRules()) -> dict:
+               rules: AlertRules = AlertRules(), compile_setting: str | None = None) -> dict:
     """Watch a camera index, a stream URL or a file (at its own frame rate), emitting each event as it
-    opens and closes; until the footage ends (a camera's or stream's end is a RuntimeFailure) or Ctrl-C."""
+    opens and closes; until the footage ends (a camera's or stream's end is a RuntimeFailure) or Ctrl-C.
+    `compile_setting` overrides eval.compile (`auto` compiles: a stream has no end)."""
     _check_fps(fps)
-    detector = Detector(run_dir, false_alarm_rate, threshold)
     if annotate and out_dir is None:
         raise PseudovadError("--video needs --out DIR to write the annotated video into")
+    detector = Detector(run_dir, false_alarm_rate, threshold)
+    compile_if_it_pays(detector.pipeline, math.inf, compile_setting)
     source = open_source(spec, fps, paced=True)
     emit({"event": "start", "source": source.name, "fps": round(source.fps, 3), "run": str(run_dir),
           "threshold": detector.describe_threshold(), "alerts": rules.describe(source.fps)})

@@ -212,7 +212,8 @@ class TrainConfig:
     `precision: bf16` runs the networks under bfloat16 autocast (losses, flow and scores stay in
     float32): on CPUs with AVX512-BF16 or AMX and on recent GPUs it is 2-4x faster; elsewhere it is
     emulated and slower. `auto` picks bf16 exactly where the hardware has it (training/hardware.py).
-    `compile` compiles the networks with torch.compile (inductor) for training and scoring.
+    `compile` compiles the training step's networks with torch.compile (inductor); scoring has its
+    own switch, `eval.compile`.
     """
 
     iterations: int = option(2000, at_least=1)
@@ -235,9 +236,17 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    """Evaluation options; the FFP protocol itself is fixed (see evaluation.protocol)."""
+    """Evaluation and scoring options; the FFP protocol itself is fixed (see evaluation.protocol).
+
+    `compile` compiles the network that scoring runs (torch.compile, inductor, its weights frozen in as
+    constants). On the AMD EPYC that made 150 frames/s of 120 at 128 px, after a warm-up of about 6 s
+    that a job of a few thousand frames does not earn back (docs/RESULTS.md). So `auto` compiles for
+    jobs of at least `runs.COMPILE_PAYS_FROM` frames and for open-ended streams (`live`), `on` always,
+    `off` never. Where compiling fails (no C++ compiler), scoring goes on uncompiled, with a warning.
+    """
 
     batch_size: int = option(16, at_least=1, at_most=4096)
+    compile: str = option("auto", choices=("auto", "on", "off"))
     smoothing_sigma: float = option(0.0, at_least=0.0, at_most=1000.0)
 
 

@@ -19,7 +19,7 @@ from pseudovad.data.dataset import VideoDataset
 from pseudovad.data.layouts import load_dataset
 from pseudovad.errors import PseudovadError
 from pseudovad.evaluation.protocol import frame_auc, fuse, minmax, operating_points, scored_labels
-from pseudovad.runs import RunDir, check_writable, load_trained
+from pseudovad.runs import RunDir, check_writable, compile_if_it_pays, load_trained
 from pseudovad.training.base import Pipeline
 
 PROTOCOL = (
@@ -81,8 +81,9 @@ def _listed_events(dataset: VideoDataset) -> list[tuple[str, int, int, int]]:
     return listed
 
 
-def evaluate_run(run_dir: Path, data_root: Path | None = None, labels: Path | None = None) -> dict:
-    """Score the run's test set, write RUN/results.json and return its content."""
+def evaluate_run(run_dir: Path, data_root: Path | None = None, labels: Path | None = None, compile_setting: str | None = None) -> dict:
+    """Score the run's test set, write RUN/results.json and return its content (`compile_setting`
+    overrides the run's eval.compile)."""
     check_writable(run_dir)
     config, pipeline, iteration = load_trained(run_dir)
     root = data_root or (Path(config.data.root) if config.data.root else None)
@@ -94,8 +95,9 @@ def evaluate_run(run_dir: Path, data_root: Path | None = None, labels: Path | No
     dataset = load_dataset(root, config.data.layout, labels)
     if dataset.test_labels is None:
         raise PseudovadError(f"{root}: the test videos have no labels, so no AUC; use `pseudovad score` for unlabelled footage")
+    compiled = compile_if_it_pays(pipeline, sum(video.num_frames for video in dataset.test), compile_setting)
     results = evaluate_pipeline(config, pipeline, dataset)
-    results.update({"run": str(run_dir), "iteration": iteration})
+    results.update({"run": str(run_dir), "iteration": iteration, "scoring_compiled": compiled})
     write_json(results, RunDir(run_dir).results)
     return results
 

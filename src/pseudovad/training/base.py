@@ -10,6 +10,7 @@ everything downstream reads those declarations. Every score is oriented high = n
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -188,6 +189,12 @@ class Pipeline:
         """Named image columns (B, C, H, W) in [-1, 1] for TensorBoard and galleries."""
         raise NotImplementedError
 
+    def compile_scoring(self) -> bool:
+        """Compile the network that dominates scoring (eval.compile, through runs.compile_if_it_pays);
+        whether anything was compiled. Only a pipeline built for scoring may: the compiled network holds
+        its weights as constants, so training it afterwards would score with stale weights."""
+        return False
+
     def training_diagnostics(self, held_out: ClipDataset) -> dict:
         """Checks of the trained networks on training frames kept out of training
         (`data.holdout`), for the run's summary: they need no test label, so they may
@@ -199,3 +206,39 @@ def exportable(network: nn.Module) -> nn.Module:
     """A float32, contiguous copy of a trained network (unwrapped from DDP) for an export: training
     may hold it in bf16 autocast and channels_last, which a traced file should not depend on."""
     return copy.deepcopy(unwrap(network)).float().to(memory_format=torch.contiguous_format)
+
+
+class CompiledForScoring:
+    """`network` under torch.compile (inductor) with its weights frozen in as constants, which lets
+    inductor pre-pack them for oneDNN and fuse each conv with its ReLU: the fast path for inference.
+
+    It always runs batches of `batch` images (a shorter one is padded, a longer one split), so one
+    compiled graph serves every call: a video's last, shorter batch would otherwise compile again.
+    Compiling happens at the first call; if it fails there (no C++ compiler, an unsupported op), the
+    plain network takes over for good, with a warning, so a missing toolchain never stops scoring."""
+
+    def __init__(self, network: nn.Module, batch: int) -> None:
+        self.network = network
+        self.batch = batch
+        self.compiled: Callable[[Tensor], Tensor] | None = torch.compile(network, dynamic=False)
+
+    def __call__(self, images: Tensor) -> Tensor:
+        if self.compiled is not None:
+            try:
+                return torch.cat([self.run_padded(chunk) for chunk in images.split(self.batch)])
+            except Exception as error:  # noqa: BLE001 - inductor fails in many types; any of them means "run eager"
+                first_line = str(error).splitlines()[0] if str(error) else ""
+                warnings.warn(f"torch.compile failed ({type(error).__name__}: {first_line}); scoring goes on "
+                              "uncompiled (set eval.compile=off to skip the attempt)", RuntimeWarning, stacklevel=2)
+                self.compiled = None
+        return self.network(images)
+
+    def run_padded(self, chunk: Tensor) -> Tensor:
+        import torch._inductor.config as inductor  # noqa: PLC0415 - loaded only where something is compiled
+
+        missing = self.batch - len(chunk)
+        padded = torch.cat([chunk, chunk[-1:].expand(missing, *chunk.shape[1:])]) if missing else chunk
+        # Inductor reads `freezing` when it compiles, at the first call; torch.compile(options=...) did not
+        # freeze here (no speed-up measured), the config patch does.
+        with inductor.patch(freezing=True):
+            return self.compiled(padded)[: len(chunk)]

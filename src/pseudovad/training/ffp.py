@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from pseudovad.config import Config
 from pseudovad.data.clips import ClipDataset
-from pseudovad.errors import ConfigError
+from pseudovad.errors import ConfigError, PseudovadError
 from pseudovad.losses import directed_flow_loss, gradient_loss, intensity_loss, lsgan_discriminator_loss, lsgan_generator_loss
 from pseudovad.metrics import psnr
 from pseudovad.models.blocks import size_problem
@@ -27,7 +27,7 @@ from pseudovad.models.flow import HornSchunckFlow, MemoisedFlow, SpyNet
 from pseudovad.models.patchgan import PatchDiscriminator
 from pseudovad.models.unet import UNet
 from pseudovad.registry import OBJECTIVES, PIPELINES
-from pseudovad.training.base import Fusion, Pipeline, Score, exportable, frozen
+from pseudovad.training.base import CompiledForScoring, Fusion, Pipeline, Score, exportable, frozen
 
 
 def build_flow_estimator(config: Config) -> MemoisedFlow:
@@ -89,9 +89,10 @@ class FFPPipeline(Pipeline):
         if config.train.channels_last:
             self.generator.to(memory_format=torch.channels_last)
             self.discriminator.to(memory_format=torch.channels_last)
-        if config.train.compile:  # in place: state_dict keys stay those of the plain modules
+        if config.train.compile and training:  # in place: state_dict keys stay those of the plain modules
             self.generator.compile()
             self.discriminator.compile()
+        self.scoring_generator: CompiledForScoring | None = None  # set by compile_scoring
         self.flow = build_flow_estimator(config).to(device) if training else None
         self.optimizers = {
             "generator": torch.optim.Adam(self.generator.parameters(), lr=config.train.lr_generator),
@@ -129,10 +130,10 @@ class FFPPipeline(Pipeline):
 
     # --- the networks, in the configured precision and layout ------------------------------------------
 
-    def run_generator(self, clips: Tensor) -> Tensor:
+    def run_generator(self, clips: Tensor, generator: Callable[[Tensor], Tensor] | None = None) -> Tensor:
         """Predict the last frame of each clip from the others; float32 output whatever the precision."""
         with self.autocast():
-            return self.generator(self.layout(split_clip(clips)[0])).float()
+            return (generator or self.generator)(self.layout(split_clip(clips)[0])).float()
 
     def run_discriminator(self, frames: Tensor) -> Tensor:
         with self.autocast():
@@ -214,7 +215,14 @@ class FFPPipeline(Pipeline):
     @torch.inference_mode()
     def predict(self, clips: Tensor) -> Tensor:
         self.generator.eval()
-        return self.run_generator(clips)
+        return self.run_generator(clips, self.scoring_generator)
+
+    def compile_scoring(self) -> bool:
+        if self.training:
+            raise PseudovadError("compile_scoring needs a pipeline built for scoring (training=False): compiled weights are frozen")
+        self.generator.eval()
+        self.scoring_generator = CompiledForScoring(self.generator, self.config.eval.batch_size)
+        return True
 
     @torch.inference_mode()
     def score(self, clips: Tensor) -> dict[str, Tensor]:
