@@ -60,12 +60,18 @@ def test_every_packaged_grid_validates():
         assert grid.variants and grid.seeds
 
 
-@pytest.mark.parametrize("grid_name, variant", [("ffp_vs_pseudo", "pseudo"), ("ntp_ablation", "pseudo")])
-def test_a_grid_that_restates_the_shipped_method_matches_it(grid_name, variant):
-    """Grids write method/pseudo out as overrides on method/ffp; if either drifts, the table would
-    report a method that is not the shipped one."""
+METHOD_PSEUDO = ["scale/synthetic", "method/pseudo"]
+
+
+@pytest.mark.parametrize("grid_name, variant, shipped", [
+    ("ffp_vs_pseudo", "pseudo", METHOD_PSEUDO), ("ntp_ablation", "pseudo", METHOD_PSEUDO),
+    ("ffp_vs_pseudo", "pseudo_no_flow", "synthetic_pseudo"), ("ffp_vs_pseudo", "ffp_no_flow", "synthetic_ffp"),
+])
+def test_a_grid_that_restates_the_shipped_method_matches_it(grid_name, variant, shipped):
+    """Grids write method/pseudo (and the synthetic configs) out as overrides on method/ffp; if either
+    drifts, the table would report a method that is not the shipped one."""
     from pseudovad.experiment import grid_path, load_grid
 
     grid = load_grid(grid_path(grid_name), scale="synthetic")
     restated = load_config(grid.base, grid.variant_overrides(variant))
-    assert restated == load_config("synthetic_pseudo")
+    assert restated == load_config(shipped)
