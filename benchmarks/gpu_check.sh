@@ -8,12 +8,13 @@
 # What it writes and what to expect:
 #   OUT/env.txt          torch version, CUDA, the GPU's name.
 #   OUT/speed_gpu.json   benchmarks/speed.py on ped2_ffp_paper (256x256 RGB, U-Net width 64, batch 4):
-#                        fp32, bf16 + channels_last, compiled and auto side by side. Expected: auto picks
-#                        bf16 (reason "cuda"), bf16 faster than fp32, inference well above FFP's reported
-#                        ~25 frames/s on a Titan; compile_warmup_* seconds are the compilation's cost.
+#                        fp32, bf16 + channels_last, compiled (train.compile, eval.compile on) and auto
+#                        (bf16 where supported, scoring compiled as for a long job) side by side. Expected:
+#                        auto picks bf16 (reason names the GPU), bf16 faster than fp32, inference well above
+#                        FFP's reported ~25 frames/s on a Titan; compile_warmup_* seconds are the compilation's cost.
 #   OUT/synthetic/       FFP trained 1500 steps on the GPU on the built-in scene (seed 0) and evaluated:
-#                        results.json holds the micro AUC, to set beside the CPU runs of the same config
-#                        (docs/RESULTS.md, "Synthetic"): GPU kernels are not bit-identical to CPU ones, so
+#                        results.json holds the micro AUC, to set beside the CPU run of the same config
+#                        (docs/RESULTS.md, "FFP on the synthetic default": scene 0, 0.9571): GPU kernels are not bit-identical to CPU ones, so
 #                        expect the same AUC within a few points, not to the digit.
 #   OUT/ddp/             the same config for 50 steps under torchrun (DDP, NCCL, one process per GPU):
 #                        must finish with exit 0 and a checkpoint at step 50.
