@@ -241,9 +241,10 @@ def check_writable(folder: Path) -> None:
         raise PseudovadError(f"cannot write in {folder} ({error.strerror}); results could not be saved there") from None
 
 
-# Frames from which compiling the scoring network earns back its warm-up: about 6 s of compiling over
-# the 1/120 - 1/150 s it then saves per frame at 128 px (AMD EPYC, 2 threads; docs/RESULTS.md) is
-# ~3500 frames, rounded up. Ped2's test set (2010 frames) stays below it; a long video or a camera does not.
+# Frames from which compiling the scoring network earns back its warm-up. On the AMD EPYC at 128 px
+# (docs/RESULTS.md) compiling saves ~1.2 ms a frame (147 against 125 frames/s) and costs 6-9 s cold,
+# 1-3 s once inductor's cache holds the kernels: break-even between ~2500 and ~7000 frames. Ped2's test
+# set (2010 frames) stays below it; a long video or a camera does not.
 COMPILE_PAYS_FROM = 4000
 
 

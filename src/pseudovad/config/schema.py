@@ -239,8 +239,8 @@ class EvalConfig:
     """Evaluation and scoring options; the FFP protocol itself is fixed (see evaluation.protocol).
 
     `compile` compiles the network that scoring runs (torch.compile, inductor, its weights frozen in as
-    constants). On the AMD EPYC that made 150 frames/s of 120 at 128 px, after a warm-up of about 6 s
-    that a job of a few thousand frames does not earn back (docs/RESULTS.md). So `auto` compiles for
+    constants). On the AMD EPYC that made 147 frames/s of 125 at 128 px, after a warm-up of several
+    seconds that a job of a few thousand frames does not earn back (docs/RESULTS.md). So `auto` compiles for
     jobs of at least `runs.COMPILE_PAYS_FROM` frames and for open-ended streams (`live`), `on` always,
     `off` never. Where compiling fails (no C++ compiler), scoring goes on uncompiled, with a warning.
     """
