@@ -42,9 +42,9 @@ def tiny_config(pipeline: str = "ffp", **sections: dict):
     return build_config(values)
 
 
-def tiny_pipeline(pipeline: str = "ffp", **sections: dict) -> Pipeline:
+def tiny_pipeline(pipeline: str = "ffp", training: bool = True, **sections: dict) -> Pipeline:
     torch.manual_seed(0)
-    return build_pipeline(tiny_config(pipeline, **sections), torch.device("cpu"))
+    return build_pipeline(tiny_config(pipeline, **sections), torch.device("cpu"), training)
 
 
 def moving_clips(batch: int = 2, size: int = 32) -> torch.Tensor:

@@ -9,9 +9,8 @@ import torch
 from pseudovad import runs
 from pseudovad.errors import PseudovadError
 from pseudovad.training import base, hardware
-from pseudovad.training.pipelines import build_pipeline
 
-from helpers import moving_clips, tiny_config, tiny_pipeline
+from helpers import moving_clips, tiny_pipeline
 
 
 def test_auto_picks_fp32_where_bf16_is_unavailable(monkeypatch):
@@ -40,8 +39,7 @@ def test_the_cpu_has_a_name_and_a_bf16_answer():
 
 
 def scoring_pipeline(**sections: dict):
-    torch.manual_seed(0)
-    return build_pipeline(tiny_config("ffp", train={"precision": "fp32"}, **sections), torch.device("cpu"), training=False)
+    return tiny_pipeline("ffp", training=False, train={"precision": "fp32"}, **sections)
 
 
 def test_compiled_scoring_gives_the_plain_networks_scores():

@@ -225,7 +225,8 @@ class CompiledForScoring:
     def __call__(self, images: Tensor) -> Tensor:
         if self.compiled is not None:
             try:
-                return torch.cat([self.run_padded(chunk) for chunk in images.split(self.batch)])
+                outputs = [self.run_padded(chunk) for chunk in images.split(self.batch)]
+                return outputs[0] if len(outputs) == 1 else torch.cat(outputs)
             except Exception as error:  # noqa: BLE001 - inductor fails in many types; any of them means "run eager"
                 first_line = str(error).splitlines()[0] if str(error) else ""
                 warnings.warn(f"torch.compile failed ({type(error).__name__}: {first_line}); scoring goes on "

@@ -133,7 +133,7 @@ class FFPPipeline(Pipeline):
     def run_generator(self, clips: Tensor, generator: Callable[[Tensor], Tensor] | None = None) -> Tensor:
         """Predict the last frame of each clip from the others; float32 output whatever the precision."""
         with self.autocast():
-            return (generator or self.generator)(self.layout(split_clip(clips)[0])).float()
+            return (self.generator if generator is None else generator)(self.layout(split_clip(clips)[0])).float()
 
     def run_discriminator(self, frames: Tensor) -> Tensor:
         with self.autocast():
