@@ -112,11 +112,11 @@ def inference(config: Config, device: torch.device, steps: int) -> dict:
     torch.manual_seed(0)
     pipeline = build_pipeline(config, device, training=False)
     compiled = compile_if_it_pays(pipeline, math.inf)
-    clips = random_clips(config, config.eval.batch_size, device)
-    result = {"scoring_compiled": compiled}
+    clips = random_clips(config, pipeline.eval_batch_size, device)
+    result = {"scoring_compiled": compiled, "scoring_batch_size": pipeline.eval_batch_size}
     if compiled:
         result["compile_warmup_score_s"] = timed(lambda: pipeline.score(clips), 1, device, warm=0)
-    result["inference_frames_per_s"] = config.eval.batch_size / timed(lambda: pipeline.score(clips), steps, device)
+    result["inference_frames_per_s"] = pipeline.eval_batch_size / timed(lambda: pipeline.score(clips), steps, device)
     return result
 
 

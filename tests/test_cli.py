@@ -159,13 +159,15 @@ def test_experiment_refuses_a_run_whose_variant_was_redefined(tiny_data, tmp_pat
 
 def test_experiment_reuses_a_run_saved_before_an_option_existed(tiny_data, tmp_path):
     """A config.yaml written before eval.compile existed is the same definition (the option's default
-    keeps the earlier behaviour); a key that no longer exists is still a difference."""
+    keeps the earlier behaviour), and so is one that saved eval.batch_size 16 (before `auto`: speed only);
+    a key that no longer exists is still a difference."""
     out = tmp_path / "exp"
     grid = write_grid(tmp_path / "a.yaml", {"v": {}})
     assert main(["experiment", str(grid), "--data", str(tiny_data), "--out", str(out)]) == 0
     saved = out / "v" / "seed0" / "config.yaml"
     values = yaml.safe_load(saved.read_text())
     del values["eval"]["compile"]
+    values["eval"]["batch_size"] = 16
     saved.write_text(yaml.safe_dump(values))
     assert main(["experiment", str(grid), "--data", str(tiny_data), "--out", str(out)]) == 0
     values["eval"]["retired_option"] = 1

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pseudovad import runs
-from pseudovad.errors import PseudovadError
+from pseudovad.errors import ConfigError, PseudovadError
 from pseudovad.training import base, hardware
 
 from helpers import moving_clips, tiny_pipeline
@@ -31,6 +31,27 @@ def test_a_precision_set_in_the_config_is_kept(monkeypatch):
     assert tiny_pipeline("ffp", train={"precision": "fp32"}).precision == "fp32"
     monkeypatch.setattr(hardware, "bf16_support", lambda device: (False, "none"))
     assert tiny_pipeline("ffp", train={"precision": "bf16"}).precision == "bf16"
+
+
+@pytest.mark.parametrize("size, device, frames", [(128, "cpu", 4), (64, "cpu", 16), (256, "cpu", 1), (16, "cpu", 16),
+                                                  (128, "cuda", 32)])
+def test_auto_scoring_batch_keeps_a_cpu_batch_in_cache(size, device, frames):
+    assert hardware.scoring_batch_size("auto", size, size, torch.device(device)) == frames
+    assert hardware.scoring_batch_size(7, size, size, torch.device(device)) == 7
+
+
+def test_the_scoring_batch_reaches_every_scorer_and_changes_no_score():
+    pipeline = tiny_pipeline("ffp", training=False, eval={"batch_size": "auto"})
+    assert pipeline.eval_batch_size == hardware.MOST_FRAMES_PER_BATCH  # 32x32 frames: the cap
+    clips = moving_clips(batch=6)
+    one_by_one = torch.cat([pipeline.score(clips[i : i + 1])["psnr"] for i in range(len(clips))])
+    torch.testing.assert_close(pipeline.score(clips)["psnr"], one_by_one)
+
+
+@pytest.mark.parametrize("value, message", [("fast", "must match auto"), (0, "must be at least 1")])
+def test_a_wrong_scoring_batch_is_named(value, message):
+    with pytest.raises(ConfigError, match=f"'eval.batch_size'.*{message}"):
+        tiny_pipeline("ffp", eval={"batch_size": value})
 
 
 def test_the_cpu_has_a_name_and_a_bf16_answer():

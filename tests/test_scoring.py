@@ -206,7 +206,7 @@ def test_frames_are_streamed_not_held(run, tmp_path, annotate):
 
     summary = watch(Source("long", 25.0, "--fps", False, frames()), detector, tmp_path / "out", AlertRules(), annotate)
     assert summary["frames"] == 100 and len(read_csv(tmp_path / "out" / "scores.csv")) == 100
-    bound = detector.config.eval.batch_size + CLIP_LENGTH + 2 if annotate else 2
+    bound = detector.pipeline.eval_batch_size + CLIP_LENGTH + 2 if annotate else 2
     assert peak <= bound
 
 

@@ -50,8 +50,8 @@ def calibrate_run(run_dir: Path, false_alarm_rate: float = DEFAULT_FALSE_ALARM_R
     clips = training_clips(config, held_out=True)
     chosen = np.unique(np.linspace(0, len(clips) - 1, min(MAX_CLIPS, len(clips))).round().astype(int))
     parts = {name: [] for name in pipeline.deployed_scores()}
-    for begin in tqdm(range(0, len(chosen), config.eval.batch_size), desc="calibrating", unit="batch", leave=False):
-        batch = clips.batch(chosen[begin : begin + config.eval.batch_size]).to(pipeline.device)
+    for begin in tqdm(range(0, len(chosen), pipeline.eval_batch_size), desc="calibrating", unit="batch", leave=False):
+        batch = clips.batch(chosen[begin : begin + pipeline.eval_batch_size]).to(pipeline.device)
         scored = pipeline.score(batch)
         for name, values in parts.items():
             values.append(scored[name].float().cpu().numpy())

@@ -133,7 +133,7 @@ class Detector:
                errors: bool = False) -> Iterator[ScoredFrame]:
         """Score frames as they come, in order and at most one batch late; only a window of
         clip_length + 1 prepared frames and one batch are held, however long the stream."""
-        batch_size = batch_size or self.config.eval.batch_size
+        batch_size = batch_size or self.pipeline.eval_batch_size
         window: deque[np.ndarray] = deque(maxlen=self.clip_length + 1)
         pending: list[tuple[ScoredFrame, np.ndarray | None]] = []
         for index, rgb in enumerate(frames):

@@ -70,13 +70,17 @@ def _saved_definition(run: RunDir) -> dict:
         return saved
 
 
+# Options that change how fast a run scores, never what it learns or scores: a run that differs only in
+# them is the same run (an earlier one saved eval.batch_size 16, the value before `auto`).
+SPEED_ONLY = frozenset({"eval.batch_size", "eval.compile"})
+
+
 def _check_definition(grid: Grid, name: str, seed: int, data: Path, run: RunDir) -> None:
     """Refuse to reuse (or resume) a run whose saved config is not what the grid now defines."""
     if not run.config.is_file():
         return
-    saved = _saved_definition(run)
-    wanted = grid.resolved(name, seed, data)
-    changed = sorted(key for key in _flat(wanted).keys() | _flat(saved).keys() if _flat(wanted).get(key) != _flat(saved).get(key))
+    saved, wanted = _flat(_saved_definition(run)), _flat(grid.resolved(name, seed, data))
+    changed = sorted(key for key in (wanted.keys() | saved.keys()) - SPEED_ONLY if wanted.get(key) != saved.get(key))
     if changed:
         raise PseudovadError(
             f"variant '{name}' seed {seed}: {run.path} was trained with another definition (differs in "

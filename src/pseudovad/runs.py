@@ -241,11 +241,11 @@ def check_writable(folder: Path) -> None:
         raise PseudovadError(f"cannot write in {folder} ({error.strerror}); results could not be saved there") from None
 
 
-# Frames from which compiling the scoring network earns back its warm-up. On the AMD EPYC at 128 px
-# (docs/RESULTS.md) compiling saves ~1.2 ms a frame (147 against 125 frames/s) and costs 6-9 s cold,
-# 1-3 s once inductor's cache holds the kernels: break-even between ~2500 and ~7000 frames. Ped2's test
-# set (2010 frames) stays below it; a long video or a camera does not.
-COMPILE_PAYS_FROM = 4000
+# Frames from which compiling the scoring network earns back its warm-up. On the AMD EPYC at 128 px and
+# the `auto` eval batch (docs/RESULTS.md) compiling saves ~0.45 ms a frame (174 against 161 frames/s)
+# and costs a fresh process ~4.5 s with inductor's cache warm, ~11 s cold: break-even from ~10000
+# frames. Ped2's test set (2010 frames) stays below it; a long video (7 minutes at 25 fps) or a camera does not.
+COMPILE_PAYS_FROM = 10000
 
 
 def compile_if_it_pays(pipeline: Pipeline, frames: float, setting: str | None = None) -> bool:

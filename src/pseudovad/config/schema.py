@@ -239,13 +239,18 @@ class EvalConfig:
     """Evaluation and scoring options; the FFP protocol itself is fixed (see evaluation.protocol).
 
     `compile` compiles the network that scoring runs (torch.compile, inductor, its weights frozen in as
-    constants). On the AMD EPYC that made 147 frames/s of 125 at 128 px, after a warm-up of several
+    constants). On the AMD EPYC that made 174 frames/s of 161 at 128 px, after a warm-up of several
     seconds that a job of a few thousand frames does not earn back (docs/RESULTS.md). So `auto` compiles for
     jobs of at least `runs.COMPILE_PAYS_FROM` frames and for open-ended streams (`live`), `on` always,
     `off` never. Where compiling fails (no C++ compiler), scoring goes on uncompiled, with a warning.
+
+    `batch_size` is the number of frames scored per call. `auto` (training.hardware.scoring_batch_size)
+    takes on a CPU as many frames as make 128x128x4 pixels: larger batches spill the U-Net's activations
+    out of the caches, and at 128 px batch 4 scored 165 frames/s where batch 16 scored 133 (AMD EPYC,
+    docs/RESULTS.md). On a GPU it takes 32. It changes speed only, never a score.
     """
 
-    batch_size: int = option(16, at_least=1, at_most=4096)
+    batch_size: int | str = option("auto", at_least=1, at_most=4096, pattern="auto")
     compile: str = option("auto", choices=("auto", "on", "off"))
     smoothing_sigma: float = option(0.0, at_least=0.0, at_most=1000.0)
 

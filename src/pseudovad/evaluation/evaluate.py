@@ -114,7 +114,7 @@ def score_declarations(pipeline: Pipeline) -> dict[str, dict]:
 def evaluate_pipeline(config: Config, pipeline: Pipeline, dataset: VideoDataset) -> dict:
     t = config.data.clip_length
     frames = load_frames(dataset.test, config.data.height, config.data.width, config.data.channels, config.data.cache_dir, "test frames")
-    per_video = score_videos(pipeline, frames, t, config.eval.batch_size)
+    per_video = score_videos(pipeline, frames, t, pipeline.eval_batch_size)
     score_names = [score.name for score in pipeline.scores]
     for name in score_names:
         broken = [video.name for video, scores in zip(dataset.test, per_video) if not np.isfinite(scores[name]).all()]

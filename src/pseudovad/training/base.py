@@ -25,7 +25,7 @@ from pseudovad.config import Config
 from pseudovad.data.clips import ClipDataset
 from pseudovad.errors import ConfigError, PseudovadError
 from pseudovad.training.distributed import unwrap
-from pseudovad.training.hardware import resolve_precision
+from pseudovad.training.hardware import resolve_precision, scoring_batch_size
 
 FUSED = "combined"  # the one name of a fused score, in results.json, scores.csv and the report
 
@@ -94,6 +94,7 @@ class Pipeline:
         self.device = device
         self.training = training
         self.precision, self.precision_reason = resolve_precision(config.train.precision, device)
+        self.eval_batch_size = scoring_batch_size(config.eval.batch_size, config.data.height, config.data.width, device)
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
 
     # --- declarations -----------------------------------------------------------------------------

@@ -221,7 +221,7 @@ class FFPPipeline(Pipeline):
         if self.training:
             raise PseudovadError("compile_scoring needs a pipeline built for scoring (training=False): compiled weights are frozen")
         self.generator.eval()
-        self.scoring_generator = CompiledForScoring(self.generator, self.config.eval.batch_size)
+        self.scoring_generator = CompiledForScoring(self.generator, self.eval_batch_size)
         data = self.config.data
         # Compile now rather than at the first real batch: a live camera's frames would queue meanwhile.
         self.predict(torch.zeros(1, data.clip_length + 1, data.channels, data.height, data.width, device=self.device))

@@ -48,3 +48,22 @@ def resolve_precision(requested: str, device: torch.device) -> tuple[str, str]:
         return requested, "set in the config"
     native, evidence = bf16_support(device)
     return ("bf16", f"auto: {evidence}") if native else ("fp32", f"auto: {evidence}, so bf16 would be emulated")
+
+
+CPU_PIXELS_PER_BATCH = 128 * 128 * 4
+MOST_FRAMES_PER_BATCH = 16  # the former fixed default: 64 frames of 64 px were no faster, and a batch is a stream's delay
+GPU_SCORING_BATCH = 32
+
+
+def scoring_batch_size(requested: int | str, height: int, width: int, device: torch.device) -> int:
+    """Frames per scoring call for eval.batch_size `requested` (a number, or `auto`) at this frame size.
+
+    On a CPU, `auto` keeps a batch to CPU_PIXELS_PER_BATCH pixels (4 frames at 128 px, 16 at 64 px, 1 at
+    256 px; at most 16 frames): on the AMD EPYC a batch of 16 scored ~20 % fewer frames per second than
+    one of 4 at 128 px, and ~35 % fewer than one of 1 at 256 px, its activations no longer fitting the
+    caches (docs/RESULTS.md). A GPU wants wide batches instead."""
+    if requested != "auto":
+        return int(requested)
+    if device.type == "cuda":
+        return GPU_SCORING_BATCH
+    return max(1, min(MOST_FRAMES_PER_BATCH, CPU_PIXELS_PER_BATCH // (height * width)))
