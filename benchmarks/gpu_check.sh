@@ -9,7 +9,8 @@
 #   OUT/env.txt          torch version, CUDA, the GPU's name.
 #   OUT/speed_gpu.json   benchmarks/speed.py on ped2_ffp_paper (256x256 RGB, U-Net width 64, batch 4):
 #                        fp32, bf16 + channels_last, compiled (train.compile, eval.compile on) and auto
-#                        (bf16 where supported, scoring compiled as for a long job) side by side. Expected:
+#                        (bf16 where supported, scoring compiled as for a long job; eval batch auto: 32 on a GPU,
+#                        scoring_batch_size in each result) side by side. Expected:
 #                        auto picks bf16 (reason names the GPU), bf16 faster than fp32, inference well above
 #                        FFP's reported ~25 frames/s on a Titan; compile_warmup_* seconds are the compilation's cost.
 #   OUT/synthetic/       FFP trained 1500 steps on the GPU on the built-in scene (seed 0) and evaluated:
