@@ -246,7 +246,7 @@ class EvalConfig:
 
     `batch_size` is the number of frames scored per call. `auto` (training.hardware.scoring_batch_size)
     takes on a CPU as many frames as make 128x128x4 pixels: larger batches spill the U-Net's activations
-    out of the caches, and at 128 px batch 4 scored 165 frames/s where batch 16 scored 133 (AMD EPYC,
+    out of the caches, and at 128 px batch 4 scored ~166 frames/s where batch 16 scored ~135 (AMD EPYC,
     docs/RESULTS.md). On a GPU it takes 32. It changes speed only, never a score.
     """
 
