@@ -146,7 +146,7 @@ def _add_rate_option(parser: argparse.ArgumentParser, meaning: str, default: flo
 def _add_compile_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compile", choices=["auto", "on", "off"], help="compile the scoring network (torch.compile): faster "
                         "once warm, after seconds of compiling; auto (the run's eval.compile default) does it for jobs of "
-                        "thousands of frames and for streams")
+                        "10000 frames or more (runs.COMPILE_PAYS_FROM) and for streams")
 
 
 def _add_scoring_options(parser: argparse.ArgumentParser) -> None:

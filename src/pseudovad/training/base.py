@@ -211,7 +211,8 @@ def exportable(network: nn.Module) -> nn.Module:
 
 class CompiledForScoring:
     """`network` under torch.compile (inductor) with its weights frozen in as constants, which lets
-    inductor pre-pack them for oneDNN: 18 % faster scoring on the CPU measured (docs/RESULTS.md).
+    inductor pre-pack them for oneDNN: 8 % faster scoring at the `auto` eval batch on the CPU measured
+    (18 % at the former batch of 16; docs/RESULTS.md).
 
     It always runs batches of `batch` images (a shorter one is padded, a longer one split), so one
     compiled graph serves every call: a video's last, shorter batch would otherwise compile again.
