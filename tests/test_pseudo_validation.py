@@ -3,10 +3,12 @@
 import json
 
 import numpy as np
+import pytest
 
 from media import write_frames
 from pseudovad.data.layouts import load_dataset
 from pseudovad.data.pseudo_validation import make_pseudo_validation
+from pseudovad.errors import DataError
 
 
 def test_held_out_training_videos_become_labelled_test_videos(tmp_path):
@@ -23,4 +25,18 @@ def test_held_out_training_videos_become_labelled_test_videos(tmp_path):
     labels = np.concatenate(dataset.test_labels)
     assert labels.sum() == sum(e["end"] - e["start"] for e in description["events"])
     assert dataset.test[0].num_frames == 60 - 2 * (description["events"][0]["end"] - description["events"][0]["start"])
-    assert make_pseudo_validation(root, tmp_path / "validation") == made  # reused, not rebuilt
+    assert make_pseudo_validation(root, tmp_path / "validation", held_out=2) == made  # reused, not rebuilt
+
+
+def test_a_folder_made_from_another_dataset_is_refused_not_reused(tmp_path):
+    for name in ("a", "b"):
+        for i in range(1, 4):
+            write_frames(tmp_path / name / "ped2" / "training" / "frames" / f"{i:02d}", 60, size=(40, 40))
+    made = make_pseudo_validation(tmp_path / "a" / "ped2", tmp_path / "validation", held_out=1)
+    with pytest.raises(DataError, match=r"made from .*a/ped2 .*delete it or choose another --out"):
+        make_pseudo_validation(tmp_path / "b" / "ped2", made, held_out=1)  # same folder name, other videos
+    with pytest.raises(DataError, match="held out 1, seed 0.*held out 1, seed 3"):
+        make_pseudo_validation(tmp_path / "a" / "ped2", made, held_out=1, seed=3)
+    (made / "dataset.json").write_text("{")
+    with pytest.raises(DataError, match="unreadable pseudo-validation description"):
+        make_pseudo_validation(tmp_path / "a" / "ped2", made, held_out=1)
