@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from pseudovad.data.synthetic import KINDS, PRESETS, generate_synthetic, plan_events
-from pseudovad.errors import PseudovadError
+from pseudovad.data.synthetic import KINDS, PRESETS, SCENE_VERSION, generate_synthetic, plan_events, synthetic_scene
+from pseudovad.errors import DataError, PseudovadError
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +136,21 @@ def test_refuses_to_overwrite_unless_asked(tmp_path):
     generate_synthetic(out, preset="tiny", overwrite=True)
     assert not stale.exists()
     assert (out / "dataset.json").is_file()
+
+
+def test_a_scene_is_reused_only_if_drawn_with_the_same_seed_preset_and_version(tiny, tmp_path):
+    root, description = tiny
+    shutil.copytree(root, tmp_path / "scene")
+    scene = tmp_path / "scene"
+    before = _hashes(scene)
+    assert synthetic_scene(scene, 0, "tiny") == scene and _hashes(scene) == before  # reused, untouched
+    with pytest.raises(DataError, match="seed 0, preset tiny.*not seed 1, preset tiny"):
+        synthetic_scene(scene, 1, "tiny")
+    (scene / "dataset.json").write_text(json.dumps({**description, "version": SCENE_VERSION + 1}))
+    with pytest.raises(DataError, match=f"scene version {SCENE_VERSION + 1}, not seed 0, preset tiny, version {SCENE_VERSION}"):
+        synthetic_scene(scene, 0, "tiny")
+    assert _hashes(scene).keys() == before.keys()  # refused, nothing deleted
+    assert synthetic_scene(tmp_path / "new", 2, "tiny").joinpath("dataset.json").is_file()  # absent: drawn
 
 
 def test_refuses_a_file_as_output(tmp_path):

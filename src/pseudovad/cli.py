@@ -274,15 +274,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 
 def _cmd_demo(args: argparse.Namespace) -> None:
     from pseudovad.config import load_config
-    from pseudovad.data.synthetic import generate_synthetic
+    from pseudovad.data.synthetic import synthetic_scene
     from pseudovad.reporting.gallery import save_gallery
     from pseudovad.reporting.report import build_report
     from pseudovad.training.loop import train
 
     started = time.perf_counter()
-    data = args.out / "synthetic"
-    if not (data / "dataset.json").exists():
-        generate_synthetic(data, seed=0, preset="default", overwrite=args.force)
+    data = synthetic_scene(args.out / "synthetic", 0, overwrite=args.force)
     overrides = [("data.root", str(data))]
     if args.iterations is not None:
         overrides.append(("train.iterations", args.iterations))

@@ -221,15 +221,10 @@ def resolve_datasets(spec: str, out: Path, choosing: bool) -> tuple[dict[str, Pa
 
 
 def _synthetic_scenes(seeds: list[int], out: Path) -> dict[str, Path]:
-    from pseudovad.data.synthetic import generate_synthetic
+    from pseudovad.data.synthetic import synthetic_scene
 
-    datasets = {}
-    for seed in seeds:
-        root = out / "data" / f"synthetic_{seed}"
-        if not (root / "dataset.json").exists():
-            generate_synthetic(root, seed=seed, preset="default", overwrite=True)
-        datasets[f"scene{seed}"] = root.resolve()
-    return datasets
+    return {f"scene{seed}": synthetic_scene(out / "data" / f"synthetic_{seed}", seed, overwrite=True).resolve()
+            for seed in seeds}
 
 
 def run_grid(grid_path: Path, data: str | Path | None, out: Path, jobs: int = 1, scale: str | None = None,

@@ -26,9 +26,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pseudovad.errors import PseudovadError
+from pseudovad.errors import DataError, PseudovadError
 
 KINDS = ("running", "vehicle", "thrown_object", "wrong_way")
+SCENE_VERSION = 1  # raise it with any change that alters the frames or labels a seed draws
 
 LABEL_CONVENTION = (
     "frame_labels_synthetic.npy is a uint8 array of shape (1, total test frames): 1 = anomalous, the test "
@@ -150,6 +151,7 @@ def generate_synthetic(out: Path, seed: int = 0, preset: str = "default", *, ove
     np.save(out / "frame_labels_synthetic.npy", np.concatenate(labels)[None, :])
     description = {
         "generator": "pseudovad.synthetic",
+        "version": SCENE_VERSION,
         "seed": int(seed),
         "preset": preset,
         "width": config.width,
@@ -161,6 +163,28 @@ def generate_synthetic(out: Path, seed: int = 0, preset: str = "default", *, ove
     }
     (out / "dataset.json").write_text(json.dumps(description, indent=2) + "\n")
     return description
+
+
+def synthetic_scene(out: Path, seed: int, preset: str = "default", *, overwrite: bool = False) -> Path:
+    """The scene at `out`: drawn now, or reused if drawn before with this seed, preset and version.
+
+    Anything else there is refused rather than redrawn: runs trained on the old frames may sit beside
+    it, and mixing the two scenes would give wrong tables. `overwrite` as `generate_synthetic`'s.
+    """
+    out = Path(out)
+    if not (out / "dataset.json").is_file():
+        generate_synthetic(out, seed, preset, overwrite=overwrite)
+        return out
+    try:
+        made = json.loads((out / "dataset.json").read_text())
+        saved = (made["seed"], made["preset"], made.get("version", 1))  # version 1 wrote no version
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise DataError(f"{out / 'dataset.json'}: unreadable synthetic scene description ({error}); delete {out}") from None
+    if saved != (seed, preset, SCENE_VERSION):
+        raise DataError(f"{out}: a synthetic scene drawn with seed {saved[0]}, preset {saved[1]}, scene version "
+                        f"{saved[2]}, not seed {seed}, preset {preset}, version {SCENE_VERSION}; runs made on it "
+                        "would be mixed with new ones: delete it (and the runs beside it) or choose another folder")
+    return out
 
 
 def plan_events(preset: SynthPreset, rng: np.random.Generator) -> list[PlannedEvent]:
