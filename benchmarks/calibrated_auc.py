@@ -23,11 +23,11 @@ from pseudovad.experiment import summarise
 
 def deployed_aucs(run: Path) -> dict:
     """frame_auc of the calibrated fused score over the per-frame scores that results.json keeps."""
-    calibration = read_calibration(run)
+    results = json.loads((run / "results.json").read_text())
+    calibration = read_calibration(run, results["iteration"])
     if calibration is None or "fusion" not in calibration:
         raise SystemExit(f"{run}: no fused calibration.json; run `pseudovad calibrate {run}` (a run with a fused score)")
     fusion = CalibratedFusion.from_calibration(calibration["fusion"])
-    results = json.loads((run / "results.json").read_text())
     scores = []
     for video in results["videos"]:
         columns = np.stack([video["scores"][part] for part in calibration["fusion"]["parts"]], axis=1)

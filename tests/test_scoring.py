@@ -156,6 +156,21 @@ def test_the_run_folder_is_all_scoring_needs(tiny_data, run, tmp_path, monkeypat
     assert main(["score", str(video), "--run", "../archive/run", "--out", "scored", "--threshold", "17.5"]) == 0
 
 
+def test_a_calibration_of_an_earlier_checkpoint_is_refused(run, tiny_data, tmp_path, capsys):
+    """A run trained on after its calibration (resumed with more steps, --no-calibrate) must not be
+    thresholded with the old model's scores."""
+    stale = tmp_path / "run"
+    shutil.copytree(run, stale, ignore=shutil.ignore_patterns("tensorboard", "report"))
+    calibration = json.loads((stale / "calibration.json").read_text())
+    (stale / "calibration.json").write_text(json.dumps({**calibration, "iteration": calibration["iteration"] - 1}))
+    capsys.readouterr()
+    video = str(tiny_data / "testing" / "frames" / "01")
+    assert main(["score", video, "--run", str(stale), "--out", str(tmp_path / "scored")]) == 2
+    error = capsys.readouterr().err
+    assert f"made at iteration {calibration['iteration'] - 1}, but the checkpoint is at iteration {calibration['iteration']}" in error
+    assert f"run `pseudovad calibrate {stale}` again" in error
+
+
 def test_another_false_alarm_rate_is_read_off_the_calibration(tiny_data, run, tmp_path):
     video = str(tiny_data / "testing" / "frames" / "01")
     assert main(["score", video, "--run", str(run), "--out", str(tmp_path / "a"), "--false-alarm-rate", "0.2"]) == 0

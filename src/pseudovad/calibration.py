@@ -130,8 +130,11 @@ def threshold_at(scores: np.ndarray | list[float], false_alarm_rate: float) -> f
     return round(float(np.quantile(np.asarray(scores, dtype=np.float64), check_rate(false_alarm_rate))), 4)
 
 
-def read_calibration(run_dir: Path) -> dict | None:
-    """RUN/calibration.json, or None if the run has none (trained before it existed, or stopped before its end)."""
+def read_calibration(run_dir: Path, iteration: int) -> dict | None:
+    """RUN/calibration.json, or None if the run has none (trained before it existed, or stopped before its end).
+
+    It must be of the model at `iteration` (the checkpoint's): a run trained on afterwards (`--resume`
+    with more iterations and `--no-calibrate`) would otherwise be thresholded with its old model's scores."""
     path = RunDir(run_dir).calibration
     if not path.is_file():
         return None
@@ -140,6 +143,9 @@ def read_calibration(run_dir: Path) -> dict | None:
         assert isinstance(calibration, dict) and calibration["scores"] and math.isfinite(calibration["threshold"])
     except (OSError, ValueError, KeyError, TypeError, AssertionError):
         raise PseudovadError(f"{path}: not a calibration pseudovad wrote; run `pseudovad calibrate {run_dir}` again") from None
+    if calibration.get("iteration") != iteration:
+        raise PseudovadError(f"{path}: made at iteration {calibration.get('iteration')}, but the checkpoint is at "
+                             f"iteration {iteration} (the run trained on since); run `pseudovad calibrate {run_dir}` again")
     return calibration
 
 

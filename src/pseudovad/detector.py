@@ -76,7 +76,7 @@ class Detector:
                  device: torch.device | None = None) -> None:
         self.run = Path(run)
         self.config, self.pipeline, self.iteration = load_trained(self.run, device)
-        self.calibration = read_calibration(self.run)
+        self.calibration = read_calibration(self.run, self.iteration)
         fusion = (self.calibration or {}).get("fusion")
         declared = self.pipeline.scores[0]
         self.score_name, self.score_label = (self.calibration["score"], self.calibration["label"]) if fusion else (declared.name, declared.label)
