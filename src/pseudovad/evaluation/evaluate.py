@@ -112,30 +112,20 @@ def score_declarations(pipeline: Pipeline) -> dict[str, dict]:
 
 
 def evaluate_pipeline(config: Config, pipeline: Pipeline, dataset: VideoDataset) -> dict:
+    """Every declared score (and the fused one) of every scored test frame, with the protocol's AUCs:
+    the one dictionary results.json holds, so reports and tables never rescore a run."""
     t = config.data.clip_length
     frames = load_frames(dataset.test, config.data.height, config.data.width, config.data.channels, config.data.cache_dir, "test frames")
     per_video = score_videos(pipeline, frames, t, pipeline.eval_batch_size)
     score_names = [score.name for score in pipeline.scores]
-    for name in score_names:
-        broken = [video.name for video, scores in zip(dataset.test, per_video) if not np.isfinite(scores[name]).all()]
-        if broken:
-            raise PseudovadError(
-                f"the '{name}' score is NaN or infinite on test videos {', '.join(broken)}: the model has diverged; "
-                "retrain with a lower learning rate (and train.on_nonfinite=stop, the default)"
-            )
+    _check_finite(per_video, score_names, dataset)
     fusion = pipeline.fused()
     if fusion is not None:
         for video in per_video:
             video[fusion.name] = fuse(*(video[part] for part in fusion.parts), fusion.weight)
         score_names.append(fusion.name)
     labels = [scored_labels(lab, t) for lab in dataset.test_labels]
-    auc = {}
-    for name in score_names:
-        scores = [video[name] for video in per_video]
-        auc[name] = frame_auc(scores, labels)
-        if config.eval.smoothing_sigma > 0:
-            smoothed = frame_auc(scores, labels, config.eval.smoothing_sigma)
-            auc[name].update({f"{key}_smoothed": smoothed[key] for key in ("micro", "micro_raw", "macro")})
+    auc = {name: _auc([video[name] for video in per_video], labels, config.eval.smoothing_sigma) for name in score_names}
     return {
         "dataset": str(dataset.root),
         "layout": dataset.layout,
@@ -160,6 +150,26 @@ def evaluate_pipeline(config: Config, pipeline: Pipeline, dataset: VideoDataset)
             for video, lab, scores in zip(dataset.test, labels, per_video)
         ],
     }
+
+
+def _check_finite(per_video: list[dict[str, np.ndarray]], names: list[str], dataset: VideoDataset) -> None:
+    """A diverged model stops here with its cause and fix, not deep in sklearn with "Input contains NaN"."""
+    for name in names:
+        broken = [video.name for video, scores in zip(dataset.test, per_video) if not np.isfinite(scores[name]).all()]
+        if broken:
+            raise PseudovadError(
+                f"the '{name}' score is NaN or infinite on test videos {', '.join(broken)}: the model has diverged; "
+                "retrain with a lower learning rate (and train.on_nonfinite=stop, the default)"
+            )
+
+
+def _auc(scores: list[np.ndarray], labels: list[np.ndarray], smoothing_sigma: float) -> dict:
+    """The protocol's AUCs of one score, and with `smoothing_sigma` > 0 those of its smoothed scores too."""
+    auc = frame_auc(scores, labels)
+    if smoothing_sigma > 0:
+        smoothed = frame_auc(scores, labels, smoothing_sigma)
+        auc.update({f"{key}_smoothed": smoothed[key] for key in ("micro", "micro_raw", "macro")})
+    return auc
 
 
 def write_json(content: dict, path: Path) -> None:
