@@ -7,6 +7,11 @@ perturbation is `amplitude * tanh(.)` inside a smooth box covering at most `area
 from the perturbed inputs; G learns perturbations the predictor still carries into its prediction
 (its loss is the predictor's error against the *perturbed* target), so it keeps finding what the
 predictor would wrongly reproduce, within the bound.
+
+That loss is lowest for no change at all, and left to choose its size G shrinks its change to a few
+grey levels (measured on Ped2 at 128 px: a mean of 3-5 levels in 255 after 4000 steps, docs/RESULTS.md).
+`size` > 0 fixes the size: G's change is rescaled to that RMS inside its box (as a fraction of
+`amplitude`, still clamped to the bound), so G chooses *what* to change, never *how much*.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ class AdversarialPerturbation(Source):
         area: float = option(0.1, above=0.0, at_most=1.0)        # largest fraction of the frame the box covers
         width: int = option(8, at_least=1, at_most=256)          # G's U-Net width (2 levels)
         lr: float = option(1e-4, above=0.0, at_most=10.0)
+        size: float = option(0.0, at_least=0.0, at_most=1.0)     # RMS of the change in its box, of amplitude (0: G's own)
 
     @classmethod
     def check_config(cls, options: Options, config: Config) -> str | None:
@@ -67,7 +73,17 @@ class AdversarialPerturbation(Source):
         """G's change to every frame of `clips` (B, t+1, C, H, W): |change| <= amplitude * mask."""
         flat = clips.flatten(1, 2)
         change = self.generator(flat).float().view_as(clips)  # tanh output, in [-1, 1]
+        if self.options.size > 0:
+            change = self._sized(change, mask)
         return self.options.amplitude * change * mask.unsqueeze(1)
+
+    def _sized(self, change: Tensor, mask: Tensor) -> Tensor:
+        """`change` rescaled per sample to RMS `size` inside the box (weighted by the box's smooth mask),
+        then clamped to [-1, 1] so the amplitude bound holds whatever G outputs."""
+        weight = mask.unsqueeze(1).expand_as(change)
+        power = (change.square() * weight).sum(dim=(1, 2, 3, 4)) / weight.sum(dim=(1, 2, 3, 4)).clamp_min(1e-6)
+        scale = self.options.size / power.sqrt().clamp_min(1e-6)
+        return (change * scale.view(-1, 1, 1, 1, 1)).clamp(-1, 1)
 
     def perturb(self, clips: Tensor, mask: Tensor) -> Tensor:
         """X_P = X_N + G(X_N), kept in [-1, 1] (clamping never enlarges the change)."""
