@@ -33,10 +33,12 @@ def test_a_folder_made_from_another_dataset_is_refused_not_reused(tmp_path):
         for i in range(1, 4):
             write_frames(tmp_path / name / "ped2" / "training" / "frames" / f"{i:02d}", 60, size=(40, 40))
     made = make_pseudo_validation(tmp_path / "a" / "ped2", tmp_path / "validation", held_out=1)
-    with pytest.raises(DataError, match=r"made from .*a/ped2 .*delete it or choose another --out"):
+    before = sorted(p.relative_to(made) for p in made.rglob("*"))
+    with pytest.raises(DataError, match=r"made with other settings \(made_from '.*a/ped2', not '.*b/ped2'\); delete it"):
         make_pseudo_validation(tmp_path / "b" / "ped2", made, held_out=1)  # same folder name, other videos
-    with pytest.raises(DataError, match="held out 1, seed 0.*held out 1, seed 3"):
-        make_pseudo_validation(tmp_path / "a" / "ped2", made, held_out=1, seed=3)
+    with pytest.raises(DataError, match=r"held_out \['03'\], not \['02', '03'\]; seed 0, not 3"):
+        make_pseudo_validation(tmp_path / "a" / "ped2", made, held_out=2, seed=3)
+    assert sorted(p.relative_to(made) for p in made.rglob("*")) == before  # refused, nothing remade
     (made / "dataset.json").write_text("{")
-    with pytest.raises(DataError, match="unreadable pseudo-validation description"):
+    with pytest.raises(DataError, match="unreadable"):
         make_pseudo_validation(tmp_path / "a" / "ped2", made, held_out=1)

@@ -22,6 +22,7 @@ import numpy as np
 
 from pseudovad.data.dataset import Video
 from pseudovad.data.decode import iter_frames
+from pseudovad.data.generated import reusable
 from pseudovad.data.layouts import load_dataset
 from pseudovad.errors import DataError
 from pseudovad.pseudo_anomalies.base import smooth_box
@@ -34,14 +35,13 @@ def make_pseudo_validation(root: Path, out: Path, held_out: int = 3, seed: int =
     """Write the pseudo-validation dataset of `root` into `out` (FFP frame layout, MNAD labels,
     dataset.json listing the events) and return `out`; an existing complete one is reused."""
     out = Path(out)
-    if (out / "dataset.json").is_file():
-        _check_reused(out, Path(root), held_out, seed)
-        return out
     train = load_dataset(Path(root)).train
     if len(train) <= held_out:
         raise DataError(f"{root}: {len(train)} training videos; pseudo-validation holds out {held_out} and needs more")
     if not all(video.is_frame_folder for video in train):
         raise DataError(f"{root}: pseudo-validation needs training videos stored as frame folders")
+    if reusable(out, {"made_from": str(Path(root).resolve()), "held_out": [v.name for v in train[-held_out:]], "seed": seed}):
+        return out
     rng = np.random.default_rng(seed)
     for video in train[:-held_out]:
         link = out / "training" / "frames" / video.name
@@ -62,22 +62,6 @@ def make_pseudo_validation(root: Path, out: Path, held_out: int = 3, seed: int =
                    "seed": seed, "events": events}
     (out / "dataset.json").write_text(json.dumps(description, indent=1))
     return out
-
-
-def _check_reused(out: Path, root: Path, held_out: int, seed: int) -> None:
-    """Refuse a folder made from another dataset or with other settings: reusing it would report AUCs
-    of anomalies injected into other videos (two datasets named alike share the default folder name)."""
-    description = out / "dataset.json"
-    try:
-        made = json.loads(description.read_text())
-        saved = (str(made["made_from"]), len(made["held_out"]), int(made["seed"]))
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise DataError(f"{description}: unreadable pseudo-validation description ({error}); "
-                        "delete the folder to rebuild it") from None
-    wanted = (str(root.resolve()), held_out, seed)
-    if saved != wanted:
-        raise DataError(f"{out}: pseudo-validation made from {saved[0]} (held out {saved[1]}, seed {saved[2]}), "
-                        f"not from {wanted[0]} (held out {held_out}, seed {seed}); delete it or choose another --out")
 
 
 def _inject(video: Video, donors: list[Video], rng: np.random.Generator) -> tuple[list[np.ndarray], np.ndarray, list[dict]]:

@@ -26,7 +26,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pseudovad.errors import DataError, PseudovadError
+from pseudovad.data.generated import reusable
+from pseudovad.errors import PseudovadError
 
 KINDS = ("running", "vehicle", "thrown_object", "wrong_way")
 SCENE_VERSION = 1  # raise it with any change that alters the frames or labels a seed draws
@@ -166,25 +167,11 @@ def generate_synthetic(out: Path, seed: int = 0, preset: str = "default", *, ove
 
 
 def synthetic_scene(out: Path, seed: int, preset: str = "default", *, overwrite: bool = False) -> Path:
-    """The scene at `out`: drawn now, or reused if drawn before with this seed, preset and version.
-
-    Anything else there is refused rather than redrawn: runs trained on the old frames may sit beside
-    it, and mixing the two scenes would give wrong tables. `overwrite` as `generate_synthetic`'s.
-    """
-    out = Path(out)
-    if not (out / "dataset.json").is_file():
+    """The scene at `out`: drawn now, or reused if drawn before with this seed, preset and version
+    (anything else there is refused, see data/generated.py). `overwrite` as `generate_synthetic`'s."""
+    if not reusable(Path(out), {"seed": seed, "preset": preset, "version": SCENE_VERSION}, defaults={"version": 1}):
         generate_synthetic(out, seed, preset, overwrite=overwrite)
-        return out
-    try:
-        made = json.loads((out / "dataset.json").read_text())
-        saved = (made["seed"], made["preset"], made.get("version", 1))  # version 1 wrote no version
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise DataError(f"{out / 'dataset.json'}: unreadable synthetic scene description ({error}); delete {out}") from None
-    if saved != (seed, preset, SCENE_VERSION):
-        raise DataError(f"{out}: a synthetic scene drawn with seed {saved[0]}, preset {saved[1]}, scene version "
-                        f"{saved[2]}, not seed {seed}, preset {preset}, version {SCENE_VERSION}; runs made on it "
-                        "would be mixed with new ones: delete it (and the runs beside it) or choose another folder")
-    return out
+    return Path(out)
 
 
 def plan_events(preset: SynthPreset, rng: np.random.Generator) -> list[PlannedEvent]:
