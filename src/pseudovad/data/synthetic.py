@@ -169,9 +169,10 @@ def generate_synthetic(out: Path, seed: int = 0, preset: str = "default", *, ove
 def synthetic_scene(out: Path, seed: int, preset: str = "default", *, overwrite: bool = False) -> Path:
     """The scene at `out`: drawn now, or reused if drawn before with this seed, preset and version
     (anything else there is refused, see data/generated.py). `overwrite` as `generate_synthetic`'s."""
-    if not reusable(Path(out), {"seed": seed, "preset": preset, "version": SCENE_VERSION}, defaults={"version": 1}):
+    out = Path(out)
+    if not reusable(out, {"seed": seed, "preset": preset, "version": SCENE_VERSION}, defaults={"version": 1}):
         generate_synthetic(out, seed, preset, overwrite=overwrite)
-    return Path(out)
+    return out
 
 
 def plan_events(preset: SynthPreset, rng: np.random.Generator) -> list[PlannedEvent]:
