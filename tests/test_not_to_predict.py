@@ -144,6 +144,19 @@ def test_a_sized_perturbation_has_its_size_whatever_g_outputs():
     assert (source.perturbation(made.clips, made.mask).detach().abs() <= 0.4 * box + 1e-6).all()
 
 
+def test_the_adversarial_source_changes_the_inputs_and_the_target_stays_clean():
+    """The predictor learns the clean frame from G's perturbed inputs; G's perturbed target frame is
+    only the abnormal continuation (until 2026-12-01 the target was perturbed too)."""
+    pipeline = model({"name": "adversarial", "amplitude": 1.0, "area": 0.5, "width": 2})
+    for parameter in pipeline.objective.sources[0].generator.parameters():  # a G that visibly changes things
+        torch.nn.init.normal_(parameter, std=1.0)
+    batch = pipeline.objective.prepare(pipeline.make_batch(numbered_clips(), np.arange(4), step=1))
+    assert bool((batch["source"] == 0).all())
+    assert torch.equal(batch["clips"][:, -1], batch["clean"][:, -1])
+    assert (batch["clips"][:, :-1] - batch["clean"][:, :-1]).abs().amax() > 0.05
+    assert (batch["abnormal"] - batch["clean"][:, -1]).abs().amax() > 0.05
+
+
 def test_the_adversarial_source_learns_and_the_predictor_does_not_from_its_loss():
     pipeline = model({"name": "adversarial", "width": 2})
     objective = pipeline.objective
@@ -207,6 +220,26 @@ def test_the_critic_learns_pseudo_anomalies_and_adds_a_fused_score():
     scores = pipeline.score(clips.batch(np.arange(3)))
     assert scores["classifier"].shape == (3,) and ((scores["classifier"] >= 0) & (scores["classifier"] <= 1)).all()
     assert "objective_critic" in pipeline.networks and "objective_critic" in pipeline.optimizers
+
+
+def test_the_critic_can_learn_from_clips_that_end_as_a_test_anomaly_does():
+    """With last_frame continuation a pseudo-anomalous clip ends in its abnormal continuation (the
+    pasted patch still there), as a real anomaly's clip does at test time; normal clips are unchanged."""
+    def critic_clips(last_frame):
+        critic = {"enabled": True, "width": 4, "last_frame": last_frame}
+        pipeline = tiny_pipeline("ffp", objective={"name": "learn_not_to_predict", "probability": 0.5,
+                                                   "sources": [{"name": "patch"}], "critic": critic})
+        batch = pipeline.make_batch(numbered_clips(), np.arange(8), step=3)
+        return batch, pipeline.objective._critic_clips(batch)
+
+    batch, seen = critic_clips("continuation")
+    pseudo = batch["source"] >= 0
+    assert 0 < int(pseudo.sum()) < 8
+    assert torch.equal(seen[:, :-1], batch["clips"][:, :-1]) and torch.equal(seen[:, -1], batch["abnormal"])
+    assert torch.equal(seen[~pseudo], batch["clips"][~pseudo])
+    assert not torch.equal(seen[pseudo, -1], batch["clips"][pseudo, -1])  # the patch did not vanish
+    batch, seen = critic_clips("target")
+    assert torch.equal(seen, batch["clips"])
 
 
 def test_every_source_has_its_own_gallery_columns_even_twice_the_same_kind():

@@ -62,10 +62,17 @@ class CriticOptions:
     """The thesis's classifier done with bounded pseudo-anomalies (zxVAD, SSMTL): a patch critic that
     learns the same pseudo-anomalies against normal clips, from their frame `differences` (and the
     last frame) or the `frames` themselves; its P(normal) is a second score, fused with PSNR as
-    minmax(w minmax(PSNR) + (1 - w) minmax(critic)) with `fusion_weight` w (choose it on validation)."""
+    minmax(w minmax(PSNR) + (1 - w) minmax(critic)) with `fusion_weight` w (choose it on validation).
+
+    `last_frame` is what ends a pseudo-anomalous clip the critic learns from: `continuation`, the frame
+    that carries the pseudo-anomaly on (a pasted patch still there, a fast box still fast), as the last
+    frame of a real anomaly does when the critic scores a test clip; or `target`, the normal frame the
+    predictor is trained towards, which shows the anomaly vanishing in the last step, a cue no test
+    clip has (the behaviour before 2026-12-01, kept so earlier runs reproduce)."""
 
     enabled: bool = False
     input: str = option("differences", choices=("differences", "frames"))
+    last_frame: str = option("target", choices=("target", "continuation"))
     width: int = option(16, at_least=1, at_most=512)
     lr: float = option(1e-4, above=0.0, at_most=10.0)
     fusion_weight: float = option(0.5, at_least=0.0, at_most=1.0)
@@ -165,7 +172,9 @@ class LearnNotToPredict(Objective):
         return batch if mask is None else {**batch, "mask": mask}
 
     def prepare(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        """Trainable sources perturb their samples here (without a graph: the predictor's step)."""
+        """Trainable sources perturb their samples here (without a graph: the predictor's step). G's
+        change goes into the input frames only: the target stays the clean frame, as for every source,
+        and the perturbed target is the abnormal continuation (the one G wants predicted, _train_sources)."""
         if "mask" not in batch:
             return batch
         batch = {**batch, "clean": batch["clips"], "clips": batch["clips"].clone(), "abnormal": batch["abnormal"].clone()}
@@ -174,7 +183,7 @@ class LearnNotToPredict(Objective):
             if source.trainable and bool(rows.any()):
                 with torch.no_grad(), self.predictor.autocast():
                     perturbed = source.perturb(batch["clean"][rows], batch["mask"][rows])
-                batch["clips"][rows] = perturbed
+                batch["clips"][rows, :-1] = perturbed[:, :-1]
                 batch["abnormal"][rows] = perturbed[:, -1]
         return batch
 
@@ -221,11 +230,18 @@ class LearnNotToPredict(Objective):
         if self.critic is not None:
             self.critic.train()
             with self.predictor.autocast():
-                logits = self.critic(self._critic_input(batch["clips"]))
+                logits = self.critic(self._critic_input(self._critic_clips(batch)))
             loss = nn.functional.binary_cross_entropy_with_logits(logits, (batch["source"] >= 0).float())
             self.predictor.apply("objective_critic", loss, {"critic": loss})
             logged["critic"] = loss.item()
         return logged
+
+    def _critic_clips(self, batch: dict[str, Tensor]) -> Tensor:
+        """The clips the critic learns from (see CriticOptions.last_frame); a normal sample's
+        `abnormal` frame is its own last frame, so only pseudo-anomalies change."""
+        if self.options.critic.last_frame == "target":
+            return batch["clips"]
+        return torch.cat([batch["clips"][:, :-1], batch["abnormal"][:, None].to(batch["clips"].dtype)], dim=1)
 
     def _critic_input(self, clips: Tensor) -> Tensor:
         return self.predictor.layout(critic_input(clips, self.options.critic.input == "differences"))
