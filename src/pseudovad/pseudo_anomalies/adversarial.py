@@ -9,7 +9,7 @@ from the perturbed inputs; G learns perturbations the predictor still carries in
 predictor would wrongly reproduce, within the bound.
 
 That loss is lowest for no change at all, and left to choose its size G shrinks its change to a few
-grey levels (measured on Ped2 at 128 px: a mean of 3-5 levels in 255 after 4000 steps, docs/RESULTS.md).
+grey levels (measured on Ped2 at 128 px: a mean of 2-5 levels in 255 after 4000 steps, docs/RESULTS.md).
 `size` > 0 fixes the size: G's change is rescaled to that RMS inside its box (as a fraction of
 `amplitude`, still clamped to the bound), so G chooses *what* to change, never *how much*.
 """
