@@ -157,6 +157,35 @@ def test_experiment_refuses_a_run_whose_variant_was_redefined(tiny_data, tmp_pat
     assert (out / "v" / "seed0" / "results.json").read_bytes() == results
 
 
+def test_a_run_trained_by_another_code_revision_is_neither_reused_nor_resumed(tiny_data, tmp_path, capsys, monkeypatch):
+    """Same config, but a class it trains with has been fixed since (its `revision` raised): the grid
+    refuses to show the old run's numbers, and --resume refuses to continue it."""
+    from pseudovad.registry import OBJECTIVES
+    out = tmp_path / "exp"
+    grid = write_grid(tmp_path / "a.yaml", {"v": {}})
+    assert main(["experiment", str(grid), "--data", str(tiny_data), "--out", str(out)]) == 0
+    run = out / "v" / "seed0"
+    assert json.loads((run / "train_summary.json").read_text())["revisions"] == {"pipeline ffp": 1, "objective ffp": 1}
+    results = (run / "results.json").read_bytes()
+    monkeypatch.setattr(OBJECTIVES.get("ffp"), "revision", 2)
+    capsys.readouterr()
+    assert main(["experiment", str(grid), "--data", str(tiny_data), "--out", str(out)]) == 2
+    assert "was trained by other revisions of the code (objective ffp 1 -> 2;" in capsys.readouterr().err
+    assert (run / "results.json").read_bytes() == results
+    assert main(["train", "--out", str(run), "--resume", "--iterations", "3"]) == 2
+    assert "trained so far by other revisions of its code (objective ffp 1 -> 2;" in capsys.readouterr().err
+
+
+def test_revisions_name_the_pipeline_its_objective_and_each_source():
+    from pseudovad.config import load_config
+    from pseudovad.training.pipelines import behaviour_revisions, stale_revisions
+    config = load_config("ped2_pseudo", [("objective.sources", [{"name": "adversarial"}, {"name": "patch"}])])
+    assert behaviour_revisions(config) == {"pipeline ffp": 1, "objective learn_not_to_predict": 1,
+                                           "pseudo-anomaly source adversarial": 2, "pseudo-anomaly source patch": 1}
+    assert stale_revisions(None, config) == "pseudo-anomaly source adversarial 1 -> 2"  # a run from before the fix
+    assert stale_revisions(behaviour_revisions(config), config) is None
+
+
 def test_experiment_reuses_a_run_saved_before_an_option_existed(tiny_data, tmp_path):
     """A config.yaml written before eval.compile existed is the same definition (the option's default
     keeps the earlier behaviour), and so is one that saved eval.batch_size 16 (before `auto`: speed only);

@@ -30,10 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pseudovad.config import PACKAGED_CONFIGS, Config, build_config, config_to_dict, load_config, read_yaml, short_repr
+from pseudovad.config import PACKAGED_CONFIGS, Config, build_config, config_to_dict, flat, load_config, read_yaml, short_repr
 from pseudovad.errors import ConfigError, PseudovadError
 from pseudovad.registry import PIPELINES
 from pseudovad.runs import RunDir
+from pseudovad.training.pipelines import stale_revisions
 
 AUC_KEYS = ("micro", "micro_raw", "macro")
 
@@ -48,10 +49,9 @@ class Grid:
     def variant_overrides(self, name: str) -> list[tuple[str, object]]:
         return list({**self.overrides, **(self.variants[name] or {})}.items())
 
-    def resolved(self, name: str, seed: int, data: Path) -> dict:
-        """The config that (variant, seed) trains with, as its run's config.yaml saves it."""
-        overrides = [*self.variant_overrides(name), ("data.root", str(data)), ("train.seed", seed)]
-        return _definition(load_config(self.base, overrides))
+    def config(self, name: str, seed: int, data: Path) -> Config:
+        """The config that (variant, seed) trains with on `data`."""
+        return load_config(self.base, [*self.variant_overrides(name), ("data.root", str(data)), ("train.seed", seed)])
 
 
 def _definition(config: Config) -> dict:
@@ -76,10 +76,12 @@ SPEED_ONLY = frozenset({"eval.batch_size", "eval.compile"})
 
 
 def _check_definition(grid: Grid, name: str, seed: int, data: Path, run: RunDir) -> None:
-    """Refuse to reuse (or resume) a run whose saved config is not what the grid now defines."""
+    """Refuse to reuse (or resume) a run whose saved config, or the code revisions that trained it
+    (training/pipelines.behaviour_revisions), are not what the grid now defines."""
     if not run.config.is_file():
         return
-    saved, wanted = _flat(_saved_definition(run)), _flat(grid.resolved(name, seed, data))
+    config = grid.config(name, seed, data)
+    saved, wanted = flat(_saved_definition(run)), flat(_definition(config))
     changed = sorted(key for key in (wanted.keys() | saved.keys()) - SPEED_ONLY if wanted.get(key) != saved.get(key))
     if changed:
         raise PseudovadError(
@@ -87,13 +89,12 @@ def _check_definition(grid: Grid, name: str, seed: int, data: Path, run: RunDir)
             f"{', '.join(changed[:6])}{' ...' if len(changed) > 6 else ''}); rename the variant, or delete that "
             "run folder to train it again"
         )
-
-
-def _flat(values: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in values.items():
-        out.update(_flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
-    return out
+    stale = stale_revisions(json.loads(run.summary.read_text()).get("revisions"), config) if run.summary.is_file() else None
+    if stale:
+        raise PseudovadError(
+            f"variant '{name}' seed {seed}: {run.path} was trained by other revisions of the code ({stale}; each "
+            "class's docstring says what changed); delete that run folder to train it again, or use another --out"
+        )
 
 
 # A variant's name becomes a folder: letters, digits, '_', '-' and '.', not starting with '.'.

@@ -9,6 +9,7 @@ from pseudovad.config.loading import (
     config_values,
     describe_configs,
     environment_overrides,
+    flat,
     load_config,
     parse_override,
     read_yaml,
@@ -29,6 +30,6 @@ from pseudovad.config.schema import (
 
 __all__ = [
     "PACKAGED_CONFIGS", "AutoencoderConfig", "Chosen", "ClassifierConfig", "Config", "DataConfig", "OGNetConfig",
-    "build_config", "component", "config_names", "config_to_dict", "config_values", "describe_configs", "environment_overrides", "load_config",
-    "option", "parse_override", "read_yaml", "save_config", "short_repr", "without_training_files",
+    "build_config", "component", "config_names", "config_to_dict", "config_values", "describe_configs", "environment_overrides",
+    "flat", "load_config", "option", "parse_override", "read_yaml", "save_config", "short_repr", "without_training_files",
 ]

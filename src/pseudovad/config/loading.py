@@ -435,5 +435,13 @@ def config_to_dict(config: Config, sections: tuple[str, ...] | None = None) -> d
     return values if sections is None else {key: value for key, value in values.items() if key in sections}
 
 
+def flat(values: dict, prefix: str = "") -> dict:
+    """Nested plain data as {"section.key": value}, so two configs compare key by key."""
+    out = {}
+    for key, value in values.items():
+        out.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return out
+
+
 def save_config(config: Config, path: Path, sections: tuple[str, ...] | None = None) -> None:
     path.write_text(yaml.safe_dump(config_to_dict(config, sections), sort_keys=False))

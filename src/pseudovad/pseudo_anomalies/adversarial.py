@@ -32,9 +32,13 @@ from pseudovad.registry import SOURCES
 
 @SOURCES.register("adversarial")
 class AdversarialPerturbation(Source):
-    """A bounded perturbation made by a small U-Net trained against the predictor."""
+    """A bounded perturbation made by a small U-Net trained against the predictor.
+
+    Revision 2 (f1cd1b6, 2026-12-01): G's change no longer reaches the target frame, which until then
+    trained the predictor to carry the change on instead of removing it."""
 
     trainable = True
+    revision = 2
 
     @dataclass
     class Options(SourceOptions):

@@ -38,6 +38,7 @@ class Source:
 
     Options: ClassVar[type] = SourceOptions
     trainable: ClassVar[bool] = False
+    revision: ClassVar[int] = 1  # raised when the same options train differently: see pipelines.behaviour_revisions
 
     def __init__(self, options: SourceOptions, config: Config) -> None:
         self.options = options

@@ -87,6 +87,7 @@ class Pipeline:
 
     scores: ClassVar[tuple[Score, ...]] = ()
     sections: ClassVar[tuple[str, ...]] = ()
+    revision: ClassVar[int] = 1  # raised when the same config trains differently: see pipelines.behaviour_revisions
     network_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: Config, device: torch.device, training: bool = True) -> None:

@@ -20,7 +20,7 @@ from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from pseudovad.config import Config, build_config, config_to_dict, save_config
+from pseudovad.config import Config, build_config, config_to_dict, flat, save_config
 from pseudovad.data.cache import FrameArray, load_frames
 from pseudovad.data.clips import ClipDataset
 from pseudovad.data.layouts import load_dataset
@@ -31,7 +31,7 @@ from pseudovad.training.base import NonFiniteLoss, Pipeline
 from pseudovad.training.checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
 from pseudovad.training.distributed import World, check_batch_split, data_parallel, join_world, leave_world, wait_for_all
 from pseudovad.training.hardware import cpu_model
-from pseudovad.training.pipelines import build_pipeline, pick_device
+from pseudovad.training.pipelines import behaviour_revisions, build_pipeline, pick_device, stale_revisions
 
 # (image columns, PNG path, title): how galleries are written; given by the caller.
 SampleWriter = Callable[[dict[str, Tensor], Path, str], None]
@@ -73,18 +73,11 @@ def learning_rate_scale(config: Config, step: int) -> float:
     return config.train.lr_decay_factor if decay_at is not None and step >= decay_at else 1.0
 
 
-def _flat(values: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in values.items():
-        out.update(_flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
-    return out
-
-
 def _check_same_experiment(saved: dict, config: Config, run_dir: Path) -> None:
     """A resumed run may change only RESUMABLE_CHANGES: other changes would mix two experiments."""
     sections = (*Config.COMMON, *PIPELINES.get(config.pipeline).sections)
-    saved_flat = _flat(config_to_dict(build_config(saved, source=str(run_dir)), sections))
-    requested_flat = _flat(config_to_dict(config, sections))
+    saved_flat = flat(config_to_dict(build_config(saved, source=str(run_dir)), sections))
+    requested_flat = flat(config_to_dict(config, sections))
     changed = [k for k in requested_flat if k not in RESUMABLE_CHANGES and saved_flat.get(k) != requested_flat[k]]
     if changed:
         details = ", ".join(f"{k}: {saved_flat.get(k)!r} -> {requested_flat[k]!r}" for k in changed)
@@ -156,6 +149,11 @@ class Trainer:
             remove_stale_temporaries(self.run_dir.checkpoints)
         state = load_checkpoint(self.run_dir.checkpoint)
         _check_same_experiment(state["config"], self.config, self.run_dir.path)
+        stale = stale_revisions(state.get("revisions"), self.config)
+        if stale:
+            raise ConfigError(f"--resume {self.run_dir.path}: trained so far by other revisions of its code ({stale}; "
+                              "each class's docstring says what changed), so it would mix two experiments; "
+                              "start it again with --force, or train into another --out")
         self.step = state["iteration"]
         return state
 
@@ -232,8 +230,8 @@ class Trainer:
         if not self.world.is_main:
             return
         save_checkpoint(
-            {"iteration": self.step, "config": config_to_dict(self.config), "torch_rng": torch.get_rng_state(),
-             **self.pipeline.state()},
+            {"iteration": self.step, "config": config_to_dict(self.config), "revisions": behaviour_revisions(self.config),
+             "torch_rng": torch.get_rng_state(), **self.pipeline.state()},
             self.run_dir.checkpoint,
         )
 
@@ -245,6 +243,7 @@ class Trainer:
         summary = {
             "iterations": self.step,
             "resumed_from": self.resumed_from,
+            "revisions": behaviour_revisions(self.config),
             "seconds": time.perf_counter() - self.started,
             "training_clips": len(self.clips),
             "device": str(self.device),

@@ -36,6 +36,7 @@ class Objective:
     """FFP's objective, and the base of the others: clips of consecutive frames, FFP's four losses."""
 
     Options: ClassVar[type] = ObjectiveOptions
+    revision: ClassVar[int] = 1  # raised when the same options train differently: see pipelines.behaviour_revisions
     swap_flow_inputs = False
 
     def __init__(self, options: ObjectiveOptions, predictor: FFPPipeline) -> None:
