@@ -13,7 +13,8 @@ A grid is YAML:
 Each (variant, seed) trains in OUT/<variant>/seed<k> through the `pseudovad train` command in a
 subprocess, so runs can go in parallel (`jobs`) with the CPU threads split between them (or
 OMP_NUM_THREADS each, when it is set), and a grid that was interrupted continues where it stopped:
-finished runs are kept, started runs resume.
+finished runs are kept, started runs resume, but only those whose saved config and code revisions
+(training/pipelines.behaviour_revisions) are what the grid now defines; any other is refused by name.
 """
 
 from __future__ import annotations
