@@ -182,8 +182,8 @@ def test_revisions_name_the_pipeline_its_objective_and_each_source():
     config = load_config("ped2_pseudo", [("objective.sources", [{"name": "adversarial"}, {"name": "patch"}])])
     assert behaviour_revisions(config) == {"pipeline ffp": 1, "objective learn_not_to_predict": 1,
                                            "pseudo-anomaly source adversarial": 2, "pseudo-anomaly source patch": 1}
-    assert stale_revisions(None, config) == "pseudo-anomaly source adversarial 1 -> 2"  # a run from before the fix
-    assert stale_revisions(behaviour_revisions(config), config) is None
+    assert stale_revisions(None, behaviour_revisions(config)) == "pseudo-anomaly source adversarial 1 -> 2"  # from before the fix
+    assert stale_revisions(behaviour_revisions(config), behaviour_revisions(config)) is None
 
 
 def test_experiment_reuses_a_run_saved_before_an_option_existed(tiny_data, tmp_path):

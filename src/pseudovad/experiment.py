@@ -35,7 +35,7 @@ from pseudovad.config import PACKAGED_CONFIGS, Config, build_config, config_to_d
 from pseudovad.errors import ConfigError, PseudovadError
 from pseudovad.registry import PIPELINES
 from pseudovad.runs import RunDir
-from pseudovad.training.pipelines import stale_revisions
+from pseudovad.training.pipelines import behaviour_revisions, stale_revisions
 
 AUC_KEYS = ("micro", "micro_raw", "macro")
 
@@ -90,7 +90,8 @@ def _check_definition(grid: Grid, name: str, seed: int, data: Path, run: RunDir)
             f"{', '.join(changed[:6])}{' ...' if len(changed) > 6 else ''}); rename the variant, or delete that "
             "run folder to train it again"
         )
-    stale = stale_revisions(json.loads(run.summary.read_text()).get("revisions"), config) if run.summary.is_file() else None
+    saved_revisions = json.loads(run.summary.read_text()).get("revisions") if run.summary.is_file() else None
+    stale = run.summary.is_file() and stale_revisions(saved_revisions, behaviour_revisions(config))
     if stale:
         raise PseudovadError(
             f"variant '{name}' seed {seed}: {run.path} was trained by other revisions of the code ({stale}; each "

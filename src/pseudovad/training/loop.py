@@ -120,6 +120,7 @@ class Trainer:
         self.config, self.run_dir, self.world, self.device = config, run, world, device
         self.sample_writer = sample_writer
         self.step = 0
+        self.revisions = behaviour_revisions(config)  # recorded in every checkpoint and the summary
 
     def run(self, resume: bool) -> None:
         state = self.restore_state(resume)
@@ -149,7 +150,7 @@ class Trainer:
             remove_stale_temporaries(self.run_dir.checkpoints)
         state = load_checkpoint(self.run_dir.checkpoint)
         _check_same_experiment(state["config"], self.config, self.run_dir.path)
-        stale = stale_revisions(state.get("revisions"), self.config)
+        stale = stale_revisions(state.get("revisions"), self.revisions)
         if stale:
             raise ConfigError(f"--resume {self.run_dir.path}: trained so far by other revisions of its code ({stale}; "
                               "each class's docstring says what changed), so it would mix two experiments; "
@@ -230,7 +231,7 @@ class Trainer:
         if not self.world.is_main:
             return
         save_checkpoint(
-            {"iteration": self.step, "config": config_to_dict(self.config), "revisions": behaviour_revisions(self.config),
+            {"iteration": self.step, "config": config_to_dict(self.config), "revisions": self.revisions,
              "torch_rng": torch.get_rng_state(), **self.pipeline.state()},
             self.run_dir.checkpoint,
         )
@@ -243,7 +244,7 @@ class Trainer:
         summary = {
             "iterations": self.step,
             "resumed_from": self.resumed_from,
-            "revisions": behaviour_revisions(self.config),
+            "revisions": self.revisions,
             "seconds": time.perf_counter() - self.started,
             "training_clips": len(self.clips),
             "device": str(self.device),

@@ -241,7 +241,7 @@ class LearnNotToPredict(Objective):
         `abnormal` frame is its own last frame, so only pseudo-anomalies change."""
         if self.options.critic.last_frame == "target":
             return batch["clips"]
-        return torch.cat([batch["clips"][:, :-1], batch["abnormal"][:, None].to(batch["clips"].dtype)], dim=1)
+        return torch.cat([batch["clips"][:, :-1], batch["abnormal"][:, None]], dim=1)
 
     def _critic_input(self, clips: Tensor) -> Tensor:
         return self.predictor.layout(critic_input(clips, self.options.critic.input == "differences"))

@@ -47,9 +47,9 @@ def behaviour_revisions(config: Config) -> dict[str, int]:
     return found
 
 
-def stale_revisions(saved: dict[str, int] | None, config: Config) -> str | None:
+def stale_revisions(saved: dict[str, int] | None, current: dict[str, int]) -> str | None:
     """What differs between the revisions a run was saved with (None: a run from before revisions
-    were recorded, so 1 for each) and those `config` trains with now; None if nothing does."""
+    were recorded, so 1 for each) and the `current` ones (behaviour_revisions); None if nothing does."""
     saved = saved or {}
-    changed = [f"{key} {saved.get(key, 1)} -> {now}" for key, now in behaviour_revisions(config).items() if saved.get(key, 1) != now]
+    changed = [f"{key} {saved.get(key, 1)} -> {now}" for key, now in current.items() if saved.get(key, 1) != now]
     return ", ".join(changed) or None
