@@ -63,15 +63,20 @@ def test_every_packaged_grid_validates():
 METHOD_PSEUDO = ["scale/synthetic", "method/pseudo"]
 
 
-@pytest.mark.parametrize("grid_name, variant, shipped", [
-    ("ffp_vs_pseudo", "pseudo", METHOD_PSEUDO), ("ntp_ablation", "pseudo", METHOD_PSEUDO),
-    ("ffp_vs_pseudo", "pseudo_no_flow", "synthetic_pseudo"), ("ffp_vs_pseudo", "ffp_no_flow", "synthetic_ffp"),
+LONGER = [("train.iterations", 6000), ("train.gallery_at", [1500, 6000])]
+
+
+@pytest.mark.parametrize("grid_name, variant, shipped, budget", [
+    ("ffp_vs_pseudo", "pseudo", METHOD_PSEUDO, []), ("ntp_ablation", "pseudo", METHOD_PSEUDO, []),
+    ("ffp_vs_pseudo", "pseudo_no_flow", "synthetic_pseudo", []), ("ffp_vs_pseudo", "ffp_no_flow", "synthetic_ffp", []),
+    ("ffp_vs_pseudo_long", "pseudo_no_flow", "synthetic_pseudo", LONGER),
+    ("ffp_vs_pseudo_long", "ffp_no_flow", "synthetic_ffp", LONGER),
 ])
-def test_a_grid_that_restates_the_shipped_method_matches_it(grid_name, variant, shipped):
+def test_a_grid_that_restates_the_shipped_method_matches_it(grid_name, variant, shipped, budget):
     """Grids write method/pseudo (and the synthetic configs) out as overrides on method/ffp; if either
-    drifts, the table would report a method that is not the shipped one."""
+    drifts, the table would report a method that is not the shipped one (at the grid's budget)."""
     from pseudovad.experiment import grid_path, load_grid
 
     grid = load_grid(grid_path(grid_name), scale="synthetic")
     restated = load_config(grid.base, grid.variant_overrides(variant))
-    assert restated == load_config(shipped)
+    assert restated == load_config(shipped, budget)
