@@ -18,6 +18,13 @@ torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `slow` first: under pytest -n a worker then takes each of them at the start, and
+    the rest of the suite spreads over the other workers meanwhile, instead of one worker running a
+    three-minute test alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The read-only real benchmark data ($PSEUDOVAD_DATA, default <repo>/../shared/data); skips if absent."""

@@ -109,6 +109,7 @@ def test_a_folder_of_normal_videos_trains_and_calibrates_on_held_out_frames(home
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")  # torch 2.13; still the loader of TorchScript
+@pytest.mark.slow
 def test_the_newcomer_path_from_another_folder_with_only_the_run(home, trained, tmp_path):
     """score -> export -> the export scores the same -> live on the file gives the same events as JSON lines."""
     elsewhere = tmp_path / "elsewhere"

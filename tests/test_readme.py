@@ -102,6 +102,7 @@ def test_the_readme_lists_the_commands_this_test_knows():
         assert needed in commands
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("timeout") is None, reason="needs coreutils' timeout")
 def test_every_readme_command_runs(tmp_path):
     work = stand_in_repository(tmp_path)
