@@ -285,3 +285,16 @@ def test_pseudovad_set_applies_to_every_config_read(tiny_data, tmp_path, monkeyp
     assert main(["train", "synthetic_ffp", "--data", str(tiny_data), "--out", str(tmp_path / "run2")]) == 2
     assert capsys.readouterr().err == ("pseudovad train: error: --set: unknown config key 'train.iteratons'; did you mean "
                                        "'train.iterations'? (the overrides include $PSEUDOVAD_SET)\n")
+
+
+def test_experiment_runs_a_subset_of_the_grid_seeds(tiny_data, tmp_path, capsys):
+    """`--seeds 1` trains every variant of seed 1 and nothing of seed 0; a seed the grid lacks is refused."""
+    out = tmp_path / "exp"
+    grid = write_grid(tmp_path / "a.yaml", {"v": {}, "w": {"loss.flow": 0}}, seeds=(0, 1))
+    assert main(["experiment", str(grid), "--data", str(tiny_data), "--out", str(out), "--seeds", "1"]) == 0
+    report = json.loads((out / "experiment.json").read_text())
+    assert report["seeds"] == [1] and sorted((run["variant"], run["seed"]) for run in report["runs"]) == [("v", 1), ("w", 1)]
+    assert not (out / "v" / "seed0").exists()
+    assert main(["experiment", str(grid), "--data", str(tiny_data), "--out", str(out), "--seeds", "2"]) == 2
+    assert "not a subset of the grid's seeds [0, 1]" in capsys.readouterr().err
+    assert main(["experiment", str(grid), "--data", str(tiny_data), "--out", str(out), "--seeds", "one"]) == 2

@@ -113,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument("--out", type=Path, required=True, help="folder for the runs and the table; rerun to continue")
     experiment.add_argument("--jobs", type=int, default=1, help="runs in parallel (the CPU threads are split between them)")
     experiment.add_argument("--scale", help="a packaged scale (scale/NAME) to run the grid at, replacing the grid's own")
+    experiment.add_argument("--seeds", help="run only these of the grid's seeds, e.g. 0 or 1,2: every "
+                            "variant of a seed then trains side by side on one machine (long grids split over sessions)")
 
     report = sub.add_parser("report", help="HTML report of an evaluated run: AUCs vs published, ROC, per-video plots, galleries")
     report.add_argument("run", type=Path, help="run folder holding results.json (from `pseudovad evaluate`)")
@@ -296,9 +298,10 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 
 
 def _cmd_experiment(args: argparse.Namespace) -> None:
-    from pseudovad.experiment import run_grid
+    from pseudovad.experiment import parse_seeds, run_grid
 
-    report = run_grid(args.grid, args.data, args.out, args.jobs, args.scale, args.validation)
+    seeds = None if args.seeds is None else parse_seeds(args.seeds, "--seeds", "--seeds 0,1")
+    report = run_grid(args.grid, args.data, args.out, args.jobs, args.scale, args.validation, seeds)
     print((args.out / "experiment.md").read_text())
     print(f"{len(report['runs'])} runs; table: {args.out / 'experiment.md'}, data: {args.out / 'experiment.json'}")
 

@@ -211,10 +211,7 @@ def resolve_datasets(spec: str, out: Path, choosing: bool) -> tuple[dict[str, Pa
         return {"heldout": made.resolve()}, (f"pseudo-validation: the last 3 training videos of {root} held out, with "
                                              f"injected speed-ups and foreign objects, no test video ({role})")
     if kind == "synthetic" and argument:
-        try:
-            seeds = [int(text) for text in argument.split(",")]
-        except ValueError:
-            raise ConfigError(f"{spec!r}: scene seeds must be integers, e.g. synthetic:10,11,12") from None
+        seeds = parse_seeds(argument, f"{spec!r}: scene seeds", "synthetic:10,11,12")
         return _synthetic_scenes(seeds, out), f"synthetic default scene, seeds {', '.join(map(str, seeds))} ({role})"
     if choosing:
         raise ConfigError(f"--validation {spec!r}: expected synthetic:SEED,SEED,... (scene seeds kept for choosing) "
@@ -231,30 +228,51 @@ def _synthetic_scenes(seeds: list[int], out: Path) -> dict[str, Path]:
 
 
 def run_grid(grid_path: Path, data: str | Path | None, out: Path, jobs: int = 1, scale: str | None = None,
-             validation: str | None = None) -> dict:
+             validation: str | None = None, seeds: list[int] | None = None) -> dict:
     """Train and evaluate every (variant, seed) on `data`, or on each validation dataset; write
     OUT/experiment.json and OUT/experiment.md. With `validation` the best variant is selected (on
-    those data alone) and recorded with the split that chose it."""
+    those data alone) and recorded with the split that chose it. `seeds`, a subset of the grid's,
+    runs only those: every variant of a seed then trains on one machine in one sitting, which is
+    what a comparison needs when runs are longer than a session and machines differ between them."""
     if jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, got {jobs}")
     if (data is None) == (validation is None):
         raise ConfigError("give --data (a table to report) or --validation (data to choose on), not both")
     grid = load_grid(grid_path, scale)
+    seeds = _chosen_seeds(grid_path, grid.seeds, seeds)
     out.mkdir(parents=True, exist_ok=True)
     datasets, split = resolve_datasets(str(validation or data), out, choosing=validation is not None)
     threads = job_threads(jobs)
-    tasks = [(data_name, name, seed) for data_name in datasets for name in grid.variants for seed in grid.seeds]
+    tasks = [(data_name, name, seed) for data_name in datasets for seed in seeds for name in grid.variants]
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         runs = list(pool.map(lambda task: _run_one(grid, task[1], task[2], datasets[task[0]], out / task[0], threads), tasks))
     table = summarise(runs)
     report = {"grid": str(grid_path), "base": grid.base, "data": {k or "data": str(v) for k, v in datasets.items()},
-              "split": split, "seeds": grid.seeds, "overrides": grid.overrides, "variants": grid.variants,
+              "split": split, "seeds": seeds, "overrides": grid.overrides, "variants": grid.variants,
               "runs": runs, "summary": table}
     if validation:
         report["selection"] = select(table, split)
     (out / "experiment.json").write_text(json.dumps(report, indent=1))
     (out / "experiment.md").write_text(markdown_table(table, runs, split, report.get("selection")))
     return report
+
+
+def parse_seeds(text: str, what: str, example: str) -> list[int]:
+    """`0,1,2` as [0, 1, 2]; anything else is a ConfigError that shows `example`."""
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"{what} must be integers, e.g. {example}") from None
+
+
+def _chosen_seeds(grid_path: Path, grid_seeds: list[int], seeds: list[int] | None) -> list[int]:
+    if seeds is None:
+        return grid_seeds
+    unknown = [seed for seed in seeds if seed not in grid_seeds]
+    if unknown or not seeds:
+        raise ConfigError(f"{grid_path}: --seeds {','.join(map(str, seeds))} is not a subset of the grid's seeds "
+                          f"{grid_seeds}; give some of those, or add the seed to the grid")
+    return sorted(set(seeds))
 
 
 def job_threads(jobs: int) -> int:
