@@ -172,13 +172,22 @@ def test_resume_needs_only_the_run_folder(home, trained, tmp_path):
     assert json.loads((copy / "calibration.json").read_text())["iteration"] == 32
 
 
-def test_live_mode_stops_cleanly_on_ctrl_c(tiny_data, trained, tmp_path):
+def _ignore_and_block_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+
+
+@pytest.mark.parametrize("parent", ["default", "ignoring"])
+def test_live_mode_stops_cleanly_on_ctrl_c(tiny_data, trained, tmp_path, parent):
     """SIGINT while a 10 s file plays at its own rate: exit 130, no traceback, the last line says why it
-    ended, and every file is complete: the annotated video plays the frames scored, one CSV row each."""
+    ended, and every file is complete: the annotated video plays the frames scored, one CSV row each.
+    Also when started by a parent that ignores and blocks SIGINT (a shell's background job, some
+    supervisors), which the process would otherwise inherit and so never see the signal."""
     video = tmp_path / "long.avi"
     write_avi(frames_of(tiny_data / "testing" / "frames" / "04"), video, repeat=9)
     out_dir = tmp_path / "live"
-    process = pseudovad_process("live", str(video), "--run", str(trained), "--out", str(out_dir), "--video", cwd=tmp_path)
+    process = pseudovad_process("live", str(video), "--run", str(trained), "--out", str(out_dir), "--video", cwd=tmp_path,
+                                preexec_fn=_ignore_and_block_sigint if parent == "ignoring" else None)
     first = process.stdout.readline()
     assert first and json.loads(first)["event"] == "start", first + process.stderr.read()
     while not (out_dir / "scores.csv").is_file() or len(read_csv(out_dir / "scores.csv")) < 20:

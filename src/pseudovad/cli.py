@@ -357,7 +357,11 @@ def _cmd_live(args: argparse.Namespace) -> None:
     def emit(event: dict) -> None:
         print(json.dumps(event), flush=True)
 
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a service manager's stop ends it as Ctrl-C does
+    # Ctrl-C and a service manager's stop both end it cleanly, even where the parent left SIGINT ignored
+    # or blocked (a shell's background job, a test runner's worker): both are inherited through exec.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     _check_finite(fps=args.fps, threshold=args.threshold, false_alarm_rate=args.false_alarm_rate)
     watch_live(args.source, args.run, args.out, emit, args.false_alarm_rate, args.threshold, args.fps, args.video, _rules(args),
                args.compile)
