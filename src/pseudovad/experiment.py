@@ -268,8 +268,7 @@ def parse_seeds(text: str, what: str, example: str) -> list[int]:
 def _chosen_seeds(grid_path: Path, grid_seeds: list[int], seeds: list[int] | None) -> list[int]:
     if seeds is None:
         return grid_seeds
-    unknown = [seed for seed in seeds if seed not in grid_seeds]
-    if unknown or not seeds:
+    if not seeds or not set(seeds) <= set(grid_seeds):
         raise ConfigError(f"{grid_path}: --seeds {','.join(map(str, seeds))} is not a subset of the grid's seeds "
                           f"{grid_seeds}; give some of those, or add the seed to the grid")
     return sorted(set(seeds))
