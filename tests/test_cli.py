@@ -298,3 +298,22 @@ def test_experiment_runs_a_subset_of_the_grid_seeds(tiny_data, tmp_path, capsys)
     assert main(["experiment", str(grid), "--data", str(tiny_data), "--out", str(out), "--seeds", "2"]) == 2
     assert "not a subset of the grid's seeds [0, 1]" in capsys.readouterr().err
     assert main(["experiment", str(grid), "--data", str(tiny_data), "--out", str(out), "--seeds", "one"]) == 2
+
+
+def test_experiment_table_pairs_the_variants_by_dataset_and_seed():
+    """Each (dataset, seed) is a row; a variant is judged by its fused score where it has one, and a pair
+    one side lacks is shown as missing and left out of the count."""
+    from pseudovad.experiment import paired_table
+
+    def run(variant: str, data: str, seed: int, psnr: float, combined: float | None = None) -> dict:
+        auc = {"psnr": {"micro": psnr}} | ({"combined": {"micro": combined}} if combined is not None else {})
+        return {"variant": variant, "data": f"/x/{data}", "seed": seed, "auc": auc}
+
+    runs = [run("ffp", "a", 0, 0.90), run("ntp", "a", 0, 0.80, combined=0.95),
+            run("ffp", "a", 1, 0.92), run("ntp", "a", 1, 0.99, combined=0.91), run("ffp", "b", 0, 0.70)]
+    lines = paired_table(runs)
+    assert "| a | 0 | 0.9000 | 0.9500 | +5.00 |" in lines
+    assert "| a | 1 | 0.9200 | 0.9100 | -1.00 |" in lines
+    assert "| b | 0 | 0.7000 | - | - |" in lines
+    assert lines[-1] == "\nntp is above ffp on 1 of 2 pairs."
+    assert paired_table([run("ffp", "a", 0, 0.9)]) == []

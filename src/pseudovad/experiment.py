@@ -282,11 +282,13 @@ def job_threads(jobs: int) -> int:
     return max(1, total // jobs)
 
 
-def select(table: dict, split: str) -> dict:
-    """The variant with the best mean micro AUC of its headline score (the fused score, else the first)."""
-    def headline(scores: dict) -> str:
-        return "combined" if "combined" in scores else next(iter(scores))
+def headline(scores: dict) -> str:
+    """The score a variant is judged by: the fused score where it has one, else its first."""
+    return "combined" if "combined" in scores else next(iter(scores))
 
+
+def select(table: dict, split: str) -> dict:
+    """The variant with the best mean micro AUC of its headline score."""
     best = max(table, key=lambda variant: table[variant][headline(table[variant])]["micro"]["mean"])
     score = headline(table[best])
     entry = table[best][score]["micro"]
@@ -321,4 +323,31 @@ def markdown_table(table: dict, runs: list[dict], split: str, selection: dict | 
         for score, keys in scores.items():
             cells = [f"{keys[k]['mean']:.4f} ± {keys[k]['std']:.4f}" if k in keys else "-" for k in AUC_KEYS]
             lines.append(f"| {variant} | {score} | {' | '.join(cells)} | {seconds:.0f} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + paired_table(runs)) + "\n"
+
+
+def paired_table(runs: list[dict]) -> list[str]:
+    """Each (dataset, seed) as a row, the headline micro AUC of every variant side by side, and each
+    variant's difference from the first in points. A mean over seeds can hide that one lucky seed
+    carries it; a pair trained on the same data and seed (and, with --seeds, the same machine) cannot."""
+    variants = list(dict.fromkeys(run["variant"] for run in runs))
+    if len(variants) < 2:
+        return []
+    cells = {(Path(run["data"]).name, run["seed"], run["variant"]): run["auc"][headline(run["auc"])]["micro"]
+             for run in runs}
+    pairs = list(dict.fromkeys((data, seed) for data, seed, _ in cells))
+    others = variants[1:]
+    lines = ["", f"Per (dataset, seed), headline micro AUC (fused where a variant has it, else its first score); "
+                 f"difference from {variants[0]} in points:", "",
+             "| data | seed | " + " | ".join(variants) + "".join(f" | {v} - {variants[0]}" for v in others) + " |",
+             "|---|---|" + "---|" * (len(variants) + len(others))]
+    for data, seed in pairs:
+        aucs = [cells.get((data, seed, v)) for v in variants]
+        shown = [f"{a:.4f}" if a is not None else "-" for a in aucs]
+        deltas = [f"{100 * (a - aucs[0]):+.2f}" if a is not None and aucs[0] is not None else "-" for a in aucs[1:]]
+        lines.append(f"| {data} | {seed} | " + " | ".join(shown + deltas) + " |")
+    for other in others:
+        both = [(cells[(d, s, variants[0])], cells[(d, s, other)]) for d, s in pairs
+                if (d, s, variants[0]) in cells and (d, s, other) in cells]
+        lines.append(f"\n{other} is above {variants[0]} on {sum(b > a for a, b in both)} of {len(both)} pairs.")
+    return lines
