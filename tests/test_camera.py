@@ -207,6 +207,21 @@ def test_live_mode_stops_cleanly_on_ctrl_c(tiny_data, trained, tmp_path, parent)
         assert sum(1 for _ in container.decode(video=0)) == last["frames"]
 
 
+def test_live_in_process_puts_the_signal_state_back(tmp_path, capsys):
+    """`live` takes SIGINT and SIGTERM for itself while it runs; a caller of main() in its own process
+    (a test suite, a notebook) gets its handlers and signal mask back, even when live fails."""
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN), signal.getsignal(signal.SIGTERM)
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        assert main(["live", "99", "--run", str(tmp_path / "no_run")]) == 2
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN and signal.getsignal(signal.SIGTERM) == before[1]
+        assert signal.SIGTERM in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    finally:
+        signal.signal(signal.SIGINT, before[0])
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    assert "pseudovad live: error:" in capsys.readouterr().err
+
+
 def test_the_onnx_export_scores_as_the_run_does(home, trained, tmp_path, capsys):
     """`export --format onnx` (opset 17): onnxruntime's scores equal the run's within the tolerance, at
     another batch size than the one exported with, and the description travels inside the file."""

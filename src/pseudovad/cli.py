@@ -16,6 +16,8 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pseudovad import __version__
@@ -357,14 +359,27 @@ def _cmd_live(args: argparse.Namespace) -> None:
     def emit(event: dict) -> None:
         print(json.dumps(event), flush=True)
 
-    # Ctrl-C and a service manager's stop both end it cleanly, even where the parent left SIGINT ignored
-    # or blocked (a shell's background job, a test runner's worker): both are inherited through exec.
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
     _check_finite(fps=args.fps, threshold=args.threshold, false_alarm_rate=args.false_alarm_rate)
-    watch_live(args.source, args.run, args.out, emit, args.false_alarm_rate, args.threshold, args.fps, args.video, _rules(args),
-               args.compile)
+    with _stopped_by_ctrl_c_or_sigterm():
+        watch_live(args.source, args.run, args.out, emit, args.false_alarm_rate, args.threshold, args.fps, args.video,
+                   _rules(args), args.compile)
+
+
+@contextmanager
+def _stopped_by_ctrl_c_or_sigterm() -> Iterator[None]:
+    """Ctrl-C and a service manager's stop both end `live` cleanly, even where the parent left SIGINT
+    ignored or blocked: a non-interactive shell starts its `&` jobs with SIGINT ignored (a test suite
+    launched that way hands it to every worker), and both states are inherited through exec. What it
+    changes is put back afterwards, for a caller of `main()` in its own process."""
+    numbers = {signal.SIGINT, signal.SIGTERM}
+    mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, numbers)
+    previous = {number: signal.signal(number, signal.default_int_handler) for number in numbers}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
