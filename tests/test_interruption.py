@@ -83,3 +83,28 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tiny_data, tmp_path, uni
     for network, parameters in uninterrupted.items():
         for name, value in parameters.items():
             torch.testing.assert_close(resumed[network][name], value, rtol=0, atol=0, msg=f"{network}.{name}")
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_stopped_run_saves_a_whole_step_and_resumes_to_the_uninterrupted_result(tiny_data, tmp_path, uninterrupted, stop):
+    """SIGTERM (a service manager, torchrun, a session ending) or Ctrl-C mid-run: the step under way
+    finishes, a checkpoint of it is saved, the exit is 130; resuming ends where an uninterrupted run
+    does, to the bit. A stop that landed between two networks' updates would have saved one and not
+    the other."""
+    run = tmp_path / "run"
+    checkpoint = run / "checkpoints" / "latest.pt"
+    process = subprocess.Popen(command(tiny_data, run), env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    while saved_iteration(checkpoint) < 35 and process.poll() is None:
+        time.sleep(0.02)
+    time.sleep(0.1)
+    process.send_signal(stop)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "checkpoint saved, continue with --resume" in err
+    assert 35 <= load_checkpoint(checkpoint)["iteration"] < ITERATIONS
+
+    subprocess.run(command(tiny_data, run, "--resume"), env=environment(), check=True, capture_output=True)
+    for network, parameters in uninterrupted.items():
+        for name, value in networks(run)[network].items():
+            torch.testing.assert_close(value, parameters[name], rtol=0, atol=0, msg=f"{network}.{name}")

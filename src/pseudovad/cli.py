@@ -16,12 +16,11 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from pseudovad import __version__
 from pseudovad.errors import ConfigError, Interrupted, PseudovadError
+from pseudovad.interrupts import stopped_by_ctrl_c_or_sigterm
 
 EXAMPLES = """examples:
   pseudovad demo                                   synthetic data -> train FFP -> AUC table
@@ -360,26 +359,9 @@ def _cmd_live(args: argparse.Namespace) -> None:
         print(json.dumps(event), flush=True)
 
     _check_finite(fps=args.fps, threshold=args.threshold, false_alarm_rate=args.false_alarm_rate)
-    with _stopped_by_ctrl_c_or_sigterm():
+    with stopped_by_ctrl_c_or_sigterm():
         watch_live(args.source, args.run, args.out, emit, args.false_alarm_rate, args.threshold, args.fps, args.video,
                    _rules(args), args.compile)
-
-
-@contextmanager
-def _stopped_by_ctrl_c_or_sigterm() -> Iterator[None]:
-    """Ctrl-C and a service manager's stop both end `live` cleanly, even where the parent left SIGINT
-    ignored or blocked: a non-interactive shell starts its `&` jobs with SIGINT ignored (a test suite
-    launched that way hands it to every worker), and both states are inherited through exec. What it
-    changes is put back afterwards, for a caller of `main()` in its own process."""
-    numbers = {signal.SIGINT, signal.SIGTERM}
-    mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, numbers)
-    previous = {number: signal.signal(number, signal.default_int_handler) for number in numbers}
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def _cmd_export(args: argparse.Namespace) -> None:

@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import csv
 import math
-import signal
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime, timezone
 from fractions import Fraction
 from pathlib import Path
@@ -33,6 +30,7 @@ from pseudovad.data.sources import Source, file_video, is_stream_or_camera, open
 from pseudovad.detector import Detector, ScoredFrame
 from pseudovad.errors import DataError, Interrupted, PseudovadError, RuntimeFailure
 from pseudovad.evaluation.evaluate import write_json
+from pseudovad.interrupts import whole_unit
 from pseudovad.reporting.plots import heat_map, plot_timeline
 from pseudovad.runs import compile_if_it_pays
 
@@ -110,7 +108,7 @@ def watch(source: Source, detector: Detector, out_dir: Path | None, rules: Alert
     stream = detector.stream(source.frames, 1 if emit else None, keep_frames=annotate, errors=annotate)
     try:
         for scored in stream:
-            with _whole_frame():
+            with whole_unit():
                 smoothed, flagged, events = tracker.push(scored.index, scored.anomaly, scored.scores[detector.score_name])
                 check.add(scored.shape, scored.prepared, not math.isnan(scored.anomaly), scored.anomaly > FLAG_LEVEL)
                 outputs.add(scored, smoothed, flagged)
@@ -149,24 +147,6 @@ def watch(source: Source, detector: Detector, out_dir: Path | None, rules: Alert
         where = f"; {out_dir} holds the results up to there" if out_dir else ""
         raise Interrupted(f"stopped after {frames} frames{where}")
     return summary
-
-
-@contextmanager
-def _whole_frame() -> Iterator[None]:
-    """Ctrl-C (or SIGTERM) while one frame's results are recorded takes effect once they all are, so that
-    every output holds the same frames. Signals reach only the main thread; elsewhere nothing changes."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received: list[int] = []
-    previous = {number: signal.signal(number, lambda number, _: received.append(number)) for number in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-        if received:
-            raise KeyboardInterrupt
 
 
 def column_meanings(detector: Detector) -> dict[str, str]:

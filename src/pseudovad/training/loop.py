@@ -25,6 +25,7 @@ from pseudovad.data.cache import FrameArray, load_frames
 from pseudovad.data.clips import ClipDataset
 from pseudovad.data.layouts import load_dataset
 from pseudovad.errors import ConfigError, Interrupted, PseudovadError, RuntimeFailure
+from pseudovad.interrupts import whole_unit
 from pseudovad.registry import PIPELINES
 from pseudovad.runs import RunDir, claimed
 from pseudovad.training.base import NonFiniteLoss, Pipeline
@@ -169,11 +170,12 @@ class Trainer:
         self.started = time.perf_counter()
         try:
             while self.step < schedule.iterations:
-                losses = self.train_one_step()
-                self.step += 1
-                bar.update()
-                if losses is not None:
-                    self.after_step(losses, bar)
+                with whole_unit():   # a stop mid-step would save some networks' update and not the others'
+                    losses = self.train_one_step()
+                    self.step += 1
+                    bar.update()
+                    if losses is not None:
+                        self.after_step(losses, bar)
         except KeyboardInterrupt:
             self.save_checkpoint()
             raise Interrupted(f"stopped at iteration {self.step}; checkpoint saved, continue with --resume") from None
