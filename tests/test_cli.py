@@ -77,6 +77,34 @@ def test_resume_accepts_the_same_data_at_a_new_path(tiny_data, tmp_path):
     assert load_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pt")["iteration"] == 4
 
 
+def test_a_resumed_run_keeps_its_precision_and_names_each_machine(tiny_data, tmp_path, monkeypatch):
+    """`precision: auto` resolves per machine: a run begun in fp32 and resumed where auto would pick
+    bf16 goes on in fp32 (one experiment, not two), and the run says where each stretch trained."""
+    import pseudovad.training.base as base
+    import pseudovad.training.loop as loop
+    run = tmp_path / "run"
+    monkeypatch.setattr(base, "resolve_precision", lambda requested, device: ("fp32", "auto: machine A lacks bf16"))
+    monkeypatch.setattr(loop, "device_name", lambda device: "machine A")
+    assert train(tiny_data, run, "--iterations", "2") == 0
+    monkeypatch.setattr(base, "resolve_precision", lambda requested, device: ("bf16", "auto: machine B has AMX"))
+    monkeypatch.setattr(loop, "device_name", lambda device: "machine B")
+    assert train(tiny_data, run, "--iterations", "4", "--resume") == 0
+    summary = json.loads((run / "train_summary.json").read_text())
+    assert summary["precision"] == "fp32" == load_checkpoint(run / "checkpoints" / "latest.pt")["precision"]
+    assert summary["precision_reason"].startswith("kept from the checkpoint, which trained in fp32; this machine alone would pick bf16")
+    assert summary["trained_on"] == [{"from_iteration": 0, "machine": "machine A", "precision": "fp32"},
+                                     {"from_iteration": 2, "machine": "machine B", "precision": "fp32"}]
+
+
+def test_training_history_of_a_checkpoint_that_predates_it():
+    from pseudovad.training.loop import training_history
+    assert training_history({"iteration": 148}, 148, "AMD EPYC", "fp32") == [
+        {"from_iteration": 0, "machine": "not recorded", "precision": "not recorded"},
+        {"from_iteration": 148, "machine": "AMD EPYC", "precision": "fp32"}]
+    same = [{"from_iteration": 0, "machine": "AMD EPYC", "precision": "fp32"}]
+    assert training_history({"trained_on": same}, 500, "AMD EPYC", "fp32") == same
+
+
 def test_resume_refuses_a_changed_experiment(tiny_data, tmp_path, capsys):
     run = tmp_path / "run"
     assert train(tiny_data, run, "--iterations", "2") == 0

@@ -30,15 +30,20 @@ def cpu_bf16_features() -> list[str]:
     return [name for name, check in checks.items() if getattr(torch.cpu, check, lambda: False)()]
 
 
+def device_name(device: torch.device) -> str:
+    """What computes on `device`, by name: the GPU's, else the CPU's (a run's numbers depend on it)."""
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
+
+
 def bf16_support(device: torch.device) -> tuple[bool, str]:
     """Whether `device` computes bf16 natively, and the evidence in words."""
     if device.type == "cuda":
         supported = torch.cuda.is_bf16_supported()
-        return supported, f"{torch.cuda.get_device_name(device)} {'supports' if supported else 'lacks'} bf16"
+        return supported, f"{device_name(device)} {'supports' if supported else 'lacks'} bf16"
     if device.type == "cpu":
         features = cpu_bf16_features()
         found = f"has {' and '.join(features)}" if features else "has neither AMX nor AVX512-BF16"
-        return bool(features), f"{cpu_model()} {found}"
+        return bool(features), f"{device_name(device)} {found}"
     return False, f"{device.type}: bf16 speed unknown"
 
 

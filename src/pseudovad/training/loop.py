@@ -31,7 +31,7 @@ from pseudovad.runs import RunDir, claimed
 from pseudovad.training.base import NonFiniteLoss, Pipeline
 from pseudovad.training.checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
 from pseudovad.training.distributed import World, check_batch_split, data_parallel, join_world, leave_world, wait_for_all
-from pseudovad.training.hardware import cpu_model
+from pseudovad.training.hardware import cpu_model, device_name
 from pseudovad.training.pipelines import behaviour_revisions, build_pipeline, pick_device, stale_revisions
 
 # (image columns, PNG path, title): how galleries are written; given by the caller.
@@ -85,6 +85,31 @@ def _check_same_experiment(saved: dict, config: Config, run_dir: Path) -> None:
         raise ConfigError(f"--resume {run_dir}: the config differs from the saved run ({details}); only --iterations and --data may change")
 
 
+def keep_saved_precision(pipeline: Pipeline, saved: str | None) -> None:
+    """A resumed run keeps the precision its checkpoint trained in. `train.precision: auto` resolves
+    per machine, so a run continued on a CPU with (or without) native bf16 would otherwise change
+    precision midway: one result made by two experiments. Checkpoints older than this record have
+    no precision, and resolve as before."""
+    if saved is not None and saved != pipeline.precision:
+        pipeline.precision_reason = (f"kept from the checkpoint, which trained in {saved}; this machine alone "
+                                     f"would pick {pipeline.precision} ({pipeline.precision_reason})")
+        pipeline.precision = saved
+
+
+def training_history(state: dict | None, step: int, machine: str, precision: str) -> list[dict]:
+    """Each stretch of a run's training with the machine and precision it ran on, the first stretch
+    from iteration 0: a number is reported with the machine that made it, and a run resumed across
+    sessions may have met several."""
+    if state is None:
+        history = []
+    else:
+        history = list(state.get("trained_on", [{"from_iteration": 0, "machine": "not recorded", "precision": "not recorded"}]))
+    last = history[-1] if history else {}
+    if (last.get("machine"), last.get("precision")) != (machine, precision):
+        history.append({"from_iteration": step, "machine": machine, "precision": precision})
+    return history
+
+
 def absolute_paths(config: Config) -> Config:
     """The data paths made absolute, so the saved run works from any working directory."""
     data = config.data
@@ -136,6 +161,8 @@ class Trainer:
         if state is not None:
             self.pipeline.load_state(state)
             torch.set_rng_state(state["torch_rng"])
+            keep_saved_precision(self.pipeline, state.get("precision"))
+        self.trained_on = training_history(state, self.step, device_name(self.device), self.pipeline.precision)
         if self.world.distributed:
             check_batch_split(self.config.train.batch_size, self.world)
             self.pipeline.distribute(lambda network: data_parallel(network, self.device))
@@ -234,6 +261,7 @@ class Trainer:
             return
         save_checkpoint(
             {"iteration": self.step, "config": config_to_dict(self.config), "revisions": self.revisions,
+             "precision": self.pipeline.precision, "trained_on": self.trained_on,
              "torch_rng": torch.get_rng_state(), **self.pipeline.state()},
             self.run_dir.checkpoint,
         )
@@ -254,6 +282,7 @@ class Trainer:
             "threads": torch.get_num_threads(),
             "precision": self.pipeline.precision,
             "precision_reason": self.pipeline.precision_reason,
+            "trained_on": self.trained_on,
             "compiled": self.config.train.compile,
             "processes": self.world.size,
         }
