@@ -150,6 +150,17 @@ def write_grid(path, variants: dict, seeds=(0,), text: str | None = None):
     return path
 
 
+def test_experiment_says_a_stopped_run_continues_rather_than_failed(tiny_data, tmp_path, capsys, monkeypatch):
+    """A run that exits 130 was stopped (Ctrl-C, SIGTERM) after saving its checkpoint: the grid exits
+    130 too and says that rerunning continues it, not that it failed."""
+    import pseudovad.experiment as experiment
+    monkeypatch.setattr(experiment.subprocess, "call", lambda *args, **kwargs: 130)
+    grid = write_grid(tmp_path / "a.yaml", {"v": {}})
+    assert main(["experiment", str(grid), "--data", str(tiny_data), "--out", str(tmp_path / "exp")]) == 130
+    err = capsys.readouterr().err
+    assert "run v seed 0 stopped with its checkpoint saved; the same command continues it" in err and "failed" not in err
+
+
 def test_experiment_restarts_a_run_killed_before_its_first_checkpoint(tiny_data, tmp_path):
     """A grid stopped before a run's first checkpoint leaves a config and no checkpoint: rerunning the
     grid starts that run over instead of failing with "already holds a run"."""

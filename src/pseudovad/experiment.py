@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from pseudovad.config import PACKAGED_CONFIGS, Config, build_config, config_to_dict, flat, load_config, read_yaml, short_repr
-from pseudovad.errors import ConfigError, PseudovadError
+from pseudovad.errors import ConfigError, Interrupted, PseudovadError
 from pseudovad.registry import PIPELINES
 from pseudovad.runs import RunDir
 from pseudovad.training.pipelines import behaviour_revisions, stale_revisions
@@ -182,6 +182,8 @@ def _run_one(grid: Grid, name: str, seed: int, data: Path, out: Path, threads: i
         started = time.perf_counter()
         with open(log, "a") as handle:
             code = subprocess.call(command, env=env, stdout=handle, stderr=subprocess.STDOUT)
+        if code == Interrupted.exit_status:
+            raise Interrupted(f"run {name} seed {seed} stopped with its checkpoint saved; the same command continues it ({log})")
         if code != 0:
             raise PseudovadError(f"run {name} seed {seed} failed (exit {code}); see {log}")
         run.wall_seconds.write_text(f"{time.perf_counter() - started:.1f}\n")
