@@ -28,6 +28,7 @@ ALL_SOURCES = [
     {"name": "cuboid"},
     {"name": "cuboid", "mode": "reverse"},
     {"name": "cuboid", "mode": "freeze"},
+    {"name": "cuboid", "place": "moving"},
     {"name": "adversarial", "width": 2},
 ]
 
@@ -75,6 +76,25 @@ def test_every_source_makes_clips_whose_target_is_a_real_frame(options):
     if options["name"] == "patch":
         assert (frame_numbers(made.clips[:, :-1]) == -1).all(), "every input should carry the patch"
         assert (frame_numbers(made.abnormal) == -1).all()
+
+
+def test_a_cuboid_placed_on_motion_holds_the_moving_object():
+    """One bright square walks across a still frame: `place: moving` puts the too-fast box on the
+    square's path every time, where a box drawn anywhere mostly holds still background."""
+    frames = np.zeros((60, 32, 32, 1), dtype=np.uint8)
+    for k in range(60):
+        frames[k, 4:8, (k % 30) // 2 + 4 : (k % 30) // 2 + 8] = 200  # rows 4-7, moving right
+    listed = [Video(f"{v:02d}", Path(f"{v:02d}"), 30) for v in range(2)]
+    clips = ClipDataset(FrameArray(frames, np.array([0, 30, 60]), listed), 4)
+    indices = np.arange(0, 50, 2)
+
+    def changed_fraction(place: str) -> float:
+        options = component(SOURCES, name="cuboid", size=[0.3, 0.3], border=0.0, place=place)
+        made = SOURCES.get("cuboid")(options, tiny_pipeline().config).make(clips, indices, np.random.default_rng(0))
+        return float((made.clips[:, :-1] != clips.batch(indices)[:, :-1]).flatten(1).any(-1).float().mean())
+
+    assert changed_fraction("moving") == 1.0
+    assert changed_fraction("anywhere") < 0.5
 
 
 def test_the_pseudo_anomalies_loss_reaches_the_predictor_and_nothing_else():

@@ -102,7 +102,9 @@ class TemporalCuboid(Source):
     a smooth-bordered box the scene runs `mode` (k times too fast, backwards, or frozen) while the rest
     of the frame runs normally, as one object would that moves wrongly among normal ones. A whole-frame
     rearrangement could be learnt as "everything is fast"; this one must be learnt locally.
-    `size` bounds the box side as a fraction of the frame side."""
+    `size` bounds the box side as a fraction of the frame side. `place: moving` centres the box where
+    the rearrangement changes the inputs most: on a fixed camera a box drawn anywhere often holds only
+    still background, which looks the same at any speed, so the "pseudo-anomaly" is a normal clip."""
 
     @dataclass
     class Options(SourceOptions):
@@ -110,6 +112,7 @@ class TemporalCuboid(Source):
         strides: list[int] = option(factory=lambda: [2, 3, 4, 5], at_least=2, at_most=32)
         size: list[float] = option(factory=lambda: [0.2, 0.5], above=0.0, at_most=1.0)
         border: float = option(0.3, at_least=0.0, at_most=1.0)
+        place: str = option("anywhere", choices=("anywhere", "moving"))
 
     @classmethod
     def check_config(cls, options: Options, config: Config) -> str | None:
@@ -126,12 +129,22 @@ class TemporalCuboid(Source):
             wrong = self._wrong_times(clips, index, t, rng)
             frames = frames_at(clips, np.asarray(wrong))  # t inputs, then the abnormal continuation
             ph, pw = (max(2, round(rng.uniform(*self.options.size) * side)) for side in (height, width))
-            y, x = int(rng.integers(height - ph + 1)), int(rng.integers(width - pw + 1))
+            y, x = self._corner((frames[:t] - normal[row, :t]).abs().sum(dim=(0, 1)), ph, pw, rng)
             mask = torch.zeros(1, height, width)
             mask[:, y : y + ph, x : x + pw] = torch.from_numpy(smooth_box(ph, pw, self.options.border)).float()
             made[row, :t] = normal[row, :t] * (1 - mask) + frames[:t] * mask
             abnormal[row] = normal[row, -1] * (1 - mask) + frames[t] * mask
         return PseudoClips(clips=made, abnormal=abnormal)
+
+    def _corner(self, change: torch.Tensor, ph: int, pw: int, rng: np.random.Generator) -> tuple[int, int]:
+        """The box's top-left corner: uniform, or with `place: moving` centred on a pixel drawn in
+        proportion to `change` (how much the rearranged inputs differ from the normal ones there)."""
+        height, width = change.shape
+        if self.options.place == "anywhere":
+            return int(rng.integers(height - ph + 1)), int(rng.integers(width - pw + 1))
+        weights = change.flatten().double().numpy() + 1e-12  # all still: uniform
+        cy, cx = divmod(int(rng.choice(weights.size, p=weights / weights.sum())), width)
+        return min(max(cy - ph // 2, 0), height - ph), min(max(cx - pw // 2, 0), width - pw)
 
     def _wrong_times(self, clips: ClipDataset, index: int, t: int, rng: np.random.Generator) -> list[int]:
         """The frames the box shows: t inputs and the one after them, in the wrong order or speed."""
