@@ -150,6 +150,22 @@ def write_grid(path, variants: dict, seeds=(0,), text: str | None = None):
     return path
 
 
+def test_runs_still_to_train_get_every_job_when_others_are_already_done():
+    """Two runs to train and two already done, --jobs 2: both trainings run at once. (Through one
+    ThreadPoolExecutor, a done run finishing at once left the pool a single thread for the trainings.)"""
+    import threading
+    from pseudovad.experiment import in_parallel
+    both_training = threading.Barrier(2, timeout=10)  # broken unless two trainings wait on it together
+
+    def run(task: str) -> str:
+        if task.startswith("train"):
+            both_training.wait()
+        return task.upper()
+
+    tasks = ["done0", "train0", "done1", "train1"]
+    assert in_parallel(run, tasks, 2, quick=lambda task: task.startswith("done")) == ["DONE0", "TRAIN0", "DONE1", "TRAIN1"]
+
+
 def test_experiment_says_a_stopped_run_continues_rather_than_failed(tiny_data, tmp_path, capsys, monkeypatch):
     """A run that exits 130 was stopped (Ctrl-C, SIGTERM) after saving its checkpoint: the grid exits
     130 too and says that rerunning continues it, not that it failed."""

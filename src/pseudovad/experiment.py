@@ -25,9 +25,11 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -36,6 +38,9 @@ from pseudovad.errors import ConfigError, Interrupted, PseudovadError
 from pseudovad.registry import PIPELINES
 from pseudovad.runs import RunDir
 from pseudovad.training.pipelines import behaviour_revisions, stale_revisions
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 AUC_KEYS = ("micro", "micro_raw", "macro")
 
@@ -246,8 +251,8 @@ def run_grid(grid_path: Path, data: str | Path | None, out: Path, jobs: int = 1,
     datasets, split = resolve_datasets(str(validation or data), out, choosing=validation is not None)
     threads = job_threads(jobs)
     tasks = [(data_name, name, seed) for data_name in datasets for seed in seeds for name in grid.variants]
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        runs = list(pool.map(lambda task: _run_one(grid, task[1], task[2], datasets[task[0]], out / task[0], threads), tasks))
+    runs = in_parallel(lambda task: _run_one(grid, task[1], task[2], datasets[task[0]], out / task[0], threads), tasks, jobs,
+                       quick=lambda task: RunDir(out / task[0] / task[1] / f"seed{task[2]}").results.exists())
     table = summarise(runs)
     report = {"grid": str(grid_path), "base": grid.base, "data": {k or "data": str(v) for k, v in datasets.items()},
               "split": split, "seeds": seeds, "overrides": grid.overrides, "variants": grid.variants,
@@ -257,6 +262,17 @@ def run_grid(grid_path: Path, data: str | Path | None, out: Path, jobs: int = 1,
     (out / "experiment.json").write_text(json.dumps(report, indent=1))
     (out / "experiment.md").write_text(markdown_table(table, runs, split, report.get("selection")))
     return report
+
+
+def in_parallel(function: Callable[[T], R], tasks: list[T], jobs: int, quick: Callable[[T], bool]) -> list[R]:
+    """`function` of every task, in the tasks' order: the `quick` ones (runs already done) first, one by
+    one, the rest on `jobs` threads. ThreadPoolExecutor starts a thread only when none is idle, so
+    quick tasks mixed among long ones can leave it a single thread for all the long ones."""
+    results = {index: function(task) for index, task in enumerate(tasks) if quick(task)}
+    rest = [index for index in range(len(tasks)) if index not in results]
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        results.update(zip(rest, pool.map(lambda index: function(tasks[index]), rest)))
+    return [results[index] for index in range(len(tasks))]
 
 
 def parse_seeds(text: str, what: str, example: str) -> list[int]:
