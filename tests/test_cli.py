@@ -166,6 +166,23 @@ def test_runs_still_to_train_get_every_job_when_others_are_already_done():
     assert in_parallel(run, tasks, 2, quick=lambda task: task.startswith("done")) == ["DONE0", "TRAIN0", "DONE1", "TRAIN1"]
 
 
+def test_once_a_run_is_stopped_no_further_run_starts():
+    """SIGTERM to a grid's training stops that run (exit 130): the grid must not go on to start the next."""
+    from pseudovad.errors import Interrupted
+    from pseudovad.experiment import in_parallel
+    started = []
+
+    def run(task: str) -> str:
+        started.append(task)
+        if task == "stopped":
+            raise Interrupted("stopped")
+        return task
+
+    with pytest.raises(Interrupted):
+        in_parallel(run, ["a", "stopped", "b", "c"], 1, quick=lambda task: False)
+    assert started == ["a", "stopped"]
+
+
 def test_experiment_says_a_stopped_run_continues_rather_than_failed(tiny_data, tmp_path, capsys, monkeypatch):
     """A run that exits 130 was stopped (Ctrl-C, SIGTERM) after saving its checkpoint: the grid exits
     130 too and says that rerunning continues it, not that it failed."""

@@ -24,6 +24,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -267,11 +268,24 @@ def run_grid(grid_path: Path, data: str | Path | None, out: Path, jobs: int = 1,
 def in_parallel(function: Callable[[T], R], tasks: list[T], jobs: int, quick: Callable[[T], bool]) -> list[R]:
     """`function` of every task, in the tasks' order: the `quick` ones (runs already done) first, one by
     one, the rest on `jobs` threads. ThreadPoolExecutor starts a thread only when none is idle, so
-    quick tasks mixed among long ones can leave it a single thread for all the long ones."""
+    quick tasks mixed among long ones can leave it a single thread for all the long ones. Once a task
+    raises (a run stopped by SIGTERM, or failed), no further task starts: the others finish and the
+    error is raised."""
     results = {index: function(task) for index, task in enumerate(tasks) if quick(task)}
     rest = [index for index in range(len(tasks)) if index not in results]
+    stop = threading.Event()
+
+    def guarded(index: int) -> R | None:
+        if stop.is_set():
+            return None  # never read: an earlier task's error is raised first (tasks start in order)
+        try:
+            return function(tasks[index])
+        except BaseException:
+            stop.set()
+            raise
+
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        results.update(zip(rest, pool.map(lambda index: function(tasks[index]), rest)))
+        results.update(zip(rest, pool.map(guarded, rest)))
     return [results[index] for index in range(len(tasks))]
 
 
