@@ -187,7 +187,7 @@ def test_experiment_says_a_stopped_run_continues_rather_than_failed(tiny_data, t
     """A run that exits 130 was stopped (Ctrl-C, SIGTERM) after saving its checkpoint: the grid exits
     130 too and says that rerunning continues it, not that it failed."""
     import pseudovad.experiment as experiment
-    monkeypatch.setattr(experiment.subprocess, "call", lambda *args, **kwargs: 130)
+    monkeypatch.setattr(experiment.Trainings, "call", lambda *args, **kwargs: 130)
     grid = write_grid(tmp_path / "a.yaml", {"v": {}})
     assert main(["experiment", str(grid), "--data", str(tiny_data), "--out", str(tmp_path / "exp")]) == 130
     err = capsys.readouterr().err

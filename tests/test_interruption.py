@@ -7,6 +7,7 @@ the steps after it, or while the next checkpoint is being written.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from pseudovad.errors import PseudovadError
 from pseudovad.training.checkpoint import load_checkpoint
@@ -108,3 +110,25 @@ def test_stopped_run_saves_a_whole_step_and_resumes_to_the_uninterrupted_result(
     for network, parameters in uninterrupted.items():
         for name, value in networks(run)[network].items():
             torch.testing.assert_close(value, parameters[name], rtol=0, atol=0, msg=f"{network}.{name}")
+
+
+def test_sigterm_to_a_grid_stops_its_trainings_each_with_a_checkpoint(tiny_data, tmp_path):
+    """A grid started in the background from a script (its trainings inherit an ignored SIGINT), then
+    sent SIGTERM, as a session's end or a service manager does: the trainings stop too, each after a
+    whole step with its checkpoint saved, and the grid exits 130. It used to die alone and leave them
+    training on."""
+    pairs = {key: yaml.safe_load(value) for key, value in (pair.split("=") for pair in SETTINGS[1::2])}
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(json.dumps({"base": "synthetic_ffp", "overrides": {**pairs, "train.iterations": 100000},
+                                "variants": {"v": {}}}))
+    out = tmp_path / "exp"
+    process = subprocess.Popen([sys.executable, "-m", "pseudovad", "experiment", str(grid), "--data", str(tiny_data),
+                                "--out", str(out)], env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    while saved_iteration(out / "v" / "seed0" / "checkpoints" / "latest.pt") < 7 and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "every run under way saved its checkpoint, and the same command continues the grid" in err
+    assert "stopped at iteration" in (out / "v" / "seed0.log").read_text()

@@ -302,7 +302,8 @@ def _cmd_experiment(args: argparse.Namespace) -> None:
     from pseudovad.experiment import parse_seeds, run_grid
 
     seeds = None if args.seeds is None else parse_seeds(args.seeds, "--seeds", "--seeds 0,1")
-    report = run_grid(args.grid, args.data, args.out, args.jobs, args.scale, args.validation, seeds)
+    with stopped_by_ctrl_c_or_sigterm():  # stops its trainings too, however the grid was started
+        report = run_grid(args.grid, args.data, args.out, args.jobs, args.scale, args.validation, seeds)
     print((args.out / "experiment.md").read_text())
     print(f"{len(report['runs'])} runs; table: {args.out / 'experiment.md'}, data: {args.out / 'experiment.json'}")
 

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import IO, TypeVar
 
 import numpy as np
 
@@ -168,7 +168,39 @@ def load_grid(path: Path, scale: str | None = None) -> Grid:
     return grid
 
 
-def _run_one(grid: Grid, name: str, seed: int, data: Path, out: Path, threads: int) -> dict:
+class Trainings:
+    """The `pseudovad train` processes a grid has running, so that stopping the grid stops them too:
+    each finishes its step, saves a checkpoint and exits 130 on SIGTERM. Without this, SIGTERM to the
+    grid alone left its trainings running on, and a grid started in the background from a script
+    hands its trainings an ignored SIGINT, so Ctrl-C cannot reach them either."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: set[subprocess.Popen] = set()
+        self._stopping = False
+
+    def call(self, command: list[str], env: dict[str, str], log: IO[str]) -> int:
+        """Run `command` to its end (output to `log`) and return its exit status; 130 once stopping."""
+        with self._lock:
+            if self._stopping:
+                return Interrupted.exit_status
+            process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+            self._running.add(process)
+        try:
+            return process.wait()
+        finally:
+            with self._lock:
+                self._running.discard(process)
+
+    def stop(self) -> None:
+        """SIGTERM to every training under way, and none started after."""
+        with self._lock:
+            self._stopping = True
+            for process in self._running:
+                process.terminate()
+
+
+def _run_one(grid: Grid, name: str, seed: int, data: Path, out: Path, threads: int, trainings: Trainings) -> dict:
     """Train and evaluate (variant, seed) on `data` in OUT/<variant>/seed<k>, unless it is done."""
     run = RunDir(out / name / f"seed{seed}")
     _check_definition(grid, name, seed, data, run)
@@ -187,7 +219,7 @@ def _run_one(grid: Grid, name: str, seed: int, data: Path, out: Path, threads: i
         run.path.parent.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         with open(log, "a") as handle:
-            code = subprocess.call(command, env=env, stdout=handle, stderr=subprocess.STDOUT)
+            code = trainings.call(command, env, handle)
         if code == Interrupted.exit_status:
             raise Interrupted(f"run {name} seed {seed} stopped with its checkpoint saved; the same command continues it ({log})")
         if code != 0:
@@ -252,8 +284,13 @@ def run_grid(grid_path: Path, data: str | Path | None, out: Path, jobs: int = 1,
     datasets, split = resolve_datasets(str(validation or data), out, choosing=validation is not None)
     threads = job_threads(jobs)
     tasks = [(data_name, name, seed) for data_name in datasets for seed in seeds for name in grid.variants]
-    runs = in_parallel(lambda task: _run_one(grid, task[1], task[2], datasets[task[0]], out / task[0], threads), tasks, jobs,
-                       quick=lambda task: RunDir(out / task[0] / task[1] / f"seed{task[2]}").results.exists())
+    trainings = Trainings()
+    try:
+        runs = in_parallel(lambda task: _run_one(grid, task[1], task[2], datasets[task[0]], out / task[0], threads, trainings),
+                           tasks, jobs, quick=lambda task: RunDir(out / task[0] / task[1] / f"seed{task[2]}").results.exists(),
+                           on_interrupt=trainings.stop)
+    except KeyboardInterrupt:
+        raise Interrupted("stopped; every run under way saved its checkpoint, and the same command continues the grid") from None
     table = summarise(runs)
     report = {"grid": str(grid_path), "base": grid.base, "data": {k or "data": str(v) for k, v in datasets.items()},
               "split": split, "seeds": seeds, "overrides": grid.overrides, "variants": grid.variants,
@@ -265,12 +302,14 @@ def run_grid(grid_path: Path, data: str | Path | None, out: Path, jobs: int = 1,
     return report
 
 
-def in_parallel(function: Callable[[T], R], tasks: list[T], jobs: int, quick: Callable[[T], bool]) -> list[R]:
+def in_parallel(function: Callable[[T], R], tasks: list[T], jobs: int, quick: Callable[[T], bool],
+                on_interrupt: Callable[[], None] = lambda: None) -> list[R]:
     """`function` of every task, in the tasks' order: the `quick` ones (runs already done) first, one by
     one, the rest on `jobs` threads. ThreadPoolExecutor starts a thread only when none is idle, so
     quick tasks mixed among long ones can leave it a single thread for all the long ones. Once a task
     raises (a run stopped by SIGTERM, or failed), no further task starts: the others finish and the
-    error is raised."""
+    error is raised. Ctrl-C or SIGTERM to this process calls `on_interrupt` (which must end the tasks
+    under way: the pool waits for them) and starts nothing more."""
     results = {index: function(task) for index, task in enumerate(tasks) if quick(task)}
     rest = [index for index in range(len(tasks)) if index not in results]
     stop = threading.Event()
@@ -285,7 +324,12 @@ def in_parallel(function: Callable[[T], R], tasks: list[T], jobs: int, quick: Ca
             raise
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        results.update(zip(rest, pool.map(guarded, rest)))
+        try:
+            results.update(zip(rest, pool.map(guarded, rest)))
+        except KeyboardInterrupt:
+            stop.set()
+            on_interrupt()
+            raise
     return [results[index] for index in range(len(tasks))]
 
 
