@@ -9,10 +9,22 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextmanager
+def _handlers(handlers: dict[int, Callable]) -> Iterator[None]:
+    """`handlers` installed for the block and the previous ones put back after it (for a caller of
+    `main()` in its own process, whose own handlers must survive the command)."""
+    previous = {number: signal.signal(number, handler) for number, handler in handlers.items()}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 @contextmanager
@@ -24,15 +36,11 @@ def whole_unit() -> Iterator[None]:
         yield
         return
     received: list[int] = []
-    previous = {number: signal.signal(number, lambda number, _: received.append(number))
-                for number in STOP_SIGNALS if signal.getsignal(number) is not signal.SIG_IGN}
-    try:
+    with _handlers({number: lambda number, _: received.append(number)
+                    for number in STOP_SIGNALS if signal.getsignal(number) is not signal.SIG_IGN}):
         yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-        if received:
-            raise KeyboardInterrupt
+    if received:
+        raise KeyboardInterrupt
 
 
 @contextmanager
@@ -40,15 +48,13 @@ def stopped_by_ctrl_c_or_sigterm() -> Iterator[None]:
     """Ctrl-C and a service manager's stop both raise KeyboardInterrupt inside the block, even where the
     parent left SIGINT ignored or blocked: a non-interactive shell starts its `&` jobs with SIGINT
     ignored (a test suite launched that way hands it to every worker), and both states are inherited
-    through exec. What it changes is put back afterwards, for a caller of `main()` in its own process."""
+    through exec. What it changes is put back afterwards."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-    previous = {number: signal.signal(number, signal.default_int_handler) for number in STOP_SIGNALS}
     try:
-        yield
+        with _handlers(dict.fromkeys(STOP_SIGNALS, signal.default_int_handler)):
+            yield
     finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
