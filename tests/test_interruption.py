@@ -22,13 +22,13 @@ import yaml
 from pseudovad.errors import PseudovadError
 from pseudovad.training.checkpoint import load_checkpoint
 
-ITERATIONS = 120
+ITERATIONS = 64
 SETTINGS = [
     "--set", "data.height=32", "--set", "data.width=32",
     "--set", "generator.width=4", "--set", "generator.levels=3",
     "--set", "discriminator.width=4", "--set", "flow.iterations=5",
     "--set", "train.checkpoint_every=7", "--set", "train.sample_every=1000",
-    "--set", "train.lr_decay_at=60",
+    "--set", "train.lr_decay_at=32",
     "--set", "loss.flow=2",  # all four of FFP's losses: synthetic_ffp itself drops the flow term
 ]
 
@@ -63,7 +63,7 @@ def uninterrupted(tiny_data, tmp_path_factory) -> dict:
     return networks(run)
 
 
-@pytest.mark.parametrize("after_checkpoint, delay", [(7, 0.0), (35, 0.15), (70, 0.4)])
+@pytest.mark.parametrize("after_checkpoint, delay", [(7, 0.0), (21, 0.15), (42, 0.4)])
 def test_killed_run_resumes_to_the_uninterrupted_result(tiny_data, tmp_path, uninterrupted, after_checkpoint, delay):
     run = tmp_path / "run"
     checkpoint = run / "checkpoints" / "latest.pt"
@@ -97,14 +97,14 @@ def test_stopped_run_saves_a_whole_step_and_resumes_to_the_uninterrupted_result(
     checkpoint = run / "checkpoints" / "latest.pt"
     process = subprocess.Popen(command(tiny_data, run), env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    while saved_iteration(checkpoint) < 35 and process.poll() is None:
+    while saved_iteration(checkpoint) < 28 and process.poll() is None:
         time.sleep(0.02)
     time.sleep(0.1)
     process.send_signal(stop)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
     assert "checkpoint saved, continue with --resume" in err
-    assert 35 <= load_checkpoint(checkpoint)["iteration"] < ITERATIONS
+    assert 28 <= load_checkpoint(checkpoint)["iteration"] < ITERATIONS
 
     subprocess.run(command(tiny_data, run, "--resume"), env=environment(), check=True, capture_output=True)
     for network, parameters in uninterrupted.items():
