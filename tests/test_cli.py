@@ -128,6 +128,7 @@ def test_experiment_grid_runs_and_tabulates(tiny_data, tmp_path, capsys):
     assert main(["experiment", str(grid), "--data", str(tiny_data), "--out", str(tmp_path / "exp")]) == 0
     report = json.loads((tmp_path / "exp" / "experiment.json").read_text())
     assert {run["variant"] for run in report["runs"]} == {"ffp", "no_flow"}
+    assert all(run["trained_on"][0]["from_iteration"] == 0 for run in report["runs"])  # the machine beside each number
     assert not list((tmp_path / "exp").rglob("calibration.json"))  # runs compared by AUC skip the calibration
     assert "| no_flow | psnr |" in (tmp_path / "exp" / "experiment.md").read_text()
 

@@ -230,6 +230,7 @@ def _run_one(grid: Grid, name: str, seed: int, data: Path, out: Path, threads: i
     return {"variant": name, "seed": seed, "data": str(data), "auc": content["auc"],
             "auc_per_kind": content.get("auc_per_kind", {}), "label_version": content["label_version"],
             "iterations": summary["iterations"], "train_seconds": summary["seconds"],
+            "trained_on": summary.get("trained_on", "not recorded"),
             **({"diagnostics": summary["diagnostics"]} if "diagnostics" in summary else {})}
 
 
