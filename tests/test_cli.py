@@ -390,3 +390,15 @@ def test_experiment_table_pairs_the_variants_by_dataset_and_seed():
     assert "| b | 0 | 0.7000 | - | - |" in lines
     assert lines[-1] == "\nntp is above ffp on 1 of 2 pairs."
     assert paired_table([run("ffp", "a", 0, 0.9)]) == []
+    assert not any("†" in line for line in lines)  # nothing recorded, nothing claimed
+
+    def on(entry: dict, *stretches: tuple[str, str]) -> dict:
+        return entry | {"trained_on": [{"from_iteration": 100 * i, "machine": m, "precision": p}
+                                       for i, (m, p) in enumerate(stretches)]}
+
+    zen3 = ("AMD EPYC", "fp32")
+    runs = [on(run("ffp", "a", 0, 0.90), zen3), on(run("ntp", "a", 0, 0.80, 0.95), zen3),
+            on(run("ffp", "a", 1, 0.92), zen3), on(run("ntp", "a", 1, 0.99, 0.91), ("not recorded", "not recorded"), zen3, ("Xeon", "bf16"))]
+    lines = paired_table(runs)
+    assert "| a | 0 | 0.9000 | 0.9500 | +5.00 |" in lines and "| a | 1 † | 0.9200 | 0.9100 | -1.00 |" in lines
+    assert any(line.startswith("\n† its variants trained on different machines or precisions") for line in lines)

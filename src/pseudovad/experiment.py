@@ -403,6 +403,14 @@ def markdown_table(table: dict, runs: list[dict], split: str, selection: dict | 
     return "\n".join(lines + paired_table(runs)) + "\n"
 
 
+def _machines(run: dict) -> frozenset[tuple[str, str]]:
+    """The (machine, precision) of every recorded stretch of a run's training."""
+    stretches = run.get("trained_on")
+    if not isinstance(stretches, list):
+        return frozenset()
+    return frozenset((s["machine"], s["precision"]) for s in stretches if s["machine"] != "not recorded")
+
+
 def paired_table(runs: list[dict]) -> list[str]:
     """Each (dataset, seed) as a row, the headline micro AUC of every variant side by side, and each
     variant's difference from the first in points. A mean over seeds can hide that one lucky seed
@@ -418,11 +426,18 @@ def paired_table(runs: list[dict]) -> list[str]:
                  f"difference from {variants[0]} in points:", "",
              "| data | seed | " + " | ".join(variants) + "".join(f" | {v} - {variants[0]}" for v in others) + " |",
              "|---|---|" + "---|" * (len(variants) + len(others))]
+    machines = {(Path(run["data"]).name, run["seed"], run["variant"]): _machines(run) for run in runs}
+    mixed = False
     for data, seed in pairs:
         aucs = [cells.get((data, seed, v)) for v in variants]
         shown = [f"{a:.4f}" if a is not None else "-" for a in aucs]
         deltas = [f"{100 * (a - aucs[0]):+.2f}" if a is not None and aucs[0] is not None else "-" for a in aucs[1:]]
-        lines.append(f"| {data} | {seed} | " + " | ".join(shown + deltas) + " |")
+        apart = len(frozenset().union(*(machines.get((data, seed, v), frozenset()) for v in variants))) > 1
+        mixed |= apart
+        lines.append(f"| {data} | {seed}{' †' if apart else ''} | " + " | ".join(shown + deltas) + " |")
+    if mixed:
+        lines.append("\n† its variants trained on different machines or precisions (`trained_on` in experiment.json): "
+                     "the same run moved by up to 1.8 points between two CPUs (docs/RESULTS.md).")
     for other in others:
         both = [(cells[(d, s, variants[0])], cells[(d, s, other)]) for d, s in pairs
                 if (d, s, variants[0]) in cells and (d, s, other) in cells]
