@@ -200,9 +200,14 @@ class Trainings:
                 process.terminate()
 
 
+def _run_dir(out: Path, name: str, seed: int) -> RunDir:
+    """Where (variant, seed) of one dataset trains: OUT/<variant>/seed<k>."""
+    return RunDir(out / name / f"seed{seed}")
+
+
 def _run_one(grid: Grid, name: str, seed: int, data: Path, out: Path, threads: int, trainings: Trainings) -> dict:
     """Train and evaluate (variant, seed) on `data` in OUT/<variant>/seed<k>, unless it is done."""
-    run = RunDir(out / name / f"seed{seed}")
+    run = _run_dir(out, name, seed)
     _check_definition(grid, name, seed, data, run)
     results = run.results
     if not results.exists():
@@ -288,7 +293,7 @@ def run_grid(grid_path: Path, data: str | Path | None, out: Path, jobs: int = 1,
     trainings = Trainings()
     try:
         runs = in_parallel(lambda task: _run_one(grid, task[1], task[2], datasets[task[0]], out / task[0], threads, trainings),
-                           tasks, jobs, quick=lambda task: RunDir(out / task[0] / task[1] / f"seed{task[2]}").results.exists(),
+                           tasks, jobs, quick=lambda task: _run_dir(out / task[0], task[1], task[2]).results.exists(),
                            on_interrupt=trainings.stop)
     except KeyboardInterrupt:
         raise Interrupted("stopped; every run under way saved its checkpoint, and the same command continues the grid") from None

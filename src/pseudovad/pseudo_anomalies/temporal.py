@@ -129,19 +129,21 @@ class TemporalCuboid(Source):
             wrong = self._wrong_times(clips, index, t, rng)
             frames = frames_at(clips, np.asarray(wrong))  # t inputs, then the abnormal continuation
             ph, pw = (max(2, round(rng.uniform(*self.options.size) * side)) for side in (height, width))
-            y, x = self._corner((frames[:t] - normal[row, :t]).abs().sum(dim=(0, 1)), ph, pw, rng)
+            y, x = self._corner(frames[:t], normal[row, :t], ph, pw, rng)
             mask = torch.zeros(1, height, width)
             mask[:, y : y + ph, x : x + pw] = torch.from_numpy(smooth_box(ph, pw, self.options.border)).float()
             made[row, :t] = normal[row, :t] * (1 - mask) + frames[:t] * mask
             abnormal[row] = normal[row, -1] * (1 - mask) + frames[t] * mask
         return PseudoClips(clips=made, abnormal=abnormal)
 
-    def _corner(self, change: torch.Tensor, ph: int, pw: int, rng: np.random.Generator) -> tuple[int, int]:
+    def _corner(self, wrong: torch.Tensor, normal: torch.Tensor, ph: int, pw: int,
+                rng: np.random.Generator) -> tuple[int, int]:
         """The box's top-left corner: uniform, or with `place: moving` centred on a pixel drawn in
-        proportion to `change` (how much the rearranged inputs differ from the normal ones there)."""
-        height, width = change.shape
+        proportion to how much the `wrong` inputs differ there from the `normal` ones."""
+        height, width = normal.shape[-2:]
         if self.options.place == "anywhere":
             return int(rng.integers(height - ph + 1)), int(rng.integers(width - pw + 1))
+        change = (wrong - normal).abs().sum(dim=(0, 1))
         weights = change.flatten().double().numpy() + 1e-12  # all still: uniform
         cy, cx = divmod(int(rng.choice(weights.size, p=weights / weights.sum())), width)
         return min(max(cy - ph // 2, 0), height - ph), min(max(cx - pw // 2, 0), width - pw)
