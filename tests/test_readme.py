@@ -111,7 +111,7 @@ def test_every_readme_command_runs(tmp_path):
     done = subprocess.run(["bash", "-c", script(command_lines())], cwd=work, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     assert (work / "runs" / "ped2_ffp" / "report" / "index.html").is_file()
-    assert (work / "runs" / "camera" / "export" / "scorer.torchscript.pt").is_file()
+    assert (work / "runs" / "camera" / "export" / "scorer.pt2").is_file()
     assert (work / "watched" / "segments.json").is_file() and (work / "scored" / "annotated.mp4").is_file()
     for number, block in enumerate(blocks("python"), start=1):
         ran = subprocess.run([sys.executable, "-c", block], cwd=work, env=env, capture_output=True, text=True, timeout=300)

@@ -37,7 +37,7 @@ EXAMPLES = """examples:
   pseudovad train --out runs/camera --resume       continue a run: its folder is all it needs
   pseudovad score my_video.mp4 --run runs/camera --out scored/      per-frame scores and alerts
   pseudovad live rtsp://camera.local/stream --run runs/camera       JSON-lines alerts as events open and close
-  pseudovad export runs/camera                     a self-contained TorchScript scorer in runs/camera/export/
+  pseudovad export runs/camera                     a self-contained scorer (torch.export) in runs/camera/export/
 """
 
 
@@ -135,8 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export", help="write a run's scorer (predictor, normalisation, threshold) as one self-contained file")
     export.add_argument("run", type=Path, help="run folder written by `pseudovad train`")
-    export.add_argument("--format", default="torchscript", choices=["torchscript", "onnx"],
-                        help="torchscript (default; needs only torch) or onnx (needs `pip install 'pseudovad[onnx]'`)")
+    export.add_argument("--format", default="pt2", choices=["pt2", "onnx", "torchscript"],
+                        help="pt2 (default: torch.export, load with torch.export.load(path).module(); needs only torch), "
+                        "onnx (any ONNX runtime; writing it needs `pip install 'pseudovad[onnx]'`) or torchscript "
+                        "(for LibTorch C++ only: PyTorch deprecates it)")
     _add_rate_option(export, "the threshold built in (default: the calibrated one)", default=None)
     return parser
 

@@ -1,18 +1,26 @@
 """`pseudovad export RUN`: the run's scorer as one self-contained file to deploy without pseudovad.
 
 The file holds the predictor, the step from uint8 frames to the model's input range, the score, the
-calibration's normalisation and the threshold: clips in, anomaly, flag and raw score out. TorchScript
-needs only torch to run; ONNX (opset 17, with the optional onnx and onnxruntime packages) runs in any
-ONNX runtime. What it expects (frame size, channels, clip length) and how the frames must be prepared
-is stored inside it (`pseudovad.json`: a TorchScript extra file, an ONNX metadata property) and beside
-it (`scorer.json`). Before it is kept, the written file is loaded back and must reproduce the run's
-float32 scores within EXPORT_TOLERANCE.
+calibration's normalisation and the threshold: clips in, anomaly, flag and raw score out. Three formats:
+
+- `pt2` (default): a `torch.export` program, loaded by `torch.export.load(path).module()`; needs only torch.
+- `onnx`: the same graph through torch's `torch.export`-based ONNX exporter (opset 18); runs in any ONNX
+  runtime. Writing it needs the optional onnx, onnxscript and onnxruntime packages.
+- `torchscript`: for LibTorch (C++) deployments only. PyTorch deprecates TorchScript (torch 2.13's
+  `torch.jit` warns so), so it is no longer the default, and it goes when torch drops it.
+
+Every format takes any batch size. What the file expects (frame size, channels, clip length) and how the
+frames must be prepared is stored inside it (`pseudovad.json`: an extra file of the .pt2 or TorchScript
+archive, an ONNX metadata property) and beside it (`scorer.json`). Before it is kept, the written file is
+loaded back and must reproduce the run's float32 scores within EXPORT_TOLERANCE, at a batch size other
+than the one it was traced with.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 import warnings
 from collections.abc import Callable
@@ -28,9 +36,9 @@ from pseudovad.errors import PseudovadError, RuntimeFailure
 from pseudovad.runs import RunDir
 
 EXPORT_TOLERANCE = 1e-3  # largest difference allowed between the export's scores and the run's (score units, float32)
-SCORERS = {"torchscript": "scorer.torchscript.pt", "onnx": "scorer.onnx"}
+SCORERS = {"pt2": "scorer.pt2", "onnx": "scorer.onnx", "torchscript": "scorer.torchscript.pt"}
 DESCRIPTION = "scorer.json"
-ONNX_OPSET = 17
+ONNX_OPSET = 18  # the lowest opset torch's torch.export-based ONNX exporter writes without down-converting
 Scorer = Callable[[np.ndarray], np.ndarray]  # a loaded export: clips -> scores
 
 
@@ -49,26 +57,26 @@ class ExportedScorer(nn.Module):
         return self.normaliser(score), score < self.normaliser.threshold, score
 
 
-def export_run(run_dir: Path, fmt: str = "torchscript", false_alarm_rate: float | None = None) -> Path:
-    """Write RUN/export/scorer.torchscript.pt (or scorer.onnx) and scorer.json; returns the scorer's path."""
+def export_run(run_dir: Path, fmt: str = "pt2", false_alarm_rate: float | None = None) -> Path:
+    """Write RUN/export/scorer.pt2 (or scorer.onnx, scorer.torchscript.pt) and scorer.json; returns the scorer's path."""
     if fmt not in SCORERS:
         raise PseudovadError(f"--format {fmt}: choose one of {', '.join(SCORERS)}")
     detector = Detector(run_dir, false_alarm_rate)
     module = ExportedScorer(detector.pipeline.scoring_network(), copy.deepcopy(detector.combiner),
                             copy.deepcopy(detector.normaliser)).cpu().eval()
     data = detector.config.data
-    example = torch.from_numpy(np.random.default_rng(0).integers(
-        0, 256, (2, data.clip_length + 1, data.height, data.width, data.channels), dtype=np.uint8))
+    example, check = (torch.from_numpy(np.random.default_rng(seed).integers(
+        0, 256, (batch, data.clip_length + 1, data.height, data.width, data.channels), dtype=np.uint8)) for seed, batch in ((0, 2), (1, 3)))
     description = _description(detector)
     folder = RunDir(run_dir).exports
     folder.mkdir(parents=True, exist_ok=True)
-    path, temporary = folder / SCORERS[fmt], folder / f".{SCORERS[fmt]}.tmp"
+    path, temporary = folder / SCORERS[fmt], folder / f".tmp.{SCORERS[fmt]}"  # the suffix tells torch.export the format
     try:
         with torch.no_grad(), warnings.catch_warnings():
             # Shape checks inside the networks become constants of the trace: the input size is fixed anyway.
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             loaded = _WRITERS[fmt](module, example, temporary, json.dumps(description))
-            _verify(loaded, module, example)
+            _verify(loaded, module, check)
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
@@ -76,9 +84,22 @@ def export_run(run_dir: Path, fmt: str = "torchscript", false_alarm_rate: float 
     return path
 
 
+def _exported(module: nn.Module, example: Tensor) -> torch.export.ExportedProgram:
+    """The scorer's graph with the batch dimension left free (frame size and clip length are fixed)."""
+    return torch.export.export(module, (example,), dynamic_shapes={"clips": {0: torch.export.Dim("batch", min=1)}})
+
+
+def _pt2(module: nn.Module, example: Tensor, path: Path, description: str) -> Scorer:
+    torch.export.save(_exported(module, example), str(path), extra_files={"pseudovad.json": description})
+    loaded = torch.export.load(str(path)).module()
+    return lambda clips: loaded(torch.from_numpy(clips))[2].numpy()
+
+
 def _torchscript(module: nn.Module, example: Tensor, path: Path, description: str) -> Scorer:
-    torch.jit.save(torch.jit.trace(module, example), str(path), _extra_files={"pseudovad.json": description})
-    loaded = torch.jit.load(str(path))
+    with warnings.catch_warnings():  # deprecated by PyTorch, kept for LibTorch: the module docstring says so
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(torch.jit.trace(module, example), str(path), _extra_files={"pseudovad.json": description})
+        loaded = torch.jit.load(str(path))
     return lambda clips: loaded(torch.from_numpy(clips))[2].numpy()
 
 
@@ -86,10 +107,22 @@ def _onnx(module: nn.Module, example: Tensor, path: Path, description: str) -> S
     try:
         import onnx
         import onnxruntime
+        import onnxscript  # noqa: F401  (torch's ONNX exporter needs it)
     except ImportError:
-        raise PseudovadError("--format onnx needs the onnx and onnxruntime packages: pip install 'pseudovad[onnx]'") from None
-    torch.onnx.export(module, (example,), str(path), input_names=["clips"], output_names=["anomaly", "flagged", "score"],
-                      dynamic_axes={"clips": {0: "batch"}}, opset_version=ONNX_OPSET, dynamo=False)
+        raise PseudovadError("--format onnx needs the onnx, onnxscript and onnxruntime packages: "
+                             "pip install 'pseudovad[onnx]'") from None
+    exporter_log = logging.getLogger("torch.onnx")
+    level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)  # it lists torchvision's operators it skips: nothing a scorer uses
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch's own internals, not ours to act on
+            program = torch.onnx.export(_exported(module, example), input_names=["clips"],
+                                        output_names=["anomaly", "flagged", "score"], opset_version=ONNX_OPSET,
+                                        dynamo=True, verbose=False)
+    finally:
+        exporter_log.setLevel(level)
+    program.save(str(path))
     model = onnx.load(str(path))
     onnx.helper.set_model_props(model, {"pseudovad.json": description})
     onnx.save(model, str(path))
@@ -97,7 +130,7 @@ def _onnx(module: nn.Module, example: Tensor, path: Path, description: str) -> S
     return lambda clips: session.run(["score"], {"clips": clips})[0]
 
 
-_WRITERS: dict[str, Callable[[nn.Module, Tensor, Path, str], Scorer]] = {"torchscript": _torchscript, "onnx": _onnx}
+_WRITERS: dict[str, Callable[[nn.Module, Tensor, Path, str], Scorer]] = {"pt2": _pt2, "onnx": _onnx, "torchscript": _torchscript}
 
 
 def _verify(loaded: Scorer, module: nn.Module, example: Tensor) -> None:
