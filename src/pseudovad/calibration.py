@@ -23,7 +23,7 @@ from tqdm import tqdm
 from pseudovad.data.cache import FrameArray
 from pseudovad.data.decode import iter_frames
 from pseudovad.errors import PseudovadError
-from pseudovad.evaluation.evaluate import write_json
+from pseudovad.files import write_json
 from pseudovad.runs import RunDir, load_trained
 from pseudovad.training.base import Pipeline
 from pseudovad.training.loop import training_clips

@@ -36,6 +36,7 @@ import numpy as np
 
 from pseudovad.config import PACKAGED_CONFIGS, Config, build_config, config_to_dict, flat, load_config, read_yaml, short_repr
 from pseudovad.errors import ConfigError, Interrupted, PseudovadError
+from pseudovad.files import write_json, write_text
 from pseudovad.registry import PIPELINES
 from pseudovad.runs import RunDir
 from pseudovad.training.pipelines import behaviour_revisions, stale_revisions
@@ -303,8 +304,8 @@ def run_grid(grid_path: Path, data: str | Path | None, out: Path, jobs: int = 1,
               "runs": runs, "summary": table}
     if validation:
         report["selection"] = select(table, split)
-    (out / "experiment.json").write_text(json.dumps(report, indent=1))
-    (out / "experiment.md").write_text(markdown_table(table, runs, split, report.get("selection")))
+    write_json(report, out / "experiment.json")
+    write_text(markdown_table(table, runs, split, report.get("selection")), out / "experiment.md")
     return report
 
 

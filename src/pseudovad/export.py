@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from pseudovad import __version__
 from pseudovad.detector import Combiner, Detector, Normaliser
 from pseudovad.errors import PseudovadError, RuntimeFailure
+from pseudovad.files import write_json
 from pseudovad.runs import RunDir
 
 EXPORT_TOLERANCE = 1e-3  # largest difference allowed between the export's scores and the run's (score units, float32)
@@ -80,7 +81,7 @@ def export_run(run_dir: Path, fmt: str = "pt2", false_alarm_rate: float | None =
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
-    (folder / DESCRIPTION).write_text(json.dumps({**description, "file": SCORERS[fmt]}, indent=1) + "\n")
+    write_json({**description, "file": SCORERS[fmt]}, folder / DESCRIPTION)
     return path
 
 

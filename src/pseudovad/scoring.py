@@ -29,7 +29,7 @@ from pseudovad.data.layouts import list_videos
 from pseudovad.data.sources import Source, file_video, is_stream_or_camera, open_source, video_source
 from pseudovad.detector import Detector, ScoredFrame
 from pseudovad.errors import DataError, Interrupted, PseudovadError, RuntimeFailure
-from pseudovad.evaluation.evaluate import write_json
+from pseudovad.files import write_json
 from pseudovad.interrupts import whole_unit
 from pseudovad.reporting.plots import heat_map, plot_timeline
 from pseudovad.runs import compile_if_it_pays

@@ -6,7 +6,6 @@ The per-frame scores are saved with the results, so plots and reports never reco
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ from pseudovad.data.clips import to_model_range
 from pseudovad.data.dataset import VideoDataset
 from pseudovad.data.layouts import load_dataset
 from pseudovad.errors import PseudovadError
+from pseudovad.files import write_json
 from pseudovad.evaluation.protocol import frame_auc, fuse, minmax, operating_points, scored_labels
 from pseudovad.runs import RunDir, check_writable, compile_if_it_pays, load_trained
 from pseudovad.training.base import Pipeline
@@ -172,8 +172,3 @@ def _auc(scores: list[np.ndarray], labels: list[np.ndarray], smoothing_sigma: fl
     return auc
 
 
-def write_json(content: dict, path: Path) -> None:
-    """Write JSON atomically so a reader never sees half a file."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(content, indent=1))
-    os.replace(temporary, path)

@@ -59,7 +59,9 @@ class AdversarialPerturbation(Source):
         channels = (config.data.clip_length + 1) * config.data.channels
         self.generator = UNet(channels, channels, options.width, levels=2)
         self.networks = {"generator": self.generator}
-        self.optimizers = {"generator": torch.optim.Adam(self.generator.parameters(), lr=options.lr)}
+
+    def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"generator": torch.optim.Adam(self.generator.parameters(), lr=self.options.lr)}
 
     def make(self, clips: ClipDataset, indices: np.ndarray, rng: np.random.Generator) -> PseudoClips:
         """The normal clips and, per sample, the smooth box G may change (the change is made by `perturb`)."""

@@ -44,12 +44,15 @@ class Source:
         self.options = options
         self.config = config
         self.networks: dict[str, nn.Module] = {}
-        self.optimizers: dict[str, torch.optim.Optimizer] = {}
 
     @classmethod
     def check_config(cls, options: SourceOptions, config: Config) -> str | None:
         """Why this source cannot work with `config`, or None."""
         return None
+
+    def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Optimisers of `networks`, made once when training starts (scoring needs none)."""
+        return {}
 
     def make(self, clips: ClipDataset, indices: np.ndarray, rng: np.random.Generator) -> PseudoClips:
         raise NotImplementedError

@@ -39,7 +39,9 @@ class AutoencoderPipeline(Pipeline):
         self.zero_one = options.input_range == "zero_one"
         output = "sigmoid" if self.zero_one else "tanh"
         self.autoencoder = ConvAutoencoder(config.data.channels, options.width, options.levels, output).to(device)
-        self.optimizers = {"autoencoder": torch.optim.Adam(self.autoencoder.parameters(), lr=config.train.lr_generator)}
+
+    def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"autoencoder": torch.optim.Adam(self.autoencoder.parameters(), lr=self.config.train.lr_generator)}
 
     @classmethod
     def check_config(cls, config: Config) -> str | None:

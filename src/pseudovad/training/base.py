@@ -9,6 +9,7 @@ everything downstream reads those declarations. Every score is oriented high = n
 
 from __future__ import annotations
 
+import functools
 import copy
 import warnings
 from collections.abc import Callable, Iterator
@@ -80,7 +81,7 @@ class Pipeline:
     """Base class of every trainable pipeline (registered in training/pipelines.py).
 
     Subclasses set `scores`, `sections` (the config sections they read besides Config.COMMON) and
-    `network_names` (attributes holding their networks), fill `self.optimizers`, and implement
+    `network_names` (attributes holding their networks), implement `make_optimizers`,
     `train_step`, `score` and `sample_images`; `predict` where a score compares a prediction with
     the frame. `training=False` builds only what scoring needs: no file named by the config is opened.
     """
@@ -96,7 +97,6 @@ class Pipeline:
         self.training = training
         self.precision, self.precision_reason = resolve_precision(config.train.precision, device)
         self.eval_batch_size = scoring_batch_size(config.eval.batch_size, config.data.height, config.data.width, device)
-        self.optimizers: dict[str, torch.optim.Optimizer] = {}
 
     # --- declarations -----------------------------------------------------------------------------
 
@@ -112,6 +112,16 @@ class Pipeline:
     @property
     def networks(self) -> dict[str, nn.Module]:
         return {name: getattr(self, name) for name in self.network_names}
+
+    def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """The optimisers of what this pipeline trains, by the names its checkpoints keep them under."""
+        return {}
+
+    @functools.cached_property
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """make_optimizers(), built on first use: torch imports its compiler (~1.5 s) with the first
+        optimiser, which a process that only scores (evaluate, score, live, export) would pay for nothing."""
+        return self.make_optimizers()
 
     # --- shared mechanics ------------------------------------------------------------------------------
 

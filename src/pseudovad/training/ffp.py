@@ -94,13 +94,8 @@ class FFPPipeline(Pipeline):
             self.discriminator.compile()
         self.scoring_generator: CompiledForScoring | None = None  # set by compile_scoring
         self.flow = build_flow_estimator(config).to(device) if training else None
-        self.optimizers = {
-            "generator": torch.optim.Adam(self.generator.parameters(), lr=config.train.lr_generator),
-            "discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=config.train.lr_discriminator),
-        }
         options = objective if objective is not None else config.objective
         self.objective = OBJECTIVES.get(options.name)(options, self)
-        self.optimizers.update({f"objective_{k}": v for k, v in self.objective.optimizers.items()})
         self.critic_terms: Callable[[Tensor], dict[str, Tensor]] | None = None
         self.critic_weights: dict[str, float] = {}
 
@@ -122,6 +117,14 @@ class FFPPipeline(Pipeline):
     @property
     def networks(self) -> dict[str, nn.Module]:
         return {**super().networks, **{f"objective_{k}": v for k, v in self.objective.networks.items()}}
+
+    def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        train = self.config.train
+        return {
+            "generator": torch.optim.Adam(self.generator.parameters(), lr=train.lr_generator),
+            "discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=train.lr_discriminator),
+            **{f"objective_{k}": v for k, v in self.objective.make_optimizers().items()},
+        }
 
     def distribute(self, wrap: Callable[[nn.Module], nn.Module]) -> None:
         self.generator = wrap(self.generator)

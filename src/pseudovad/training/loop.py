@@ -8,7 +8,6 @@ knows pipelines only through training/base.py's Pipeline, and writes pictures th
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -25,6 +24,7 @@ from pseudovad.data.cache import FrameArray, load_frames
 from pseudovad.data.clips import ClipDataset
 from pseudovad.data.layouts import load_dataset
 from pseudovad.errors import ConfigError, Interrupted, PseudovadError, RuntimeFailure
+from pseudovad.files import write_json
 from pseudovad.interrupts import whole_unit
 from pseudovad.registry import PIPELINES
 from pseudovad.runs import RunDir, claimed
@@ -293,4 +293,4 @@ class Trainer:
                 summary["diagnostics"] = diagnostics
                 summary["diagnostics_on"] = f"the last {self.config.data.holdout:g} of each training video (data.holdout)"
                 summary["diagnostics_seconds"] = time.perf_counter() - started
-        self.run_dir.summary.write_text(json.dumps(summary, indent=2))
+        write_json(summary, self.run_dir.summary, indent=2)

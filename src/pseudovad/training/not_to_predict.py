@@ -107,9 +107,7 @@ class LearnNotToPredict(Objective):
 
     def _build_critic(self, options: CriticOptions, predictor: FFPPipeline) -> PatchCritic:
         data = predictor.config.data  # t differences and the last frame, or the t + 1 frames: as many either way
-        critic = PatchCritic((data.clip_length + 1) * data.channels, options.width).to(predictor.device)
-        self.critic_optimizer = torch.optim.Adam(critic.parameters(), lr=options.lr)
-        return critic
+        return PatchCritic((data.clip_length + 1) * data.channels, options.width).to(predictor.device)
 
     @classmethod
     def check_config(cls, options: Options, config: Config) -> str | None:
@@ -123,10 +121,11 @@ class LearnNotToPredict(Objective):
         networks = {f"{label}_{k}": v for label, s in zip(self.labels, self.sources) for k, v in s.networks.items()}
         return networks if self.critic is None else {**networks, "critic": self.critic}
 
-    @property
-    def optimizers(self) -> dict:
-        optimizers = {f"{label}_{k}": v for label, s in zip(self.labels, self.sources) for k, v in s.optimizers.items()}
-        return optimizers if self.critic is None else {**optimizers, "critic": self.critic_optimizer}
+    def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        optimizers = {f"{label}_{k}": v for label, s in zip(self.labels, self.sources) for k, v in s.make_optimizers().items()}
+        if self.critic is not None:
+            optimizers["critic"] = torch.optim.Adam(self.critic.parameters(), lr=self.options.critic.lr)
+        return optimizers
 
     def distribute(self, wrap) -> None:  # noqa: ANN001 - see Pipeline.distribute
         self.distributed = True

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
+import torch
 from torch import Tensor, nn
 
 from pseudovad.config import Config, option
@@ -54,8 +55,8 @@ class Objective:
         """Networks the objective trains besides the predictor's (checkpointed with it)."""
         return {}
 
-    @property
-    def optimizers(self) -> dict:
+    def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Optimisers of `networks`, made once by the predictor's make_optimizers."""
         return {}
 
     def make_batch(self, clips: ClipDataset, indices: np.ndarray, step: int) -> dict[str, Tensor]:

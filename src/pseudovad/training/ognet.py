@@ -23,8 +23,6 @@ import copy
 
 import numpy as np
 import torch
-from scipy.stats import spearmanr
-from sklearn.metrics import roc_auc_score
 from torch import Tensor, nn
 
 from pseudovad.config import Config
@@ -61,6 +59,8 @@ def kind_aucs(logits: dict[str, Tensor]) -> dict[str, float]:
     """ROC AUC of D's logits for each good kind against each bad kind, and for both against both:
     1 when D ranks every good example above every bad one, 0.5 when it cannot tell them apart, below
     0.5 when it has them the wrong way round."""
+    from sklearn.metrics import roc_auc_score  # here, not at the top: every process that registers pipelines would pay its ~0.5 s import
+
     def auc(good: Tensor, bad: Tensor) -> float:
         labels = np.r_[np.ones(len(good)), np.zeros(len(bad))]
         return float(roc_auc_score(labels, torch.cat([good, bad]).cpu().numpy()))
@@ -74,6 +74,7 @@ def rank_correlation(first: Tensor, second: Tensor) -> float | None:
     """Spearman's rank correlation; None where one side is constant (no ranking to correlate)."""
     if first.unique().numel() < 2 or second.unique().numel() < 2:
         return None
+    from scipy.stats import spearmanr  # here, not at the top: scipy.stats takes ~1 s to import
     return float(spearmanr(first.cpu().numpy(), second.cpu().numpy()).statistic)
 
 
@@ -104,10 +105,13 @@ class OGNetPipeline(Pipeline):
         self.old_generator = copy.deepcopy(self.generator).requires_grad_(False)
         self.discriminator = OGNetDiscriminator(channels, self.grid.patch_height, self.grid.patch_width, options.width).to(device)
         self.progress = TrainingProgress().to(device)
-        self.optimizers = {
-            "generator": torch.optim.Adam(self.generator.parameters(), lr=config.train.lr_generator),
-            "discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=config.train.lr_discriminator),
-            "discriminator_finetune": torch.optim.Adam(self.discriminator.parameters(), lr=options.finetune_lr),
+
+    def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        train = self.config.train
+        return {
+            "generator": torch.optim.Adam(self.generator.parameters(), lr=train.lr_generator),
+            "discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=train.lr_discriminator),
+            "discriminator_finetune": torch.optim.Adam(self.discriminator.parameters(), lr=self.config.ognet.finetune_lr),
         }
 
     @classmethod

@@ -81,10 +81,13 @@ class ThesisPipeline(Pipeline):
         self.normal = FFPPipeline(config, device, training) if self.two_branches else None
         if self.normal and self.pseudo:
             self.normal.flow = self.pseudo.flow  # one estimator, one memo of the real frames' flows
-        self.optimizers = {"classifier": torch.optim.SGD(self.classifier.parameters(), lr=config.classifier.lr,
-                                                         momentum=config.classifier.momentum)}
-        for prefix, branch in self._branches():
-            self.optimizers.update({f"{prefix}_{name}": opt for name, opt in branch.optimizers.items()})
+
+    def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        options = self.config.classifier
+        optimizers = {"classifier": torch.optim.SGD(self.classifier.parameters(), lr=options.lr, momentum=options.momentum)}
+        for prefix, branch in self._branches():  # the branches' own: their train steps apply them
+            optimizers.update({f"{prefix}_{name}": opt for name, opt in branch.optimizers.items()})
+        return optimizers
 
     @classmethod
     def check_config(cls, config: Config) -> str | None:
