@@ -97,6 +97,25 @@ def test_a_cuboid_placed_on_motion_holds_the_moving_object():
     assert changed_fraction("anywhere") < 0.5
 
 
+def test_a_patch_cut_on_motion_holds_the_donors_moving_object():
+    """The same walking square: `cut: moving` cuts the donor patch around it every time, where a patch
+    cut anywhere mostly holds the still, black background."""
+    frames = np.zeros((60, 32, 32, 1), dtype=np.uint8)
+    for k in range(60):
+        frames[k, 20:24, (k % 30) // 2 + 4 : (k % 30) // 2 + 8] = 200
+    listed = [Video(f"{v:02d}", Path(f"{v:02d}"), 30) for v in range(2)]
+    clips = ClipDataset(FrameArray(frames, np.array([0, 30, 60]), listed), 4)
+    rng = np.random.default_rng(0)
+
+    def holding_the_square(cut: str) -> float:
+        source = SOURCES.get("patch")(component(SOURCES, name="patch", cut=cut), tiny_pipeline().config)
+        patches = [source._donor_patch(clips, int(i), 8, 8, rng) for i in rng.integers(len(clips), size=40)]
+        return float(np.mean([patch.max().item() > 0 for patch in patches]))
+
+    assert holding_the_square("moving") == 1.0
+    assert holding_the_square("anywhere") < 0.5
+
+
 def test_the_pseudo_anomalies_loss_reaches_the_predictor_and_nothing_else():
     pipeline = model(*[o for o in ALL_SOURCES if o["name"] in ("skip_frames", "patch", "adversarial")])
     objective = pipeline.objective

@@ -63,6 +63,16 @@ def frames_at(clips: ClipDataset, positions: np.ndarray) -> Tensor:
     return to_model_range(clips.frames.frames[positions])
 
 
+def box_on_change(change: Tensor, ph: int, pw: int, rng: np.random.Generator) -> tuple[int, int]:
+    """Top-left corner of a (ph, pw) box inside a frame, centred on a pixel drawn in proportion to
+    `change` (H, W): on a fixed camera, where something moves rather than on still background. Uniform
+    where nothing changes; a box at the frame's edge is shifted inside."""
+    height, width = change.shape
+    weights = change.flatten().double().numpy() + 1e-12
+    cy, cx = divmod(int(rng.choice(weights.size, p=weights / weights.sum())), width)
+    return min(max(cy - ph // 2, 0), height - ph), min(max(cx - pw // 2, 0), width - pw)
+
+
 def smooth_box(height: int, width: int, border: float) -> np.ndarray:
     """(height, width) weights: 1 inside, falling linearly to 0 over the outer `border` fraction of
     each half-side, so a pasted patch has no hard edge."""

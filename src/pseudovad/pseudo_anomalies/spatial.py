@@ -4,6 +4,8 @@ A patch is cut from another training video (or, with one video, another time of 
 smooth border, and slid across the input frames along a straight line at a random speed: an object
 that does not belong, moving as objects do (LNTRA's patch pseudo-anomaly, with patches of the
 training data itself rather than CIFAR images). The target is the real frame without the patch.
+With `cut: moving` the patch is cut where the donor clip moves, so it holds one of the scene's own
+moving objects (a pedestrian) rather than background, now gliding where and how fast nothing does.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import torch
 
 from pseudovad.config import option
 from pseudovad.data.clips import ClipDataset
-from pseudovad.pseudo_anomalies.base import PseudoClips, Source, SourceOptions, frames_at, smooth_box
+from pseudovad.pseudo_anomalies.base import PseudoClips, Source, SourceOptions, box_on_change, frames_at, smooth_box
 from pseudovad.registry import SOURCES
 
 
@@ -25,13 +27,15 @@ class MovingPatch(Source):
 
     `size`: the patch side as a fraction of the frame side, drawn from [size[0], size[1]] for each
     side; `speed`: the most it moves per frame, as a fraction of the frame width; `border`: the
-    fraction of each half-side over which it fades in."""
+    fraction of each half-side over which it fades in; `cut`: where in the donor frame the patch is
+    cut, anywhere or centred where the donor clip moves (its consecutive frames differ)."""
 
     @dataclass
     class Options(SourceOptions):
         size: list[float] = option(factory=lambda: [0.1, 0.4], above=0.0, at_most=1.0)
         speed: float = option(0.04, at_least=0.0, at_most=1.0)
         border: float = option(0.2, at_least=0.0, at_most=1.0)
+        cut: str = option("anywhere", choices=("anywhere", "moving"))
 
     @classmethod
     def check_config(cls, options: Options, config) -> str | None:
@@ -55,15 +59,18 @@ class MovingPatch(Source):
                 region.mul_(1 - weight).add_(patch * weight)
         return PseudoClips(clips=made, abnormal=abnormal)
 
-    @staticmethod
-    def _donor_patch(clips: ClipDataset, index: int, ph: int, pw: int, rng: np.random.Generator) -> torch.Tensor:
+    def _donor_patch(self, clips: ClipDataset, index: int, ph: int, pw: int, rng: np.random.Generator) -> torch.Tensor:
         """A (C, ph, pw) crop of a frame of another video (another clip of the same one if it is alone)."""
         own = clips.video_bounds[index][0]
         others = np.flatnonzero(clips.video_bounds[:, 0] != own)
         donor = int(rng.choice(others)) if others.size else int(rng.integers(len(clips)))
-        frame = frames_at(clips, np.asarray([clips.starts[donor]]))[0]
-        y = int(rng.integers(frame.shape[-2] - ph + 1))
-        x = int(rng.integers(frame.shape[-1] - pw + 1))
+        if self.options.cut == "moving":  # cut from the clip's first frame, around where its frames change
+            clip = frames_at(clips, clips.starts[donor] + np.arange(clips.clip_length + 1))
+            frame = clip[0]
+            y, x = box_on_change(clip.diff(dim=0).abs().sum(dim=(0, 1)), ph, pw, rng)
+        else:
+            frame = frames_at(clips, np.asarray([clips.starts[donor]]))[0]
+            y, x = int(rng.integers(frame.shape[-2] - ph + 1)), int(rng.integers(frame.shape[-1] - pw + 1))
         return frame[:, y : y + ph, x : x + pw]
 
     def _path(self, ph: int, pw: int, height: int, width: int, t: int, rng: np.random.Generator) -> list[tuple[int, int]]:

@@ -17,7 +17,7 @@ import torch
 from pseudovad.config import Config, option
 from pseudovad.data.clips import ClipDataset
 from pseudovad.errors import DataError
-from pseudovad.pseudo_anomalies.base import PseudoClips, Source, SourceOptions, frames_at, smooth_box
+from pseudovad.pseudo_anomalies.base import PseudoClips, Source, SourceOptions, box_on_change, frames_at, smooth_box
 from pseudovad.registry import SOURCES
 
 
@@ -143,10 +143,7 @@ class TemporalCuboid(Source):
         height, width = normal.shape[-2:]
         if self.options.place == "anywhere":
             return int(rng.integers(height - ph + 1)), int(rng.integers(width - pw + 1))
-        change = (wrong - normal).abs().sum(dim=(0, 1))
-        weights = change.flatten().double().numpy() + 1e-12  # all still: uniform
-        cy, cx = divmod(int(rng.choice(weights.size, p=weights / weights.sum())), width)
-        return min(max(cy - ph // 2, 0), height - ph), min(max(cx - pw // 2, 0), width - pw)
+        return box_on_change((wrong - normal).abs().sum(dim=(0, 1)), ph, pw, rng)
 
     def _wrong_times(self, clips: ClipDataset, index: int, t: int, rng: np.random.Generator) -> list[int]:
         """The frames the box shows: t inputs and the one after them, in the wrong order or speed."""
