@@ -15,7 +15,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import scipy.io
 
 from pseudovad.data.dataset import Video
 from pseudovad.data.decode import is_ignored, list_frames, natural_key, natural_sorted
@@ -249,6 +248,8 @@ def sniff_label_format(path: Path) -> str | None:
         return None
     suffix = path.suffix.lower()
     if suffix == ".mat":
+        import scipy.io  # here and in _loadmat: only .mat labels need it, and it takes ~0.4 s to import
+
         try:
             names = [name for name, _, _ in scipy.io.whosmat(str(path))]
         except Exception:
@@ -371,6 +372,8 @@ def _ucsd_gt_labels(test_dir: Path, video: Video) -> np.ndarray:
 
 
 def _loadmat(path: Path) -> dict:
+    import scipy.io
+
     try:
         return scipy.io.loadmat(str(path))
     except NotImplementedError as exc:

@@ -12,7 +12,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from sklearn.metrics import roc_curve  # noqa: E402
 
 # Prediction error (|prediction - frame| in [0, 1] intensity units) shown at full heat-map colour.
 HEAT_FULL_SCALE = 0.25
@@ -90,6 +89,8 @@ def plot_video_scores(
 def plot_roc(path: Path, labels: np.ndarray, normality: dict[str, np.ndarray], aucs: dict[str, float | None], title: str) -> None:
     """ROC curves for detecting anomalous frames (label 1) from scores oriented high = normal,
     keyed by the score's label."""
+    from sklearn.metrics import roc_curve  # here: scoring a video imports this module, and sklearn takes ~1 s
+
     figure, axis = plt.subplots(figsize=(6.4, 5.8))
     for color, (name, values) in zip(_PALETTE, normality.items()):
         false_positive, true_positive, _ = roc_curve(np.asarray(labels, int), -np.asarray(values, float))
