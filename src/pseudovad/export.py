@@ -66,8 +66,8 @@ def export_run(run_dir: Path, fmt: str = "pt2", false_alarm_rate: float | None =
     module = ExportedScorer(detector.pipeline.scoring_network(), copy.deepcopy(detector.combiner),
                             copy.deepcopy(detector.normaliser)).cpu().eval()
     data = detector.config.data
-    example, check = (torch.from_numpy(np.random.default_rng(seed).integers(
-        0, 256, (batch, data.clip_length + 1, data.height, data.width, data.channels), dtype=np.uint8)) for seed, batch in ((0, 2), (1, 3)))
+    shape = (data.clip_length + 1, data.height, data.width, data.channels)
+    example, check = _random_clips(2, shape, seed=0), _random_clips(3, shape, seed=1)  # traced with 2, checked with 3
     description = _description(detector)
     folder = RunDir(run_dir).exports
     folder.mkdir(parents=True, exist_ok=True)
@@ -83,6 +83,10 @@ def export_run(run_dir: Path, fmt: str = "pt2", false_alarm_rate: float | None =
         temporary.unlink(missing_ok=True)
     write_json({**description, "file": SCORERS[fmt]}, folder / DESCRIPTION)
     return path
+
+
+def _random_clips(batch: int, shape: tuple[int, ...], seed: int) -> Tensor:
+    return torch.from_numpy(np.random.default_rng(seed).integers(0, 256, (batch, *shape), dtype=np.uint8))
 
 
 def _exported(module: nn.Module, example: Tensor) -> torch.export.ExportedProgram:

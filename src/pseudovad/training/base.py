@@ -9,8 +9,8 @@ everything downstream reads those declarations. Every score is oriented high = n
 
 from __future__ import annotations
 
-import functools
 import copy
+import functools
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
