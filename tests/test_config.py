@@ -65,8 +65,8 @@ METHOD_PSEUDO = ["scale/synthetic", "method/pseudo"]
 
 @pytest.mark.parametrize("grid_name, variant, shipped", [
     ("ffp_vs_pseudo", "pseudo", METHOD_PSEUDO), ("ntp_ablation", "pseudo", METHOD_PSEUDO),
-    ("ffp_vs_pseudo", "pseudo_no_flow", "synthetic_pseudo"), ("ffp_vs_pseudo", "ffp_no_flow", "synthetic_ffp"),
-    ("ffp_vs_pseudo_long", "pseudo_no_flow", "synthetic_pseudo"), ("ffp_vs_pseudo_long", "ffp_no_flow", "synthetic_ffp"),
+    ("ffp_vs_pseudo", "ffp_no_flow", "synthetic_ffp"), ("ffp_vs_pseudo_long", "ffp_no_flow", "synthetic_ffp"),
+    ("synthetic_defaults", "pseudo_no_flow", "synthetic_pseudo"), ("synthetic_defaults", "ffp_no_flow", "synthetic_ffp"),
     ("ped2_pseudo_vs_ffp", "pseudo", "ped2_pseudo"), ("ped2_pseudo_vs_ffp", "ffp", "ped2_ffp_test_chosen"),
 ])
 def test_a_grid_that_restates_the_shipped_method_matches_it(grid_name, variant, shipped):
