@@ -73,9 +73,7 @@ def export_run(run_dir: Path, fmt: str = "pt2", false_alarm_rate: float | None =
     folder.mkdir(parents=True, exist_ok=True)
     path, temporary = folder / SCORERS[fmt], folder / f".tmp.{SCORERS[fmt]}"  # the suffix tells torch.export the format
     try:
-        with torch.no_grad(), warnings.catch_warnings():
-            # Shape checks inside the networks become constants of the trace: the input size is fixed anyway.
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        with torch.no_grad():
             loaded = _WRITERS[fmt](module, example, temporary, json.dumps(description))
             _verify(loaded, module, check)
         os.replace(temporary, path)
@@ -103,6 +101,8 @@ def _pt2(module: nn.Module, example: Tensor, path: Path, description: str) -> Sc
 def _torchscript(module: nn.Module, example: Tensor, path: Path, description: str) -> Scorer:
     with warnings.catch_warnings():  # deprecated by PyTorch, kept for LibTorch: the module docstring says so
         warnings.simplefilter("ignore", DeprecationWarning)
+        # Shape checks inside the networks become constants of the trace: the input size is fixed anyway.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
         torch.jit.save(torch.jit.trace(module, example), str(path), _extra_files={"pseudovad.json": description})
         loaded = torch.jit.load(str(path))
     return lambda clips: loaded(torch.from_numpy(clips))[2].numpy()
