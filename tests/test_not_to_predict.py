@@ -281,6 +281,39 @@ def test_the_critic_can_learn_from_clips_that_end_as_a_test_anomaly_does():
     assert torch.equal(seen, batch["clips"])
 
 
+def test_the_critic_can_learn_from_a_batch_of_its_own_while_the_predictor_sees_only_normal_clips():
+    """critic.probability: the critic's own batch holds pseudo-anomalies at its share, drawn after the
+    predictor's batch, which stays as it was; at objective probability 0 the predictor sees real clips only."""
+    def pipeline(probability, critic_probability):
+        critic = {"enabled": True, "width": 4, "probability": critic_probability}
+        return tiny_pipeline("ffp", objective={"name": "learn_not_to_predict", "probability": probability,
+                                               "sources": [{"name": "cuboid"}, {"name": "patch"}], "critic": critic})
+
+    clips, indices = numbered_clips(), np.arange(8)
+    own = pipeline(0.3, 0.5).make_batch(clips, indices, step=5)
+    shared = pipeline(0.3, None).make_batch(clips, indices, step=5)
+    assert set(shared) == {k for k in own if not k.startswith("critic/")}
+    assert all(torch.equal(own[k], shared[k]) for k in shared)
+
+    model_ffp = pipeline(0.0, 0.5)
+    batch = model_ffp.make_batch(clips, indices, step=5)
+    assert (batch["source"] < 0).all() and torch.equal(batch["clips"], clips.batch(indices))
+    assert 0 < int((batch["critic/source"] >= 0).sum()) < 8
+    critic_net = model_ffp.objective.critic
+    before = [p.clone() for p in critic_net.parameters()]
+    assert "critic" in model_ffp.train_step(batch)
+    assert any(not torch.equal(a, b) for a, b in zip(before, critic_net.parameters()))
+
+
+def test_the_critics_own_batch_refuses_a_trainable_source(tiny_data, tmp_path, capsys):
+    objective = ("objective={name: learn_not_to_predict, sources: [{name: adversarial, width: 2}], "
+                 "critic: {enabled: true, probability: 0.5}}")
+    assert main(["train", "synthetic_ffp", "--data", str(tiny_data), "--out", str(tmp_path / "run"), *TINY_SET,
+                 "--set", objective]) == 2
+    assert "objective.critic.probability cannot be used with a trainable source" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 def test_every_source_has_its_own_gallery_columns_even_twice_the_same_kind():
     pipeline = model({"name": "cuboid"}, {"name": "cuboid", "mode": "reverse"}, {"name": "patch"})
     clips = numbered_clips()

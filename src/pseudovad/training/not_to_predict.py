@@ -68,7 +68,13 @@ class CriticOptions:
     that carries the pseudo-anomaly on (a pasted patch still there, a fast box still fast), as the last
     frame of a real anomaly does when the critic scores a test clip; or `target`, the normal frame the
     predictor is trained towards, which shows the anomaly vanishing in the last step, a cue no test
-    clip has (the behaviour before 2026-12-01, kept so earlier runs reproduce)."""
+    clip has (the behaviour before 2026-12-01, kept so earlier runs reproduce).
+
+    `probability` gives the critic a batch of its own, made from the same clips with this share of
+    pseudo-anomalies, so that what the critic sees no longer depends on the predictor's share: the
+    objective's `probability` can then be 0 (the predictor trains as FFP does, and pseudo-anomalies
+    teach the critic alone) while the critic learns from balanced batches. None: the critic learns from
+    the predictor's batch (the behaviour before 2026-12-07)."""
 
     enabled: bool = False
     input: str = option("differences", choices=("differences", "frames"))
@@ -76,6 +82,7 @@ class CriticOptions:
     width: int = option(16, at_least=1, at_most=512)
     lr: float = option(1e-4, above=0.0, at_most=10.0)
     fusion_weight: float = option(0.5, at_least=0.0, at_most=1.0)
+    probability: float | None = option(None, at_least=0.0, at_most=1.0)
 
 
 @OBJECTIVES.register("learn_not_to_predict")
@@ -113,6 +120,9 @@ class LearnNotToPredict(Objective):
     def check_config(cls, options: Options, config: Config) -> str | None:
         if not options.sources:
             return "learn_not_to_predict needs at least one pseudo-anomaly source (objective.sources)"
+        if options.critic.probability is not None and any(SOURCES.get(o.name).trainable for o in options.sources):
+            return ("objective.critic.probability cannot be used with a trainable source (adversarial): its "
+                    "perturbation is made in the predictor's batch only; remove one of the two")
         problems = (SOURCES.get(o.name).check_config(o, config) for o in options.sources)
         return next((p for p in problems if p), None)
 
@@ -141,10 +151,18 @@ class LearnNotToPredict(Objective):
     def make_batch(self, clips: ClipDataset, indices: np.ndarray, step: int) -> dict[str, Tensor]:
         """The clips with some samples swapped for pseudo-anomalies; `source` says which (-1: normal)."""
         rng = np.random.default_rng([self.config.train.seed, step, _STREAM])
-        chosen = rng.random(len(indices)) < self.options.probability
-        kinds = rng.choice(len(self.sources), size=len(indices), p=self.shares)
-        kinds = np.where(chosen, kinds, -1)
-        return self._with_sources(clips, indices, kinds, rng)
+        batch = self._with_sources(clips, indices, self._draw_kinds(rng, self.options.probability, len(indices)), rng)
+        share = self.options.critic.probability
+        if self.critic is not None and share is not None:  # drawn after the predictor's: its batch stays as it was
+            made = self._with_sources(clips, indices, self._draw_kinds(rng, share, len(indices)), rng)
+            batch.update({f"critic/{key}": value for key, value in made.items()})
+        return batch
+
+    def _draw_kinds(self, rng: np.random.Generator, probability: float, size: int) -> np.ndarray:
+        """Which source makes each sample (-1: it stays normal)."""
+        chosen = rng.random(size) < probability
+        kinds = rng.choice(len(self.sources), size=size, p=self.shares)
+        return np.where(chosen, kinds, -1)
 
     def sample_batch(self, clips: ClipDataset, indices: np.ndarray) -> dict[str, Tensor]:
         """The fixed sample for galleries: the normal clips and each source's version of them."""
@@ -228,9 +246,11 @@ class LearnNotToPredict(Objective):
         logged = self._train_sources(batch)
         if self.critic is not None:
             self.critic.train()
+            own = {key.removeprefix("critic/"): value for key, value in batch.items() if key.startswith("critic/")}
+            seen = own or batch
             with self.predictor.autocast():
-                logits = self.critic(self._critic_input(self._critic_clips(batch)))
-            loss = nn.functional.binary_cross_entropy_with_logits(logits, (batch["source"] >= 0).float())
+                logits = self.critic(self._critic_input(self._critic_clips(seen)))
+            loss = nn.functional.binary_cross_entropy_with_logits(logits, (seen["source"] >= 0).float())
             self.predictor.apply("objective_critic", loss, {"critic": loss})
             logged["critic"] = loss.item()
         return logged
