@@ -11,12 +11,9 @@ fi
 stamp=.venv/.pseudovad-installed
 want=$(sha1sum pyproject.toml | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    # --no-compile: pip would byte-compile every module of every package (torch's install took 67 s with
-    # it, 19 s without, on the Zen 3 EPYC's 2 cores beside two trainings); Python compiles the modules a
-    # command imports on their first import instead (3.5 s more for the first `import torch, ...`).
     if ! .venv/bin/python -c "import torch" 2>/dev/null; then
-        .venv/bin/pip install --quiet --no-compile "torch==2.13.0" ${TORCH_INDEX:+--index-url "$TORCH_INDEX"}
+        .venv/bin/pip install --quiet "torch==2.13.0" ${TORCH_INDEX:+--index-url "$TORCH_INDEX"}
     fi
-    .venv/bin/pip install --quiet --no-compile -e ".[test,perceptual,onnx]"
+    .venv/bin/pip install --quiet -e ".[test,perceptual,onnx]"
     echo "$want" > "$stamp"
 fi
