@@ -305,12 +305,15 @@ def test_the_critic_can_learn_from_a_batch_of_its_own_while_the_predictor_sees_o
     assert any(not torch.equal(a, b) for a, b in zip(before, critic_net.parameters()))
 
 
-def test_the_critics_own_batch_refuses_a_trainable_source(tiny_data, tmp_path, capsys):
-    objective = ("objective={name: learn_not_to_predict, sources: [{name: adversarial, width: 2}], "
-                 "critic: {enabled: true, probability: 0.5}}")
+@pytest.mark.parametrize("sources, critic, error", [
+    ("[{name: adversarial, width: 2}]", "{enabled: true, probability: 0.5}", "cannot be used with a trainable source"),
+    ("[{name: patch}]", "{probability: 0.5}", "also set objective.critic.enabled: true"),
+], ids=["trainable-source", "critic-off"])
+def test_the_critics_own_batch_refuses_what_it_cannot_serve(tiny_data, tmp_path, capsys, sources, critic, error):
+    objective = f"objective={{name: learn_not_to_predict, sources: {sources}, critic: {critic}}}"
     assert main(["train", "synthetic_ffp", "--data", str(tiny_data), "--out", str(tmp_path / "run"), *TINY_SET,
                  "--set", objective]) == 2
-    assert "objective.critic.probability cannot be used with a trainable source" in capsys.readouterr().err
+    assert error in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
 

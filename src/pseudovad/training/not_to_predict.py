@@ -120,6 +120,8 @@ class LearnNotToPredict(Objective):
     def check_config(cls, options: Options, config: Config) -> str | None:
         if not options.sources:
             return "learn_not_to_predict needs at least one pseudo-anomaly source (objective.sources)"
+        if options.critic.probability is not None and not options.critic.enabled:
+            return "objective.critic.probability sets the share of the critic's own batch: also set objective.critic.enabled: true"
         if options.critic.probability is not None and any(SOURCES.get(o.name).trainable for o in options.sources):
             return ("objective.critic.probability cannot be used with a trainable source (adversarial): its "
                     "perturbation is made in the predictor's batch only; remove one of the two")
