@@ -18,8 +18,7 @@ frame's scores, so each (rule, weight) is one more AUC over the same scores.
     python benchmarks/fusion_rule.py RUN ... --out benchmarks/results/validation_fusion_rule.json
 
 Give only runs evaluated on validation data: a rule chosen here goes into the code, and choosing it on
-a test set would be tuning on it. `--report` scores runs on reported data at the chosen weights,
-choosing nothing.
+a test set would be tuning on it.
 """
 
 from __future__ import annotations
@@ -31,9 +30,10 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import rankdata
 
+from fusion_weight import WEIGHTS  # benchmarks/ is on the path of a script run from it
+
 from pseudovad.evaluation.protocol import frame_auc, fuse
 
-WEIGHTS = [round(w, 2) for w in np.linspace(0, 1, 11)]
 SHIPPED_WEIGHT = 0.7
 
 
@@ -70,13 +70,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", type=Path, help="evaluated run folders with a critic")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--report", type=Path, help="a --out file of validation runs: score these runs at its weights, choose nothing")
     args = parser.parse_args()
     results = {str(run): json.loads((run / "results.json").read_text()) for run in args.runs}
-    if args.report:
-        weights = json.loads(args.report.read_text())["weights"]
-    else:
-        weights = {rule: max(WEIGHTS, key=lambda w: np.mean([micro_auc(r, rule, w) for r in results.values()])) for rule in RULES}
+    weights = {rule: max(WEIGHTS, key=lambda w: np.mean([micro_auc(r, rule, w) for r in results.values()])) for rule in RULES}
     per_run = {run: {"psnr": micro_auc(r, "minmax", 1.0), "shipped": micro_auc(r, "minmax", SHIPPED_WEIGHT),
                      **{rule: micro_auc(r, rule, w) for rule, w in weights.items()}} for run, r in results.items()}
     summary = {}
@@ -85,8 +81,7 @@ def main() -> None:
         higher = int(sum(aucs[rule] > aucs["shipped"] for aucs in per_run.values()))
         summary[rule] = {"mean": float(values.mean()), "higher_than_shipped": f"{higher} of {len(per_run)}"}
         print(f"{rule:8s} w={weights.get(rule, '-')!s:4s} mean {values.mean():.4f}  higher than shipped on {higher} of {len(per_run)}")
-    report = {"weights": weights, "shipped_weight": SHIPPED_WEIGHT, "runs": per_run, "summary": summary,
-              "chooses": not args.report}
+    report = {"weights": weights, "shipped_weight": SHIPPED_WEIGHT, "runs": per_run, "summary": summary}
     args.out.write_text(json.dumps(report, indent=1) + "\n")
 
 
