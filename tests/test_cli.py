@@ -230,6 +230,33 @@ def test_experiment_refuses_a_run_whose_variant_was_redefined(tiny_data, tmp_pat
     assert (out / "v" / "seed0" / "results.json").read_bytes() == results
 
 
+def test_experiment_status_says_where_each_run_stands_and_touches_nothing(tiny_data, tmp_path, capsys):
+    """--status, asked of a grid part-way through (one seed trained, one run trained but not evaluated),
+    names each run's state; it writes nothing in OUT, draws no synthetic scene, and shows a redefined
+    variant as stale rather than as done."""
+    out = tmp_path / "exp"
+    grid = write_grid(tmp_path / "a.yaml", {"v": {}, "w": {"loss.flow": 0}}, seeds=(0, 1))
+    assert main(["experiment", str(grid), "--data", str(tiny_data), "--out", str(out), "--seeds", "0"]) == 0
+    (out / "w" / "seed0" / "results.json").unlink()
+    before = {path: path.stat().st_mtime_ns for path in out.rglob("*")}
+    capsys.readouterr()
+    assert main(["experiment", str(grid), "--data", str(tiny_data), "--out", str(out), "--status"]) == 0
+    lines = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert lines[0][:4] == ["v/seed0", "done", "micro", "AUC"] and 0 <= float(lines[0][4]) <= 1
+    assert lines[1] == ["w/seed0", "under", "way", "checkpoint", "at", "step", "2", "of", "2"]
+    assert lines[2:4] == [["v/seed1", "not", "started"], ["w/seed1", "not", "started"]]
+    assert lines[4] == ["4", "runs:", "1", "done,", "1", "under", "way,", "2", "not", "started"]
+    assert {path: path.stat().st_mtime_ns for path in out.rglob("*")} == before
+
+    redefined = write_grid(tmp_path / "b.yaml", {"v": {"loss.flow": 0}, "w": {"loss.flow": 0}}, seeds=(0, 1))
+    assert main(["experiment", str(redefined), "--data", str(tiny_data), "--out", str(out), "--status"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.split()[:2] == ["v/seed0", "stale"] and "differs in loss.flow" in first
+
+    assert main(["experiment", str(grid), "--validation", "synthetic:10", "--out", str(tmp_path / "val"), "--status"]) == 0
+    assert "scene10/v/seed0" in capsys.readouterr().out and not (tmp_path / "val").exists()
+
+
 def test_a_run_trained_by_another_code_revision_is_neither_reused_nor_resumed(tiny_data, tmp_path, capsys, monkeypatch):
     """Same config, but a class it trains with has been fixed since (its `revision` raised): the grid
     refuses to show the old run's numbers, and --resume refuses to continue it."""

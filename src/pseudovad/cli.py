@@ -116,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument("--scale", help="a packaged scale (scale/NAME) to run the grid at, replacing the grid's own")
     experiment.add_argument("--seeds", help="run only these of the grid's seeds, e.g. 0 or 1,2: every "
                             "variant of a seed then trains side by side on one machine (long grids split over sessions)")
+    experiment.add_argument("--status", action="store_true", help="say where each run of the grid stands (done with its "
+                            "AUC, the step its checkpoint reached, not started, or stale) and exit; trains and writes nothing, "
+                            "so it can be asked while the grid runs")
 
     report = sub.add_parser("report", help="HTML report of an evaluated run: AUCs vs published, ROC, per-video plots, galleries")
     report.add_argument("run", type=Path, help="run folder holding results.json (from `pseudovad evaluate`)")
@@ -301,13 +304,25 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 
 
 def _cmd_experiment(args: argparse.Namespace) -> None:
-    from pseudovad.experiment import parse_seeds, run_grid
+    from pseudovad.experiment import grid_status, parse_seeds, run_grid
 
     seeds = None if args.seeds is None else parse_seeds(args.seeds, "--seeds", "--seeds 0,1")
+    if args.status:
+        _print_status(grid_status(args.grid, args.data, args.out, args.scale, args.validation, seeds), args.out)
+        return
     with stopped_by_ctrl_c_or_sigterm():  # stops its trainings too, however the grid was started
         report = run_grid(args.grid, args.data, args.out, args.jobs, args.scale, args.validation, seeds)
     print((args.out / "experiment.md").read_text())
     print(f"{len(report['runs'])} runs; table: {args.out / 'experiment.md'}, data: {args.out / 'experiment.json'}")
+
+
+def _print_status(runs: list[dict], out: Path) -> None:
+    for run in runs:
+        detail = {"done": f"micro AUC {run['micro']:.4f} ({run['score']})" if run["state"] == "done" else "",
+                  "under way": f"checkpoint at step {run.get('step')} of {run['iterations']}", "stale": run.get("why", "")}
+        print(f"{str(Path(run['run']).relative_to(out)):<40} {run['state']:<12} {detail.get(run['state'], '')}".rstrip())
+    counts = {state: sum(run["state"] == state for run in runs) for state in ("done", "under way", "not started", "stale")}
+    print(f"{len(runs)} runs: " + ", ".join(f"{n} {state}" for state, n in counts.items() if n))
 
 
 def _cmd_configs(args: argparse.Namespace) -> None:

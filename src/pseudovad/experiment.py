@@ -39,6 +39,7 @@ from pseudovad.errors import ConfigError, Interrupted, PseudovadError
 from pseudovad.files import write_json, write_text
 from pseudovad.registry import PIPELINES
 from pseudovad.runs import RunDir
+from pseudovad.training.checkpoint import load_checkpoint
 from pseudovad.training.pipelines import behaviour_revisions, stale_revisions
 
 T = TypeVar("T")
@@ -240,9 +241,9 @@ def _run_one(grid: Grid, name: str, seed: int, data: Path, out: Path, threads: i
             **({"diagnostics": summary["diagnostics"]} if "diagnostics" in summary else {})}
 
 
-def resolve_datasets(spec: str, out: Path, choosing: bool) -> tuple[dict[str, Path], str]:
-    """The datasets a `--data` or `--validation` spec names (made under OUT/data if generated) and the
-    split in words.
+def resolve_datasets(spec: str, out: Path, choosing: bool, make: bool = True) -> tuple[dict[str, Path], str]:
+    """The datasets a `--data` or `--validation` spec names (made under OUT/data if generated, unless
+    `make` is false: then only where they are or would be) and the split in words.
 
     A folder: that dataset. `synthetic:0,1,2`: the built-in scene (default preset) drawn with those
     seeds; the seeds used to choose (`--validation`) must not be the ones reported (`--data`).
@@ -254,12 +255,14 @@ def resolve_datasets(spec: str, out: Path, choosing: bool) -> tuple[dict[str, Pa
         from pseudovad.data.pseudo_validation import make_pseudo_validation
 
         root = Path(argument).resolve()
-        made = make_pseudo_validation(root, out / "data" / f"heldout_{root.name}")
+        folder = out / "data" / f"heldout_{root.name}"
+        made = make_pseudo_validation(root, folder) if make else folder
         return {"heldout": made.resolve()}, (f"pseudo-validation: the last 3 training videos of {root} held out, with "
                                              f"injected speed-ups and foreign objects, no test video ({role})")
     if kind == "synthetic" and argument:
         seeds = parse_seeds(argument, f"{spec!r}: scene seeds", "synthetic:10,11,12")
-        return _synthetic_scenes(seeds, out), f"synthetic default scene, seeds {', '.join(map(str, seeds))} ({role})"
+        scenes = _synthetic_scenes(seeds, out, make)
+        return scenes, f"synthetic default scene, seeds {', '.join(map(str, seeds))} ({role})"
     if choosing:
         raise ConfigError(f"--validation {spec!r}: expected synthetic:SEED,SEED,... (scene seeds kept for choosing) "
                           "or heldout:ROOT (training videos of ROOT held out)")
@@ -267,11 +270,12 @@ def resolve_datasets(spec: str, out: Path, choosing: bool) -> tuple[dict[str, Pa
     return {"": root}, f"{root} ({role}: if it holds test labels, do not choose on it)"
 
 
-def _synthetic_scenes(seeds: list[int], out: Path) -> dict[str, Path]:
+def _synthetic_scenes(seeds: list[int], out: Path, make: bool = True) -> dict[str, Path]:
     from pseudovad.data.synthetic import synthetic_scene
 
-    return {f"scene{seed}": synthetic_scene(out / "data" / f"synthetic_{seed}", seed, overwrite=True).resolve()
-            for seed in seeds}
+    folders = {f"scene{seed}": (seed, out / "data" / f"synthetic_{seed}") for seed in seeds}
+    return {name: (synthetic_scene(folder, seed, overwrite=True) if make else folder).resolve()
+            for name, (seed, folder) in folders.items()}
 
 
 def run_grid(grid_path: Path, data: str | Path | None, out: Path, jobs: int = 1, scale: str | None = None,
@@ -283,8 +287,7 @@ def run_grid(grid_path: Path, data: str | Path | None, out: Path, jobs: int = 1,
     what a comparison needs when runs are longer than a session and machines differ between them."""
     if jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, got {jobs}")
-    if (data is None) == (validation is None):
-        raise ConfigError("give --data (a table to report) or --validation (data to choose on), not both")
+    _check_split(data, validation)
     grid = load_grid(grid_path, scale)
     seeds = _chosen_seeds(grid_path, grid.seeds, seeds)
     out.mkdir(parents=True, exist_ok=True)
@@ -307,6 +310,40 @@ def run_grid(grid_path: Path, data: str | Path | None, out: Path, jobs: int = 1,
     write_json(report, out / "experiment.json")
     write_text(markdown_table(table, runs, split, report.get("selection")), out / "experiment.md")
     return report
+
+
+def _check_split(data: str | Path | None, validation: str | None) -> None:
+    if (data is None) == (validation is None):
+        raise ConfigError("give --data (a table to report) or --validation (data to choose on), not both")
+
+
+def grid_status(grid_path: Path, data: str | Path | None, out: Path, scale: str | None = None,
+                validation: str | None = None, seeds: list[int] | None = None) -> list[dict]:
+    """Where each (dataset, variant, seed) of a grid stands in OUT: done (with its headline micro AUC),
+    under way (the step its checkpoint reached), not started, or stale (trained with another definition
+    or code, which the grid would refuse). Read from OUT alone: it trains, writes and generates nothing,
+    so it can be asked while the grid runs, of grids that take days."""
+    _check_split(data, validation)
+    grid = load_grid(grid_path, scale)
+    seeds = _chosen_seeds(grid_path, grid.seeds, seeds)
+    datasets, _ = resolve_datasets(str(validation or data), out, choosing=validation is not None, make=False)
+    return [_run_status(grid, name, seed, path, out / data_name)
+            for data_name, path in datasets.items() for seed in seeds for name in grid.variants]
+
+
+def _run_status(grid: Grid, name: str, seed: int, data: Path, out: Path) -> dict:
+    run = _run_dir(out, name, seed)
+    entry = {"run": str(run.path), "iterations": grid.config(name, seed, data).train.iterations}
+    try:
+        _check_definition(grid, name, seed, data, run)
+    except PseudovadError as error:
+        return {**entry, "state": "stale", "why": str(error)}
+    if run.results.exists():
+        scores = json.loads(run.results.read_text())["auc"]
+        return {**entry, "state": "done", "score": headline(scores), "micro": scores[headline(scores)]["micro"]}
+    if run.checkpoint.exists():
+        return {**entry, "state": "under way", "step": load_checkpoint(run.checkpoint)["iteration"]}
+    return {**entry, "state": "not started"}
 
 
 def in_parallel(function: Callable[[T], R], tasks: list[T], jobs: int, quick: Callable[[T], bool],
