@@ -87,6 +87,30 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tiny_data, tmp_path, uni
             torch.testing.assert_close(resumed[network][name], value, rtol=0, atol=0, msg=f"{network}.{name}")
 
 
+def test_a_run_also_saved_by_the_clock_resumes_to_the_uninterrupted_result(tiny_data, tmp_path, uninterrupted):
+    """`train.checkpoint_minutes` saves between the every-N-step checkpoints (here N is beyond the run, so
+    any earlier checkpoint is the clock's), so a kill loses minutes, not up to N steps; and the saves
+    change nothing learned: killed and resumed, the run ends on the uninterrupted run's parameters."""
+    run = tmp_path / "run"
+    checkpoint = run / "checkpoints" / "latest.pt"
+    by_the_clock = ("--set", "train.checkpoint_every=1000", "--set", "train.checkpoint_minutes=1.0e-6")
+    process = subprocess.Popen(command(tiny_data, run, *by_the_clock), env=environment(), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        while saved_iteration(checkpoint) < 3 and process.poll() is None:
+            time.sleep(0.02)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed; raise ITERATIONS"
+    assert 3 <= load_checkpoint(checkpoint)["iteration"] < ITERATIONS
+
+    subprocess.run(command(tiny_data, run, *by_the_clock, "--resume"), env=environment(), check=True, capture_output=True)
+    for network, parameters in uninterrupted.items():
+        for name, value in networks(run)[network].items():
+            torch.testing.assert_close(value, parameters[name], rtol=0, atol=0, msg=f"{network}.{name}")
+
+
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_stopped_run_saves_a_whole_step_and_resumes_to_the_uninterrupted_result(tiny_data, tmp_path, uninterrupted, stop):
     """SIGTERM (a service manager, torchrun, a session ending) or Ctrl-C mid-run: the step under way

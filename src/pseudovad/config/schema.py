@@ -230,6 +230,9 @@ class TrainConfig:
     log_every: int = option(20, at_least=1)
     sample_every: int = option(500, at_least=1)
     checkpoint_every: int = option(500, at_least=1)
+    # Also save once this many minutes have passed since the last checkpoint: at 7 s a step (256 px on a CPU
+    # without bf16) 500 steps are an hour, all of it lost to a kill. Saving changes nothing that is learned.
+    checkpoint_minutes: float = option(10.0, above=0.0)
     gallery_at: list[int] = option(factory=list, at_least=1)
     on_nonfinite: str = option("stop", choices=("stop", "skip"))
 

@@ -194,7 +194,7 @@ class Trainer:
         self.writer = SummaryWriter(str(self.run_dir.tensorboard)) if self.world.is_main else None
         bar = tqdm(total=schedule.iterations, initial=self.step, desc=f"train {self.config.pipeline}", unit="step",
                    dynamic_ncols=True, disable=not self.world.is_main)
-        self.started = time.perf_counter()
+        self.started = self.last_saved = time.perf_counter()
         try:
             while self.step < schedule.iterations:
                 with whole_unit():   # a stop mid-step would save some networks' update and not the others'
@@ -244,7 +244,8 @@ class Trainer:
             bar.set_postfix({name: f"{value:.4f}" for name, value in losses.items()}, refresh=False)
         if self.writer and (step % schedule.sample_every == 0 or last or step in schedule.gallery_at):
             self.write_samples(step in schedule.gallery_at)
-        if step % schedule.checkpoint_every == 0 or last:
+        due = time.perf_counter() - self.last_saved >= 60 * schedule.checkpoint_minutes
+        if step % schedule.checkpoint_every == 0 or last or due:
             self.save_checkpoint()
 
     def write_samples(self, gallery: bool) -> None:
@@ -265,6 +266,7 @@ class Trainer:
              "torch_rng": torch.get_rng_state(), **self.pipeline.state()},
             self.run_dir.checkpoint,
         )
+        self.last_saved = time.perf_counter()
 
     def write_summary(self) -> None:
         """The run's summary; where `data.holdout` keeps frames out of training, the pipeline's own
