@@ -152,7 +152,7 @@ def test_the_run_folder_is_all_scoring_needs(tiny_data, run, tmp_path, monkeypat
     (moved / "calibration.json").unlink()
     capsys.readouterr()
     assert main(["score", str(video), "--run", "../archive/run", "--out", "scored"]) == 2
-    assert f"no calibration.json (the run was trained by an older version, or stopped before its end); run `pseudovad calibrate ../archive/run`" in capsys.readouterr().err
+    assert "no calibration.json (the run was trained by an older version, or stopped before its end); run `pseudovad calibrate ../archive/run`" in capsys.readouterr().err
     assert main(["score", str(video), "--run", "../archive/run", "--out", "scored", "--threshold", "17.5"]) == 0
 
 

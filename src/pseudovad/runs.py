@@ -107,10 +107,6 @@ class RunDir:
         return names | {f".{name}.tmp" for name in names} | {f"{self.report.name}.new", f"{self.report.name}.old"}
 
 
-def is_run(path: Path) -> bool:
-    return RunDir(path).marker.is_file()
-
-
 def _contains(outer: Path, inner: Path) -> bool:
     """True if `inner` is `outer` or lies inside it (both resolved)."""
     return inner == outer or outer in inner.parents

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from pseudovad.config import Config
 from pseudovad.data.clips import ClipDataset

@@ -12,10 +12,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.distributed as dist
-from torch import nn
+from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from pseudovad.errors import ConfigError
@@ -76,9 +75,9 @@ def check_batch_split(batch_size: int, world: World) -> None:
         raise ConfigError(f"train.batch_size {batch_size} does not split evenly over {world.size} processes")
 
 
-def local_share(indices: np.ndarray, world: World) -> np.ndarray:
+def local_share(batch: Tensor, world: World) -> Tensor:
     """This process's part of a global batch (see check_batch_split): every `size`-th clip from its rank."""
-    return indices[world.rank :: world.size]
+    return batch[world.rank :: world.size]
 
 
 def data_parallel(network: nn.Module, device: torch.device) -> nn.Module:

@@ -30,7 +30,8 @@ from pseudovad.registry import PIPELINES
 from pseudovad.runs import RunDir, claimed
 from pseudovad.training.base import NonFiniteLoss, Pipeline
 from pseudovad.training.checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
-from pseudovad.training.distributed import World, check_batch_split, data_parallel, join_world, leave_world, wait_for_all
+from pseudovad.training.distributed import (World, check_batch_split, data_parallel, join_world, leave_world, local_share,
+                                             wait_for_all)
 from pseudovad.training.hardware import cpu_model, device_name
 from pseudovad.training.pipelines import behaviour_revisions, build_pipeline, pick_device, stale_revisions
 
@@ -219,7 +220,7 @@ class Trainer:
             for group, rate in zip(optimizer.param_groups, self.base_rates[name]):
                 group["lr"] = rate * scale
         indices = batch_indices(len(self.clips), self.config.train.batch_size, self.config.train.seed, self.step)
-        batch = {name: value[self.world.rank :: self.world.size].to(self.device)
+        batch = {name: local_share(value, self.world).to(self.device)
                  for name, value in self.pipeline.make_batch(self.clips, indices, self.step).items()}
         try:
             return self.pipeline.train_step(batch)

@@ -9,6 +9,7 @@ trains the predictor itself on pseudo-anomalies with normal targets.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
@@ -167,8 +168,9 @@ class KLDivergence(Objective):
         if options.perceptual > 0 and predictor.training:
             from pseudovad.models.features import load_vgg_features
 
-            self.features, self.features_source = load_vgg_features(options.perceptual_weights)
+            self.features, source = load_vgg_features(options.perceptual_weights)
             self.features.to(predictor.device)
+            print(f"perceptual loss: {source}", file=sys.stderr)
 
     def term_weights(self) -> dict[str, float]:
         return {**super().term_weights(), "kl": -self.options.weight, "perceptual": self.options.perceptual}
