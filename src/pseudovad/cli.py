@@ -49,8 +49,9 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pseudovad",
-        description="Video anomaly detection trained on normal video only: Future Frame Prediction and "
-        "GAN pseudo-anomalies, evaluated by the field's frame-level protocol.",
+        description="Video anomaly detection trained on normal video only: Future Frame Prediction, taught not to "
+        "predict pseudo-anomalies made from the normal video, with the thesis's GAN pipelines and OGNet beside it; "
+        "evaluated by the field's frame-level protocol.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
