@@ -472,6 +472,22 @@ class Payload:
         return (Path.touch, (self.path,))
 
 
+def test_force_clears_the_temporary_a_killed_writer_left_but_not_a_foreign_one(tmp_path: Path, capsys) -> None:
+    """A write killed mid-way leaves `.results.json.PID.tmp` in the run folder (files.write_text): it is the
+    run's own, so --force starts over; a dotted file of the user's that merely ends in .tmp is still refused."""
+    data = make_dataset(tmp_path / "data")
+    run = tmp_path / "run"
+    assert main(train(data, run)) == 0
+    (run / ".results.json.4242.tmp").write_text("{")
+    assert main(train(data, run, "--force")) == 0
+    assert not (run / ".results.json.4242.tmp").exists()
+    (run / ".notes.txt.4242.tmp").write_text("mine")
+    capsys.readouterr()
+    assert main(train(data, run, "--force")) == 2
+    assert "holds files that are not part of a run (.notes.txt.4242.tmp)" in capsys.readouterr().err
+    assert (run / ".notes.txt.4242.tmp").read_text() == "mine"
+
+
 def test_a_downloaded_run_naming_crafted_files_runs_no_code(tmp_path: Path, capsys) -> None:
     """A run whose checkpoint passes the weights-only check but whose config names a crafted .pt2 and
     a crafted .pth beside it: evaluating and scoring it never open them, resuming it is refused."""

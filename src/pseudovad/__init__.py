@@ -1,4 +1,4 @@
-"""pseudovad: video anomaly detection trained on normal video, with GAN-generated pseudo-anomalies.
+"""pseudovad: video anomaly detection trained on normal video, improved with pseudo-anomalies it learns not to predict.
 
 In Python: `detector = pseudovad.load("runs/camera")`, then `detector.score(frames)` gives each frame's
 anomaly in [0, 1] (0.5 is the run's calibrated threshold; see detector.py).

@@ -125,8 +125,10 @@ class FootageCheck:
     """Warnings that the footage differs from what the model was trained on: another frame size, a
     brightness outside the training frames' range, or far more flagged frames than calibrated.
 
-    Each warning is given once; `judge` looks at what has been seen so far (live: every few seconds;
-    a file: at its end). Without a calibration (a threshold given by hand) only the rate is checked."""
+    Each warning is given once; `judge` looks at what has been seen so far (live: at every frame, once
+    SETTLE_FRAMES are scored; a file: at its end). The size and brightness checks need the run's
+    calibration.json; the rate check needs a calibrated false-alarm rate, so a threshold given by hand
+    turns it off."""
 
     BRIGHTNESS_MARGIN = 10.0   # grey levels beyond the training frames' range
     SETTLE_FRAMES = 250        # a live stream is judged once it has shown this many frames

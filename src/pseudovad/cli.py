@@ -1,4 +1,4 @@
-"""The `pseudovad` command line: synth, inspect, train, calibrate, evaluate, report, score, live,
+"""The `pseudovad` command line: synth, inspect, configs, train, calibrate, evaluate, report, score, live,
 export, demo, experiment.
 
 Every user-fixable problem is a PseudovadError, printed as one clear line: exit status 2 for usage and

@@ -10,7 +10,8 @@ A grid is YAML:
       ffp: {}
       no_flow: {loss.flow: 0}
 
-Each (variant, seed) trains in OUT/<variant>/seed<k> through the `pseudovad train` command in a
+Each (variant, seed) trains in OUT/<variant>/seed<k> (OUT/<dataset>/<variant>/seed<k> for several
+datasets, as synthetic scenes or pseudo-validation) through the `pseudovad train` command in a
 subprocess, so runs can go in parallel (`jobs`) with the CPU threads split between them (or
 OMP_NUM_THREADS each, when it is set), and a grid that was interrupted continues where it stopped:
 finished runs are kept, started runs resume, but only those whose saved config and code revisions

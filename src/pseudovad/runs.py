@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -99,12 +100,16 @@ class RunDir:
     def gallery_image(self, step: int) -> Path:
         return self.gallery / f"step_{step:06d}.png"
 
-    def known_entries(self) -> set[str]:
-        """The names a run folder may hold at its top level (and the temporaries of its writers)."""
+    def is_own_entry(self, name: str) -> bool:
+        """Whether a run folder may hold `name` at its top level: one of its files or folders, the report's
+        swap folders, or a temporary file a writer killed mid-write left (`.NAME.PID.tmp`, as files.py and
+        training/checkpoint.py name them), which `--force` may then delete with the rest."""
         names = {p.name for p in (self.config, self.checkpoints, self.tensorboard, self.summary, self.results,
                                   self.calibration, self.report, self.gallery, self.wall_seconds, self.exports,
                                   self.marker, self.lock)}
-        return names | {f".{name}.tmp" for name in names} | {f"{self.report.name}.new", f"{self.report.name}.old"}
+        temporary = re.fullmatch(r"\.(.+)\.\d+\.tmp", name)
+        return (name in names or name in {f"{self.report.name}.new", f"{self.report.name}.old"}
+                or (temporary is not None and temporary.group(1) in names))
 
 
 def _contains(outer: Path, inner: Path) -> bool:
@@ -125,7 +130,7 @@ def check_deletable(run: RunDir, data_root: Path | None) -> None:
             f"--force refused: {run.path} has no {MARKER} marker, so it is not a run folder pseudovad made "
             "(or one from a version before 0.2); delete it yourself if it holds nothing you need, or choose another --out"
         )
-    foreign = sorted(entry.name for entry in run.path.iterdir() if entry.name not in run.known_entries())
+    foreign = sorted(entry.name for entry in run.path.iterdir() if not run.is_own_entry(entry.name))
     if foreign:
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
         raise PseudovadError(f"--force refused: {run.path} holds files that are not part of a run ({shown}); move them out first")
@@ -257,8 +262,8 @@ def compile_if_it_pays(pipeline: Pipeline, frames: float, setting: str | None = 
 def load_trained(run_dir: Path, device: torch.device | None = None) -> tuple[Config, Pipeline, int]:
     """(config, pipeline, iteration) of a trained run: its last checkpoint, built for scoring.
 
-    The config comes from the checkpoint minus every file path in it (see
-    config.without_training_files): loading someone else's run never opens a file it names."""
+    The config comes from the checkpoint minus every file only training opens, the weights files (see
+    config.without_training_files): loading someone else's run never opens a weights file it names."""
     run = RunDir(run_dir)
     state = _read_state(run)
     config = without_training_files(build_config(state["config"], source=str(run.checkpoint)))

@@ -113,7 +113,7 @@ class PseudoConfig:
 
     `objective` keeps it near, but out of, the normal data (registered objectives: inverted_flow,
     hinge_flow, kl, skip_frames; see training/objectives.py). `generator` is branch A's network: the
-    FFP `unet`, or `dcgan` (no skips, see models/dcgan.py); `dropout` applies after its convs.
+    FFP `unet`, or `dcgan` (no skips, see models/dcgan.py); `dropout` applies after the U-Net's convs (not the DCGAN's).
     `source` is where the classifier's pseudo-anomalies come from: branch A's outputs (`generator`),
     or OGNet's mixtures G_new((G_old(x_i) + G_old(x_j)) / 2) (`ognet_mix`, two-branch only: an OGNet
     generator pair configured by the `ognet` section replaces branch A).
@@ -212,8 +212,8 @@ class TrainConfig:
     `precision: bf16` runs the networks under bfloat16 autocast (losses, flow and scores stay in
     float32): on CPUs with AVX512-BF16 or AMX and on recent GPUs it is 2-4x faster; elsewhere it is
     emulated and slower. `auto` picks bf16 exactly where the hardware has it (training/hardware.py).
-    `compile` compiles the training step's networks with torch.compile (inductor); scoring has its
-    own switch, `eval.compile`.
+    `compile` compiles the training step's networks with torch.compile (inductor), in the FFP-based
+    pipelines (FFP, learning not to predict) only; scoring has its own switch, `eval.compile`.
     """
 
     iterations: int = option(2000, at_least=1)
@@ -242,7 +242,7 @@ class EvalConfig:
     """Evaluation and scoring options; the FFP protocol itself is fixed (see evaluation.protocol).
 
     `compile` compiles the network that scoring runs (torch.compile, inductor, its weights frozen in as
-    constants). On the AMD EPYC that made 174 frames/s of 161 at 128 px, after a warm-up of several
+    constants), in the FFP-based pipelines only. On the AMD EPYC that made 174 frames/s of 161 at 128 px, after a warm-up of several
     seconds that a job of a few thousand frames does not earn back (docs/RESULTS.md). So `auto` compiles for
     jobs of at least `runs.COMPILE_PAYS_FROM` frames and for open-ended streams (`live`), `on` always,
     `off` never. Where compiling fails (no C++ compiler), scoring goes on uncompiled, with a warning.

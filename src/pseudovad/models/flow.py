@@ -351,7 +351,7 @@ class MemoisedFlow(nn.Module):
     """A frozen flow estimator that remembers the flows it computes between real frames.
 
     FFP's flow loss needs F(I_t, I_t+1) of the real clip at every step. It does not depend on the
-    generator, and a run visits each clip many times (ped2_ffp_128: 6 epochs), so recomputing it was
+    generator, and a run visits each clip many times (ped2_128_ffp: 6 epochs), so recomputing it was
     about a third of the flow term's cost. `reference` keys each sample by a digest of its two
     frames' bytes, so a hit returns exactly what the estimator computed for those frames (the
     estimators work sample by sample, so batch composition does not change a result). The memo

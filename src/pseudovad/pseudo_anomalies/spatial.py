@@ -1,6 +1,6 @@
 """Spatial pseudo-anomalies from real frames: a foreign patch moving through the scene.
 
-A patch is cut from another training video (or, with one video, another time of it), given a
+A patch is cut from another training video (or, with one video, a clip of it drawn at random), given a
 smooth border, and slid across the input frames along a straight line at a random speed: an object
 that does not belong, moving as objects do (LNTRA's patch pseudo-anomaly, with patches of the
 training data itself rather than CIFAR images). The target is the real frame without the patch.
@@ -60,7 +60,8 @@ class MovingPatch(Source):
         return PseudoClips(clips=made, abnormal=abnormal)
 
     def _donor_patch(self, clips: ClipDataset, index: int, ph: int, pw: int, rng: np.random.Generator) -> torch.Tensor:
-        """A (C, ph, pw) crop of a frame of another video (another clip of the same one if it is alone)."""
+        """A (C, ph, pw) crop of a frame of another video; if the video is alone, of one of its clips drawn at
+        random (possibly its own)."""
         own = clips.video_bounds[index][0]
         others = np.flatnonzero(clips.video_bounds[:, 0] != own)
         donor = int(rng.choice(others)) if others.size else int(rng.integers(len(clips)))

@@ -1,7 +1,8 @@
 """Temporal pseudo-anomalies from real frames: the right frames in the wrong order or at the wrong speed.
 
 The inputs of a normal clip starting at frame s are s, s+1, ..., s+t-1 and its target is s+t. Each
-source below rearranges the inputs; the target stays a real frame, chosen by `target`:
+source below rearranges the inputs; the target stays a real frame, chosen by `target` in SkipFrames and
+Reverse (Repeat and TemporalCuboid keep the clip's own target s+t):
 - `next`: the real frame right after the last input frame (what really happened next);
 - `clip`: the normal clip's own target s+t.
 `abnormal` is the frame the rearranged motion would reach next, for the optional hinge.

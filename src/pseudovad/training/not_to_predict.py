@@ -68,7 +68,7 @@ class CriticOptions:
     that carries the pseudo-anomaly on (a pasted patch still there, a fast box still fast), as the last
     frame of a real anomaly does when the critic scores a test clip; or `target`, the normal frame the
     predictor is trained towards, which shows the anomaly vanishing in the last step, a cue no test
-    clip has (the behaviour before 2026-12-01, kept so earlier runs reproduce).
+    clip has (the default, and the only behaviour before 2026-12-01).
 
     `probability` gives the critic a batch of its own, made from the same clips with this share of
     pseudo-anomalies, so that what the critic sees no longer depends on the predictor's share: the
