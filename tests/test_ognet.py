@@ -301,4 +301,4 @@ def test_run_resumed_in_phase_two_matches_uninterrupted_run(tiny_data, tmp_path,
     assert resumed["iteration"] == 4
     for network, values in straight["networks"].items():
         for name, value in values.items():
-            torch.testing.assert_close(resumed["networks"][network][name], value, msg=f"{network}.{name}")
+            torch.testing.assert_close(resumed["networks"][network][name], value, rtol=0, atol=0, msg=f"{network}.{name}")
