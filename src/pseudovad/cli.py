@@ -319,11 +319,17 @@ def _cmd_experiment(args: argparse.Namespace) -> None:
 
 def _print_status(runs: list[dict], out: Path) -> None:
     for run in runs:
-        detail = {"done": f"micro AUC {run['micro']:.4f} ({run['score']})" if run["state"] == "done" else "",
-                  "under way": f"checkpoint at step {run.get('step')} of {run['iterations']}", "stale": run.get("why", "")}
-        print(f"{str(Path(run['run']).relative_to(out)):<40} {run['state']:<12} {detail.get(run['state'], '')}".rstrip())
+        print(f"{str(Path(run['run']).relative_to(out)):<40} {run['state']:<12} {_status_detail(run)}".rstrip())
     counts = {state: sum(run["state"] == state for run in runs) for state in ("done", "under way", "not started", "stale")}
     print(f"{len(runs)} runs: " + ", ".join(f"{n} {state}" for state, n in counts.items() if n))
+
+
+def _status_detail(run: dict) -> str:
+    if run["state"] == "done":
+        return f"micro AUC {run['micro']:.4f} ({run['score']})"
+    if run["state"] == "under way":
+        return f"checkpoint at step {run['step']} of {run['iterations']}"
+    return run.get("why", "")
 
 
 def _cmd_configs(args: argparse.Namespace) -> None:
