@@ -10,10 +10,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from pseudovad.cli import main
+from pseudovad.data.cache import prepare_frame
+from pseudovad.data.decode import iter_frames
+from pseudovad.data.layouts import load_dataset
 from pseudovad.evaluation.protocol import operating_points
-from pseudovad.reporting.plots import mask_runs
+from pseudovad.reporting.plots import heat_map, mask_runs
+from pseudovad.reporting.report import FRAME_WIDTH
+from pseudovad.runs import load_trained
 from pseudovad.reporting.published import PUBLISHED, detect_benchmark, published_for
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -55,11 +61,28 @@ def test_every_image_exists_beside_the_page(run, report):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", source
 
 
+def error_heat_image(run: Path, results: dict, video_index: int, frame: int) -> np.ndarray:
+    """The heat image of the run's |prediction - frame| for `frame`, computed here from the dataset and
+    the run's predictor, at the gallery's width."""
+    config, pipeline, _ = load_trained(run)
+    data, length = config.data, config.data.clip_length
+    video = load_dataset(Path(results["dataset"]), results["layout"]).test[video_index]
+    rgb = [image for index, image in enumerate(iter_frames(video)) if frame - length <= index <= frame]
+    clip = torch.from_numpy(np.stack([prepare_frame(image, data.height, data.width, data.channels) for image in rgb]))
+    model_range = clip.permute(0, 3, 1, 2)[None].float() / 127.5 - 1
+    with torch.no_grad():
+        error = (pipeline.predict(model_range) - model_range[:, -1]).abs().mean(dim=1)[0].div(2).numpy()
+    heat, _ = heat_map(error, (rgb[-1].shape[1], rgb[-1].shape[0]))
+    size = (FRAME_WIDTH, round(heat.shape[0] * FRAME_WIDTH / heat.shape[1]))
+    return cv2.resize(heat, size, interpolation=cv2.INTER_AREA if heat.shape[1] > FRAME_WIDTH else cv2.INTER_NEAREST)
+
+
 def test_the_gallery_shows_one_frame_per_labelled_interval_and_its_prediction_error(run, report):
     """Each gallery frame comes from another event or stretch of normal frames, and its error map
-    is the run's |prediction - frame|, not a copy of the frame."""
+    is the run's |prediction - frame| (recomputed here from the dataset and the run's predictor)."""
     results = json.loads((run / "results.json").read_text())
     names = {video["name"]: video for video in results["videos"]}
+    indices = {video["name"]: index for index, video in enumerate(results["videos"])}
     seen = set()
     for source in image_sources(report):
         match = re.fullmatch(r"frames/(normal|anomalous)_(\w+)_(\d+)\.png", source)
@@ -73,9 +96,10 @@ def test_the_gallery_shows_one_frame_per_labelled_interval_and_its_prediction_er
         interval = next(i for i, (start, end) in enumerate(mask_runs(labels == labels[offset])) if start <= offset < end)
         assert (name, kind, interval) not in seen, source
         seen.add((name, kind, interval))
-        frame_image = cv2.imread(str(report.parent / source))
-        error_image = cv2.imread(str(report.parent / source.replace(".png", "_error.png")))
-        assert frame_image.shape == error_image.shape and not np.array_equal(frame_image, error_image)
+        error_image = cv2.cvtColor(cv2.imread(str(report.parent / source.replace(".png", "_error.png"))), cv2.COLOR_BGR2RGB)
+        expected = error_heat_image(run, results, indices[name], frame)
+        assert error_image.shape == expected.shape
+        assert np.abs(error_image.astype(int) - expected).mean() < 1.0, source  # the same map, up to batch rounding
 
 
 def test_each_score_gets_its_operating_points(run, report):

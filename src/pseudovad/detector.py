@@ -25,6 +25,7 @@ from pseudovad.data.clips import to_model_range
 from pseudovad.errors import PseudovadError
 from pseudovad.metrics import error_map
 from pseudovad.runs import load_trained
+from pseudovad.training.base import Pipeline
 
 
 class Normaliser(nn.Module):
@@ -152,14 +153,16 @@ class Detector:
         if ready:
             clips = np.stack([clip for _, clip in ready])
             scores = self.score_clips(clips)
-            maps = self._error_maps(clips) if errors else [None] * len(ready)
+            maps = prediction_errors(self.pipeline, clips) if errors else [None] * len(ready)
             for row, ((frame, _), error) in enumerate(zip(ready, maps)):
                 frame.scores = {name: float(values[row]) for name, values in scores.items() if name != "anomaly"}
                 frame.anomaly, frame.error = float(scores["anomaly"][row]), error
         for frame, _ in pending:
             yield frame
 
-    def _error_maps(self, clips: np.ndarray) -> np.ndarray:
-        tensor = to_model_range(clips).to(self.pipeline.device)
-        return error_map(self.pipeline.predict(tensor), tensor[:, -1]).cpu().numpy()
 
+def prediction_errors(pipeline: Pipeline, clips: np.ndarray) -> np.ndarray:
+    """|prediction - last frame| by the run's predictor, (B, H, W) in [0, 1], of prepared uint8 clips
+    (B, clip_length + 1, H, W, C): what the heat maps of `score --video` and the report's gallery show."""
+    tensor = to_model_range(clips).to(pipeline.device)
+    return error_map(pipeline.predict(tensor), tensor[:, -1]).cpu().numpy()

@@ -22,12 +22,11 @@ import numpy as np
 
 from pseudovad import __version__
 from pseudovad.data.cache import prepare_frame
-from pseudovad.data.clips import to_model_range
 from pseudovad.data.decode import iter_frames
 from pseudovad.data.layouts import load_dataset
 from pseudovad.config import short_repr
 from pseudovad.errors import PseudovadError
-from pseudovad.metrics import error_map
+from pseudovad.detector import prediction_errors
 from pseudovad.runs import RunDir, load_trained
 from pseudovad.evaluation.protocol import frame_auc, minmax
 from pseudovad.reporting.plots import HEAT_FULL_SCALE, heat_map, mask_runs, plot_roc, plot_video_scores
@@ -396,9 +395,8 @@ def _error_maps(run_dir: Path, clips: dict[tuple[int, int], list[np.ndarray]]) -
         config, pipeline, _ = load_trained(run_dir)
         keys = [key for key, frames in clips.items() if len(frames) == config.data.clip_length + 1]
         data = config.data
-        prepared = np.stack([[prepare_frame(rgb, data.height, data.width, data.channels) for rgb in clips[key]] for key in keys])
-        tensor = to_model_range(prepared).to(pipeline.device)
-        maps = error_map(pipeline.predict(tensor), tensor[:, -1]).cpu().numpy() if keys else []
+        prepared = [[prepare_frame(rgb, data.height, data.width, data.channels) for rgb in clips[key]] for key in keys]
+        maps = prediction_errors(pipeline, np.stack(prepared)) if keys else []
     except (PseudovadError, NotImplementedError) as error:
         return {}, f"No prediction-error maps: the run's model cannot make them ({error or 'it predicts no frame'})."
     return dict(zip(keys, maps)), ""
