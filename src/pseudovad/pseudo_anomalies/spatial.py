@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pseudovad.config import option
+from pseudovad.config import Config, option
 from pseudovad.data.clips import ClipDataset
 from pseudovad.pseudo_anomalies.base import PseudoClips, Source, SourceOptions, box_on_change, frames_at, smooth_box
 from pseudovad.registry import SOURCES
@@ -38,7 +38,7 @@ class MovingPatch(Source):
         cut: str = option("anywhere", choices=("anywhere", "moving"))
 
     @classmethod
-    def check_config(cls, options: Options, config) -> str | None:
+    def check_config(cls, options: Options, config: Config) -> str | None:
         low_high = options.size
         return None if len(low_high) == 2 and low_high[0] <= low_high[1] else "patch.size must be [smallest, largest]"
 

@@ -15,6 +15,7 @@ sees the batches the uninterrupted one would have.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -139,7 +140,7 @@ class LearnNotToPredict(Objective):
             optimizers["critic"] = torch.optim.Adam(self.critic.parameters(), lr=self.options.critic.lr)
         return optimizers
 
-    def distribute(self, wrap) -> None:  # noqa: ANN001 - see Pipeline.distribute
+    def distribute(self, wrap: Callable[[nn.Module], nn.Module]) -> None:
         self.distributed = True
         if self.critic is not None:
             self.critic = wrap(self.critic)

@@ -10,6 +10,7 @@ trains the predictor itself on pseudo-anomalies with normal targets.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
@@ -105,7 +106,7 @@ class Objective:
         """A float32 copy of what computes `extra_scores` from clips, (B,) per clip; None without any."""
         return None
 
-    def distribute(self, wrap) -> None:  # noqa: ANN001 - see Pipeline.distribute
+    def distribute(self, wrap: Callable[[nn.Module], nn.Module]) -> None:
         """Wrap the objective's own networks for DDP."""
 
 

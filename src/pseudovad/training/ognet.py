@@ -20,6 +20,7 @@ generic checkpoint carries them (with G_old) and a run resumes mid-phase-2 exact
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -225,7 +226,7 @@ class OGNetPipeline(Pipeline):
         self.discriminator.eval()
         return self.run_discriminator(images)
 
-    def patchwise(self, frames: Tensor, function) -> Tensor:
+    def patchwise(self, frames: Tensor, function: Callable[[Tensor], Tensor]) -> Tensor:
         """`function` applied to the grid patches of (B, C, H, W) frames at once: (B, P, ...)."""
         patches = self.grid.cut(frames)
         result = function(patches.flatten(0, 1))
