@@ -283,3 +283,24 @@ def _decode(path: Path) -> list[np.ndarray]:
         if not ok:
             return frames
         frames.append(frame)
+
+
+def test_a_stream_that_reports_no_frame_rate_takes_fps_from_the_command(monkeypatch):
+    """A network stream whose container gives no frame rate is timed by --fps (it was always 25)."""
+    from pseudovad.data import sources
+
+    class Stream:
+        average_rate = guessed_rate = None
+
+    class Container:
+        streams = type("Streams", (), {"video": [Stream()]})()
+
+        def decode(self, stream):
+            return iter([])
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(av, "open", lambda *args, **kwargs: Container())
+    source = sources.open_source("rtsp://127.0.0.1:9/camera", 12.5, paced=False)
+    assert (source.fps, source.fps_from) == (12.5, "--fps")

@@ -59,10 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     synth = sub.add_parser("synth", help="write the built-in synthetic surveillance dataset (FFP frame layout)")
-    synth.add_argument("out", type=Path, help="output folder (must be empty or absent)")
+    synth.add_argument("out", type=Path, help="output folder (empty or absent, unless --force)")
     synth.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives identical files")
-    synth.add_argument("--preset", default="default", help="tiny (seconds, for tests) or default (what the demo uses)")
-    synth.add_argument("--force", action="store_true", help="overwrite a non-empty output folder")
+    synth.add_argument("--preset", default="default", help="tiny (seconds, for tests) or default (what the demo uses; the default)")
+    synth.add_argument("--force", action="store_true", help="write into a non-empty output folder, replacing the dataset's "
+                       "own files (training/, testing/, labels, dataset.json) and keeping any others")
 
     inspect = sub.add_parser("inspect", help="describe a dataset folder: layout, videos, frames, labels")
     inspect.add_argument("root", type=Path, help="dataset folder")
@@ -87,8 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "which compare AUCs, use this; `pseudovad calibrate RUN` does it later)")
     train.add_argument("--evaluate", action="store_true", help="evaluate on the test split when training ends")
 
-    calibrate = sub.add_parser("calibrate", help="measure a run's scores on held-out normal clips: its threshold and "
-                               "statistics, into RUN/calibration.json (training does this when it ends)")
+    calibrate = sub.add_parser("calibrate", help="measure a run's scores on normal clips (those data.holdout keeps out "
+                               "of training; the training clips themselves where it is 0): its threshold and statistics, "
+                               "into RUN/calibration.json (training does this when it ends)")
     calibrate.add_argument("run", type=Path, help="run folder written by `pseudovad train`")
     _add_rate_option(calibrate, "the fraction of normal frames the threshold flags")
     calibrate.add_argument("--data", type=Path, help="the training data, where it is now (default: where it was)")
@@ -96,27 +98,29 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", help="score the test split of a trained run and compute AUCs")
     evaluate.add_argument("run", type=Path, help="run folder written by `pseudovad train`")
     evaluate.add_argument("--data", type=Path, help="dataset folder (default: the one the run was trained on)")
-    evaluate.add_argument("--labels", type=Path, help="label file to use (default: the one found in the dataset)")
+    evaluate.add_argument("--labels", type=Path, help="label file to use (default: the run's data.labels, else the one "
+                          "found in the dataset)")
     _add_compile_option(evaluate)
 
     demo = sub.add_parser("demo", help="synthetic dataset -> train FFP -> evaluate -> AUC table")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="folder for the dataset and the run (default runs/demo)")
     demo.add_argument("--iterations", type=int, help="override the demo config's training steps")
-    demo.add_argument("--force", action="store_true", help="start over if --out already holds a demo")
+    demo.add_argument("--force", action="store_true", help="draw the scene even into a non-empty --out/synthetic that holds "
+                      "none (a scene the demo drew before is reused, one drawn otherwise refused; the run is always trained afresh)")
 
     experiment = sub.add_parser("experiment", help="train and evaluate a grid of config variants over seeds; Markdown + JSON table")
     experiment.add_argument("grid", type=Path, help="grid YAML or the name of a packaged grid (pipelines, ffp_ablation, ...): "
                             "scale, base config, seeds, variants")
     experiment.add_argument("--data", help="dataset folder, or synthetic:0,1,2,3,4 (built-in scenes): a table to report, "
-                            "never used to choose")
+                            "never used to choose (give --data or --validation)")
     experiment.add_argument("--validation", metavar="SPLIT", help="choose on validation data instead: synthetic:10,11,12 "
                             "(the built-in scene with seeds kept for choosing) or heldout:ROOT (ROOT's last 3 training "
                             "videos held out, with injected anomalies); the best variant is recorded with the split")
     experiment.add_argument("--out", type=Path, required=True, help="folder for the runs and the table; rerun to continue")
     experiment.add_argument("--jobs", type=int, default=1, help="runs in parallel (the CPU threads are split between them)")
-    experiment.add_argument("--scale", help="a packaged scale (scale/NAME) to run the grid at, replacing the grid's own")
+    experiment.add_argument("--scale", metavar="NAME", help="a packaged scale to run the grid at, by its name (ped2_128 for configs/scale/ped2_128.yaml), replacing the grid's own")
     experiment.add_argument("--seeds", help="run only these of the grid's seeds, e.g. 0 or 1,2: every "
-                            "variant of a seed then trains side by side on one machine (long grids split over sessions)")
+                            "variant of a seed then trains on one machine in one sitting, side by side with --jobs (long grids split over sessions)")
     experiment.add_argument("--status", action="store_true", help="say where each run of the grid stands (done with its "
                             "AUC, the step its checkpoint reached, not started, or stale) and exit; trains and writes nothing, "
                             "so it can be asked while the grid runs")
@@ -143,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="pt2 (default: torch.export, load with torch.export.load(path).module(); needs only torch), "
                         "onnx (any ONNX runtime; writing it needs `pip install 'pseudovad[onnx]'`) or torchscript "
                         "(for LibTorch C++ only: PyTorch deprecates it)")
-    _add_rate_option(export, "the threshold built in (default: the calibrated one)", default=None)
+    _add_rate_option(export, "the false-alarm rate whose threshold is built in (default: the rate it was calibrated at)", default=None)
     return parser
 
 
@@ -153,9 +157,10 @@ def _add_rate_option(parser: argparse.ArgumentParser, meaning: str, default: flo
 
 
 def _add_compile_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--compile", choices=["auto", "on", "off"], help="compile the scoring network (torch.compile): faster "
-                        "once warm, after seconds of compiling; auto (the run's eval.compile default) does it for jobs of "
-                        "10000 frames or more (runs.COMPILE_PAYS_FROM) and for streams")
+    parser.add_argument("--compile", choices=["auto", "on", "off"], help="compile the scoring network (torch.compile; "
+                        "FFP-based pipelines only): faster once warm, after seconds of compiling. Default: the run's "
+                        "eval.compile (auto unless set); auto does it for jobs of 10000 frames or more "
+                        "(runs.COMPILE_PAYS_FROM) and always in `live`")
 
 
 def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
@@ -164,14 +169,16 @@ def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
     rules = AlertRules()
     _add_rate_option(parser, "flag this fraction of normal frames, read off the run's calibration (default: the rate "
                      "it was calibrated at)", default=None)
-    parser.add_argument("--threshold", type=float, help="a threshold in the score's own units (PSNR: dB) instead of one from the calibration")
+    parser.add_argument("--threshold", type=float, help="a threshold in the score's own units (PSNR: dB): frames scoring "
+                        "below it are flagged; replaces the calibration's and --false-alarm-rate")
     parser.add_argument("--smoothing", type=float, default=rules.smoothing_s, metavar="SECONDS",
                         help=f"average each frame's anomaly over the last this many seconds (default {rules.smoothing_s:g})")
     parser.add_argument("--min-duration", type=float, default=rules.min_duration_s, metavar="SECONDS",
                         help=f"report an event once it lasts this long (default {rules.min_duration_s:g})")
     parser.add_argument("--merge-gap", type=float, default=rules.merge_gap_s, metavar="SECONDS",
                         help=f"events closer than this are one (default {rules.merge_gap_s:g})")
-    parser.add_argument("--fps", type=float, default=25.0, help="frame rate of frame folders and of cameras that do not tell (default 25)")
+    parser.add_argument("--fps", type=float, default=25.0, help="frame rate of frame folders, and of video files, cameras "
+                        "and streams that do not tell (default 25)")
     parser.add_argument("--video", action="store_true", help="also write annotated.mp4 (H.264): prediction-error heat map and flagged frames")
     _add_compile_option(parser)
 

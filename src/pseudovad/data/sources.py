@@ -85,7 +85,7 @@ def open_source(spec: str, fps: float, paced: bool) -> Source:
         return _camera(int(spec), fps)
     match = _URL.match(spec)
     if match:
-        return _stream(spec, match.group("scheme").lower())
+        return _stream(spec, match.group("scheme").lower(), fps)
     return video_source(file_video(Path(spec)), fps, paced)
 
 
@@ -134,7 +134,8 @@ def _camera(index: int, fps: float) -> Source:
     return _queued(f"camera {index}", rate, rate_from, frames())
 
 
-def _stream(url: str, scheme: str) -> Source:
+def _stream(url: str, scheme: str, fps: float) -> Source:
+    """A network stream; `fps` where it reports no frame rate."""
     import av
 
     shown = redact(url)
@@ -163,7 +164,7 @@ def _stream(url: str, scheme: str) -> Source:
         finally:
             container.close()
 
-    return _queued(shown, rate if rate > 0 else 25.0, "stream" if rate > 0 else "--fps", frames())
+    return _queued(shown, rate if rate > 0 else float(fps), "stream" if rate > 0 else "--fps", frames())
 
 
 def _queued(name: str, fps: float, fps_from: str, frames: Iterator[np.ndarray]) -> Source:
