@@ -75,11 +75,26 @@ class HeavierIntensity(Objective):
         return {**super().term_weights(), "intensity": self.options.scale * super().term_weights()["intensity"]}
 
 
-def test_a_new_objective_and_a_new_source_train_from_a_config_alone(tiny_data, tmp_path):
+def generator_after(out) -> dict[str, torch.Tensor]:
+    return load_checkpoint(out / "checkpoints" / "latest.pt")["networks"]["generator"]
+
+
+def test_a_new_objective_and_a_new_source_train_from_a_config_alone(tiny_data, tmp_path, monkeypatch):
+    """Each addition is chosen by the config alone, and it changes what the predictor learns: the same
+    seed without it ends on other parameters (an addition that was parsed but never used would not)."""
+    made = []
+    make = Mirror.make
+    monkeypatch.setattr(Mirror, "make", lambda self, clips, indices, rng: made.append(len(indices)) or make(self, clips, indices, rng))
     base = ["train", "synthetic_ffp", "--data", str(tiny_data), *TINY_SET, "--iterations", "3"]
+    assert main([*base, "--out", str(tmp_path / "plain")]) == 0
     assert main([*base, "--out", str(tmp_path / "objective"), "--set", "objective={name: test_heavier_intensity, scale: 3}"]) == 0
     objective = load_checkpoint(tmp_path / "objective" / "checkpoints" / "latest.pt")["config"]["objective"]
     assert objective == {"name": "test_heavier_intensity", "scale": 3.0}
-    sources = "objective={name: learn_not_to_predict, probability: 0.5, sources: [{name: test_mirror}]}"
+    sources = "objective={name: learn_not_to_predict, probability: 1.0, sources: [{name: test_mirror}]}"
     assert main([*base, "--out", str(tmp_path / "source"), "--set", sources]) == 0
+    assert made and all(count > 0 for count in made), made
+    plain = generator_after(tmp_path / "plain")
+    for variant in ("objective", "source"):
+        trained = generator_after(tmp_path / variant)
+        assert any(not torch.equal(trained[name], value) for name, value in plain.items()), f"{variant} trained as plain FFP"
     assert main([*base, "--out", str(tmp_path / "typo"), "--set", "objective={name: test_heavier_intensity, scael: 3}"]) == 2
