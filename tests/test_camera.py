@@ -137,6 +137,7 @@ def test_the_newcomer_path_from_another_folder_with_only_the_run(home, trained, 
     np.testing.assert_array_equal(flagged, score < summary["threshold"]["value"])
     description = json.loads((trained / "export" / "scorer.json").read_text())
     assert description["input"]["shape"] == ["batch", 5, 32, 32, 1] and description["threshold"] == summary["threshold"]
+    assert {key: description["alerts"][key] for key in summary["alerts"]} == summary["alerts"]  # the rule score applied at 25 fps
     assert json.loads(inside["pseudovad.json"]) == {key: value for key, value in description.items() if key != "file"}
 
     live = run_pseudovad("live", video, "--run", run, cwd=elsewhere)

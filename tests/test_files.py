@@ -3,29 +3,58 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import os
 
 import pytest
 
 from pseudovad.files import write_json, write_text
+from pseudovad.training.checkpoint import save_checkpoint
+
+
+class HalfThenFull:
+    """A file handle on a disk that fills after half the bytes of a write."""
+
+    def __init__(self, handle) -> None:
+        self.handle = handle
+
+    def __enter__(self) -> HalfThenFull:
+        return self
+
+    def __exit__(self, *details) -> None:
+        self.handle.__exit__(*details)
+
+    def write(self, text: str) -> int:
+        self.handle.write(text[: len(text) // 2])
+        raise OSError(28, "No space left on device")
 
 
 def test_a_write_that_fails_halfway_leaves_the_previous_file_and_no_temporary(tmp_path, monkeypatch):
-    """A disk that fills after half the bytes: the reader still finds the old, whole file."""
+    """The reader still finds the old, whole file."""
     path = tmp_path / "experiment.json"
     write_json({"runs": 1}, path)
-    real_write_text = Path.write_text
-
-    def half_then_full(self: Path, text: str) -> int:
-        real_write_text(self, text[: len(text) // 2])
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(Path, "write_text", half_then_full)
+    real_fdopen = os.fdopen
+    monkeypatch.setattr(os, "fdopen", lambda descriptor, mode: HalfThenFull(real_fdopen(descriptor, mode)))
     with pytest.raises(OSError, match="No space"):
         write_json({"runs": 2, "table": "x" * 1000}, path)
     monkeypatch.undo()
     assert json.loads(path.read_text()) == {"runs": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["experiment.json"]
+
+
+def test_a_link_planted_at_the_temporary_or_final_name_is_replaced_not_written_through(tmp_path):
+    """A crafted run folder holding links named as a writer's files: the files they point at stay as they were."""
+    mine = tmp_path / "mine.txt"
+    mine.write_text("mine")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / f".results.json.{os.getpid()}.tmp").symlink_to(mine)
+    (run / "calibration.json").symlink_to(mine)
+    write_json({"a": 1}, run / "results.json")
+    write_json({"b": 2}, run / "calibration.json")
+    save_checkpoint({"iteration": 1}, run / "checkpoints" / "latest.pt")
+    assert mine.read_text() == "mine"
+    assert not (run / "calibration.json").is_symlink() and json.loads((run / "calibration.json").read_text()) == {"b": 2}
+    assert sorted(p.name for p in run.iterdir()) == ["calibration.json", "checkpoints", "results.json"]
 
 
 def test_text_and_json_are_written_as_given(tmp_path):

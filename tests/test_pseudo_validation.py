@@ -2,6 +2,7 @@
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 
@@ -34,7 +35,7 @@ def test_a_folder_made_from_another_dataset_is_refused_not_reused(tmp_path):
             write_frames(tmp_path / name / "ped2" / "training" / "frames" / f"{i:02d}", 60, size=(40, 40))
     made = make_pseudo_validation(tmp_path / "a" / "ped2", tmp_path / "validation", held_out=1)
     before = sorted(p.relative_to(made) for p in made.rglob("*"))
-    with pytest.raises(DataError, match=r"made with other settings \(made_from '.*a/ped2', not '.*b/ped2'\); delete it"):
+    with pytest.raises(DataError, match=r"made with other settings \(made_from '.*a/ped2', not '.*b/ped2'; sources '\w+', not '\w+'\); delete it"):
         make_pseudo_validation(tmp_path / "b" / "ped2", made, held_out=1)  # same folder name, other videos
     with pytest.raises(DataError, match=r"held_out \['03'\], not \['02', '03'\]; seed 0, not 3"):
         make_pseudo_validation(tmp_path / "a" / "ped2", made, held_out=2, seed=3)
@@ -42,3 +43,15 @@ def test_a_folder_made_from_another_dataset_is_refused_not_reused(tmp_path):
     (made / "dataset.json").write_text("{")
     with pytest.raises(DataError, match="unreadable"):
         make_pseudo_validation(tmp_path / "a" / "ped2", made, held_out=1)
+
+
+def test_a_folder_made_from_data_since_replaced_under_the_same_names_is_refused(tmp_path):
+    """Its test videos are copies of the old frames and its training videos links to the new ones: reusing
+    it would choose settings on a mixture of two datasets."""
+    root = tmp_path / "camera"
+    for i in range(1, 4):
+        write_frames(root / "training" / "frames" / f"{i:02d}", 60, size=(40, 40))
+    made = make_pseudo_validation(root, tmp_path / "validation", held_out=1)
+    cv2.imwrite(str(root / "training" / "frames" / "02" / "000.jpg"), np.full((40, 40), 200, dtype=np.uint8))
+    with pytest.raises(DataError, match=r"made with other settings \(sources '\w+', not '\w+'\); delete it"):
+        make_pseudo_validation(root, made, held_out=1)

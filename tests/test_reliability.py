@@ -12,9 +12,11 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
-import zipfile
+import json
 import pickle
 import re
+import shutil
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -341,6 +343,63 @@ def experiment_without_workers(tmp: Path) -> list[str]:
     return ["experiment", "ffp_ablation", "--data", str(make_dataset(tmp / "data")), "--out", str(tmp / "exp"), "--jobs", "0"]
 
 
+def export_through_a_planted_link(tmp: Path) -> list[str]:
+    """A downloaded run whose export/ holds a link, named as export's temporary file, to a file of the user's."""
+    data = make_dataset(tmp / "data")
+    assert main(train(data, tmp / "run")) == 0
+    (tmp / "notes.txt").write_text("mine")
+    (tmp / "run" / "export").mkdir()
+    (tmp / "run" / "export" / ".tmp.scorer.pt2").symlink_to(tmp / "notes.txt")
+    return ["export", str(tmp / "run")]
+
+
+def resume_through_a_planted_lock_link(tmp: Path) -> list[str]:
+    """The lock file (opened for writing by every training) a link to a file of the user's."""
+    data = make_dataset(tmp / "data")
+    assert main(train(data, tmp / "run")) == 0
+    (tmp / "notes.txt").write_text("mine")
+    (tmp / "run" / ".lock").unlink()
+    (tmp / "run" / ".lock").symlink_to(tmp / "notes.txt")
+    return train(data, tmp / "run", "--resume", "--iterations", "3")
+
+
+def report_copying_a_linked_gallery_image(tmp: Path) -> list[str]:
+    """A gallery image that is a link to a private file: copying it would put the file in a page to share."""
+    data = make_dataset(tmp / "data")
+    assert main([*train(data, tmp / "run"), "--evaluate"]) == 0
+    (tmp / "secret.txt").write_text("key")
+    (tmp / "run" / "gallery").mkdir(exist_ok=True)
+    (tmp / "run" / "gallery" / "step_000001.png").symlink_to(tmp / "secret.txt")
+    return ["report", str(tmp / "run")]
+
+
+def synth_force_on_a_real_dataset(tmp: Path) -> list[str]:
+    """--force, as the 'not empty' message offers it, on a folder holding a real dataset's training/ and testing/."""
+    make_dataset(tmp / "ped2")
+    return ["synth", str(tmp / "ped2"), "--preset", "tiny", "--force"]
+
+
+def calibration_fusing_unknown_scores(tmp: Path, run: Path) -> list[str]:
+    """A calibration.json (edited, or from another version) whose fusion block names scores the run has not."""
+    copy = tmp / "run"
+    shutil.copytree(run, copy)
+    calibration = json.loads((copy / "calibration.json").read_text())
+    calibration["fusion"] = {"parts": ["nope"], "weight": 0.5}
+    (copy / "calibration.json").write_text(json.dumps(calibration))
+    write_video(tmp / "camera.avi", 10)
+    return ["score", str(tmp / "camera.avi"), "--run", str(copy), "--out", str(tmp / "scored")]
+
+
+def flat_folder_of_frames(tmp: Path) -> list[str]:
+    write_frames(tmp / "stills", 6)
+    return ["inspect", str(tmp / "stills")]
+
+
+def live_on_a_file_shorter_than_a_clip(tmp: Path, run: Path) -> list[str]:
+    write_video(tmp / "two.avi", 2)
+    return ["live", str(tmp / "two.avi"), "--run", str(run), "--compile", "off"]
+
+
 @dataclass(frozen=True)
 class Case:
     make: Callable[..., list[str]]
@@ -399,6 +458,13 @@ CASES = [
     Case(unreachable_url, "pseudovad live: error: cannot open the stream rtsp://admin:***@127.0.0.1:9/camera: Connection refused; check the address and port, that the camera is on and reachable from here, and its user name and password\n"),
     Case(missing_camera, "pseudovad live: error: camera 99 not found: there is no /dev/video99 (cameras here: "),
     Case(export_without_checkpoint, "pseudovad export: error: {tmp}/run: no checkpoint at {tmp}/run/checkpoints/latest.pt; point at a run folder written by `pseudovad train` (one that reached its first checkpoint)\n"),
+    Case(export_through_a_planted_link, "pseudovad export: error: {tmp}/run: refused to write into a run folder that holds symbolic links ({tmp}/run/export/.tmp.scorer.pt2); pseudovad makes none, and writing through one would change the file it points at. Replace each link by a copy of what it points at (cp -L), or remove it\n"),
+    Case(resume_through_a_planted_lock_link, "pseudovad train: error: {tmp}/run: refused to write into a run folder that holds symbolic links ({tmp}/run/.lock);"),
+    Case(report_copying_a_linked_gallery_image, "pseudovad report: error: {tmp}/run: refused to write into a run folder that holds symbolic links ({tmp}/run/gallery/step_000001.png);"),
+    Case(synth_force_on_a_real_dataset, "pseudovad synth: error: --force refused: {tmp}/ped2 holds no synthetic dataset that pseudovad wrote (no .pseudovad-synthetic, and no dataset.json of `pseudovad synth`); it may be a real dataset. Choose an empty folder\n"),
+    Case(calibration_fusing_unknown_scores, "pseudovad score: error: {tmp}/run/calibration.json: not a calibration pseudovad wrote; run `pseudovad calibrate {tmp}/run` again\n"),
+    Case(flat_folder_of_frames, "pseudovad inspect: error: {tmp}/stills holds images directly, as the frames of one video: a dataset holds each video's frames in a folder of its own; move them into {tmp}/stills/<video>/ (e.g. {tmp}/stills/video01/)\n"),
+    Case(live_on_a_file_shorter_than_a_clip, "pseudovad live: error: {tmp}/two.avi: 2 frames; scoring needs at least 5 (clip_length + 1)\n"),
     Case(truncated_checkpoint, "pseudovad evaluate: error: {tmp}/run/checkpoints/latest.pt: not a readable checkpoint (PytorchStreamReader failed reading zip archive"),
 ]
 
@@ -510,3 +576,39 @@ def test_a_downloaded_run_naming_crafted_files_runs_no_code(tmp_path: Path, caps
     assert main(train(data, run, "--iterations", "3", "--resume")) == 2
     assert "the config differs from the saved run" in capsys.readouterr().err
     assert not (tmp_path / "payload_ran").exists()
+
+
+def test_a_run_does_not_choose_where_its_loading_writes_and_may_move_its_cache(tmp_path: Path, monkeypatch) -> None:
+    """A downloaded run naming data.cache_dir: evaluating, scoring or resuming it writes no cache there
+    ($PSEUDOVAD_CACHE is used); a resume may name a cache folder of its own."""
+    monkeypatch.setenv("PSEUDOVAD_CACHE", str(tmp_path / "cache"))
+    data = make_dataset(tmp_path / "data")
+    run = tmp_path / "run"
+    assert main(train(data, run)) == 0
+    path = run / "checkpoints" / "latest.pt"
+    state = checkpoint_module.load_checkpoint(path)
+    state["config"]["data"]["cache_dir"] = str(tmp_path / "chosen" / "by" / "run")
+    checkpoint_module.save_checkpoint(state, path)
+    write_video(tmp_path / "camera.avi", 12, size=(16, 16))
+
+    assert main(["evaluate", str(run)]) == 0
+    assert main(["score", str(tmp_path / "camera.avi"), "--run", str(run), "--out", str(tmp_path / "scored")]) == 0
+    assert main(train(data, run, "--iterations", "3", "--resume")) == 0
+    assert not (tmp_path / "chosen").exists() and any((tmp_path / "cache").iterdir())
+    assert main(train(data, run, "--iterations", "4", "--resume", "--set", f"data.cache_dir={tmp_path / 'mine'}")) == 0
+    assert any((tmp_path / "mine").iterdir())
+
+
+def test_a_start_that_failed_before_its_first_checkpoint_does_not_block_the_next(tmp_path: Path, capsys) -> None:
+    """Training on a missing folder fails after the run folder is made; the same command on the right
+    data then starts, with neither --force nor --resume (which has no checkpoint to continue)."""
+    run = tmp_path / "run"
+    assert main(train(tmp_path / "nowhere", run)) == 2
+    assert (run / ".pseudovad-run").is_file() and not (run / "checkpoints").exists()
+    assert main(train(make_dataset(tmp_path / "data"), run)) == 0
+    assert (run / "checkpoints" / "latest.pt").is_file()
+    (run / "notes.txt").write_text("mine")
+    (run / "checkpoints" / "latest.pt").unlink()
+    capsys.readouterr()
+    assert main(train(tmp_path / "data", run)) == 2  # not a failed start: it holds a file of the user's
+    assert "already holds a run" in capsys.readouterr().err and (run / "notes.txt").read_text() == "mine"

@@ -181,6 +181,24 @@ def test_another_false_alarm_rate_is_read_off_the_calibration(tiny_data, run, tm
     assert np.mean(np.array(calibration["scores"]) < threshold["value"]) == pytest.approx(0.2, abs=0.03)
 
 
+def test_a_rate_under_one_calibration_clip_is_said_to_be_unmeasurable(tiny_data, run, tmp_path, capsys):
+    """Asked for a rate under one clip in the calibration, the quantile is the lowest score: it flags none of
+    them, and the rate on normal footage is unknown. The threshold says so, and so does stderr."""
+    calibration = json.loads((run / "calibration.json").read_text())
+    rate = 0.5 / calibration["clips"]
+    capsys.readouterr()
+    assert main(["score", str(tiny_data / "testing" / "frames" / "01"), "--run", str(run), "--out", str(tmp_path / "a"),
+                 "--false-alarm-rate", f"{rate:.6f}"]) == 0
+    threshold = json.loads((tmp_path / "a" / "segments.json").read_text())["threshold"]
+    lowest = sorted(calibration["scores"])[:2]
+    assert lowest[0] < threshold["value"] <= lowest[1]  # flags one calibration clip, not half of one
+    assert f"under one of the {calibration['clips']} calibration clips" in threshold["warning"]
+    assert capsys.readouterr().err.count("pseudovad score: warning: a false-alarm rate of") == 1
+    assert main(["score", str(tiny_data / "testing" / "frames" / "01"), "--run", str(run), "--out", str(tmp_path / "b"),
+                 "--false-alarm-rate", f"{2 / calibration['clips']:.6f}"]) == 0
+    assert "warning" not in json.loads((tmp_path / "b" / "segments.json").read_text())["threshold"]
+
+
 def test_footage_unlike_the_training_data_is_warned_about(run, tmp_path, capsys):
     """Frames of another size, far brighter, flagged throughout: each reason is said once, in
     segments.json and on stderr."""
@@ -195,7 +213,9 @@ def test_footage_unlike_the_training_data_is_warned_about(run, tmp_path, capsys)
     assert [w.split(" ")[:3] for w in warnings] == [["the", "frames", "are"], ["60", "of", "60"], ["56", "of", "56"]]
     assert "96x72 but the training videos were 64x48" in warnings[0]
     assert "where the calibration expects 1% of normal frames" in warnings[2]
-    assert capsys.readouterr().err.count("pseudovad score: warning: ") == 3
+    err = capsys.readouterr().err
+    assert err.count(f"pseudovad score: warning: {path}: ") == 3
+    assert err.count("pseudovad score: warning: a false-alarm rate of 0.01 is under one of the") == 1  # 1% of 40 clips
 
 
 def test_footage_like_the_training_data_gets_no_warning(tiny_data, run, tmp_path):

@@ -127,7 +127,8 @@ def test_other_seed_gives_other_content(tiny, tmp_path):
 
 def test_refuses_to_overwrite_unless_asked(tmp_path):
     out = tmp_path / "data"
-    stale = out / "training" / "frames" / "99" / "000.png"
+    generate_synthetic(out, preset="tiny")
+    stale = out / "training" / "frames" / "99" / "000.png"  # as a larger preset's extra video would be
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"old")
     with pytest.raises(PseudovadError, match="not empty"):
@@ -136,6 +137,30 @@ def test_refuses_to_overwrite_unless_asked(tmp_path):
     generate_synthetic(out, preset="tiny", overwrite=True)
     assert not stale.exists()
     assert (out / "dataset.json").is_file()
+
+
+def test_overwrite_replaces_only_a_synthetic_dataset(tmp_path):
+    """`synth --force` on a real dataset's folder (training/ and testing/, as Ped2's) deletes nothing;
+    a generation killed before its dataset.json (its marker written first) is replaced."""
+    real = tmp_path / "ped2"
+    for part in ("training/frames/01/000.jpg", "testing/frames/01/000.jpg", "notes.txt"):
+        (real / part).parent.mkdir(parents=True, exist_ok=True)
+        (real / part).write_bytes(b"user's")
+    before = _hashes(real)
+    with pytest.raises(PseudovadError, match="holds no synthetic dataset that pseudovad wrote"):
+        generate_synthetic(real, preset="tiny", overwrite=True)
+    assert _hashes(real) == before
+    (real / ".pseudovad-synthetic").touch()
+    with pytest.raises(PseudovadError, match="also holds notes.txt"):
+        generate_synthetic(real, preset="tiny", overwrite=True)
+    assert _hashes(real) == {**before, ".pseudovad-synthetic": hashlib.sha256(b"").hexdigest()}
+
+    killed = tmp_path / "killed"
+    generate_synthetic(killed, preset="tiny")
+    (killed / "dataset.json").unlink()
+    (killed / "training" / "frames" / "99").mkdir()
+    generate_synthetic(killed, preset="tiny", overwrite=True)
+    assert (killed / "dataset.json").is_file() and not (killed / "training" / "frames" / "99").exists()
 
 
 def test_a_scene_is_reused_only_if_drawn_with_the_same_seed_preset_and_version(tiny, tmp_path):

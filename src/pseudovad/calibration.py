@@ -24,7 +24,7 @@ from pseudovad.data.cache import FrameArray
 from pseudovad.data.decode import iter_frames
 from pseudovad.errors import PseudovadError
 from pseudovad.files import write_json
-from pseudovad.runs import RunDir, load_trained
+from pseudovad.runs import RunDir, check_writable, load_trained
 from pseudovad.training.base import Pipeline
 from pseudovad.training.loop import training_clips
 
@@ -42,6 +42,7 @@ def check_rate(rate: float) -> float:
 def calibrate_run(run_dir: Path, false_alarm_rate: float = DEFAULT_FALSE_ALARM_RATE, data_root: Path | None = None) -> dict:
     """Score the run's held-out normal clips and write RUN/calibration.json; returns its content."""
     check_rate(false_alarm_rate)
+    check_writable(run_dir)
     config, pipeline, iteration = load_trained(run_dir)
     if data_root is not None:
         config.data.root = str(Path(data_root).expanduser().resolve())
@@ -125,6 +126,19 @@ def _deployed_score(pipeline: Pipeline, parts: dict[str, np.ndarray]) -> tuple[s
     return fused.name, f"{fused.label}, calibrated", fusion, values
 
 
+def unmeasurable(false_alarm_rate: float, clips: int) -> str | None:
+    """Why `false_alarm_rate` cannot be set on `clips` calibration scores (it is under one of them: the
+    threshold then falls between their two lowest and flags one of them whatever the rate), or None."""
+    if false_alarm_rate * clips >= 1:
+        return None
+    needed = math.ceil(1 / false_alarm_rate)
+    more = (f"calibrate on {needed} or more normal clips (more normal footage, or a larger data.holdout)" if needed <= MAX_CLIPS
+            else f"calibration scores at most {MAX_CLIPS} clips, so choose a rate of {1 / MAX_CLIPS:g} or more")
+    return (f"a false-alarm rate of {false_alarm_rate:g} is under one of the {clips} calibration clips: the threshold falls "
+            f"between their two lowest scores and flags one of them (1 in {clips}), so what it flags on normal footage is "
+            f"not known; {more}")
+
+
 def threshold_at(scores: np.ndarray | list[float], false_alarm_rate: float) -> float:
     """The score below which `false_alarm_rate` of the calibration scores lie."""
     return round(float(np.quantile(np.asarray(scores, dtype=np.float64), check_rate(false_alarm_rate))), 4)
@@ -141,7 +155,11 @@ def read_calibration(run_dir: Path, iteration: int) -> dict | None:
     try:
         calibration = json.loads(path.read_text())
         assert isinstance(calibration, dict) and calibration["scores"] and math.isfinite(calibration["threshold"])
-    except (OSError, ValueError, KeyError, TypeError, AssertionError):
+        if calibration.get("fusion") is not None:  # built once here, so a malformed one fails with this message
+            fusion = calibration["fusion"]
+            assert len(fusion["parts"]) == 2 and all(isinstance(part, str) for part in fusion["parts"])
+            CalibratedFusion.from_calibration(fusion)
+    except (OSError, ValueError, KeyError, TypeError, AssertionError, RuntimeError):
         raise PseudovadError(f"{path}: not a calibration pseudovad wrote; run `pseudovad calibrate {run_dir}` again") from None
     if calibration.get("iteration") != iteration:
         raise PseudovadError(f"{path}: made at iteration {calibration.get('iteration')}, but the checkpoint is at "

@@ -136,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     live = sub.add_parser("live", help="watch a camera, a stream or a file (at its own frame rate): JSON-lines alerts on "
                           "stdout as events open and close, until the footage ends or Ctrl-C")
-    live.add_argument("source", help="a camera index (0, 1, ...), a stream URL (rtsp://, http://, ...) or a video file")
+    live.add_argument("source", help="a camera index (0, 1, ...), a stream URL (rtsp://, http://, ...), a video file or "
+                      "a folder of one video's frames")
     live.add_argument("--run", type=Path, required=True, help="run folder written by `pseudovad train`")
     live.add_argument("--out", type=Path, help="also write scores.csv, segments.json (and with --video annotated.mp4) here")
     _add_scoring_options(live)
@@ -164,7 +165,7 @@ def _add_compile_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
-    from pseudovad.alerts import AlertRules
+    from pseudovad.alerts import DEFAULT_FPS, AlertRules
 
     rules = AlertRules()
     _add_rate_option(parser, "flag this fraction of normal frames, read off the run's calibration (default: the rate "
@@ -177,8 +178,8 @@ def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
                         help=f"report an event once it lasts this long (default {rules.min_duration_s:g})")
     parser.add_argument("--merge-gap", type=float, default=rules.merge_gap_s, metavar="SECONDS",
                         help=f"events closer than this are one (default {rules.merge_gap_s:g})")
-    parser.add_argument("--fps", type=float, default=25.0, help="frame rate of frame folders, and of video files, cameras "
-                        "and streams that do not tell (default 25)")
+    parser.add_argument("--fps", type=float, default=DEFAULT_FPS, help="frame rate of frame folders, and of video files, "
+                        f"cameras and streams that do not tell (default {DEFAULT_FPS:g})")
     parser.add_argument("--video", action="store_true", help="also write annotated.mp4 (H.264): prediction-error heat map and flagged frames")
     _add_compile_option(parser)
 
@@ -244,17 +245,20 @@ def _cmd_train(args: argparse.Namespace) -> None:
         return
     print(f"trained {config.pipeline} for {config.train.iterations} iterations: {checkpoint}")
     if not args.no_calibrate:
-        _calibrate(args.out, args.false_alarm_rate, None)
+        _calibrate(args.out, args.false_alarm_rate, None, "train")
     if args.evaluate:
         _print_results(_evaluate(args.out, None, None))
 
 
-def _calibrate(run: Path, rate: float, data: Path | None) -> None:
-    from pseudovad.calibration import calibrate_run
+def _calibrate(run: Path, rate: float, data: Path | None, command: str = "calibrate") -> None:
+    from pseudovad.calibration import calibrate_run, unmeasurable
 
     calibration = calibrate_run(run, rate, data)
+    problem = unmeasurable(rate, calibration["clips"])
     print(f"calibrated on {calibration['clips']} normal clips ({calibration['clips_from']}): {calibration['label']} below "
-          f"{calibration['threshold']:.2f} flags {100 * rate:g}% of them; {Path(run) / 'calibration.json'}")
+          f"{calibration['threshold']:.2f} flags {'one' if problem else f'{100 * rate:g}%'} of them; {Path(run) / 'calibration.json'}")
+    if problem:
+        print(f"pseudovad {command}: warning: {problem}", file=sys.stderr)
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> None:
@@ -376,6 +380,8 @@ def _cmd_score(args: argparse.Namespace) -> None:
                              args.video, _rules(args), args.compile)
     threshold = summaries[0]["threshold"]
     print(f"threshold: {threshold['score']} below {threshold['value']:.2f} ({threshold['from']})")
+    if "warning" in threshold:
+        print(f"pseudovad score: warning: {threshold['warning']}", file=sys.stderr)
     for summary in summaries:
         print(f"{summary['source']}: {summary['frames']} frames, {summary['flagged_frames']} flagged, "
               f"{len(summary['segments'])} alert(s)")

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from pseudovad.alerts import FLAG_LEVEL
-from pseudovad.calibration import CalibratedFusion, read_calibration, threshold_at
+from pseudovad.calibration import CalibratedFusion, read_calibration, threshold_at, unmeasurable
 from pseudovad.data.cache import prepare_frame
 from pseudovad.data.clips import to_model_range
 from pseudovad.errors import PseudovadError
@@ -49,6 +49,10 @@ class Combiner(nn.Module):
         super().__init__()
         self.columns = list(columns)
         self.fusion = CalibratedFusion.from_calibration(fusion) if fusion else None
+        unknown = [part for part in (fusion["parts"] if fusion else []) if part not in self.columns]
+        if unknown:
+            raise PseudovadError(f"calibration.json fuses {', '.join(map(str, unknown))}, which this run does not score "
+                                 f"({', '.join(self.columns)}); run `pseudovad calibrate` on the run again")
         self.picks = [self.columns.index(part) for part in fusion["parts"]] if fusion else [0]
 
     def forward(self, columns: Tensor) -> Tensor:
@@ -107,9 +111,10 @@ class Detector:
                      "rule": f"a frame's anomaly is above {FLAG_LEVEL} when its {self.score_name} is below the threshold"}
         if self.false_alarm_rate is None:
             return {**described, "from": "--threshold"}
+        problem = unmeasurable(self.false_alarm_rate, self.calibration["clips"])
         return {**described, "false_alarm_rate": self.false_alarm_rate,
                 "from": f"calibration.json: the {self.false_alarm_rate:g} quantile of {self.calibration['clips']} "
-                        f"calibration clips ({self.calibration['clips_from']})"}
+                        f"calibration clips ({self.calibration['clips_from']})", **({"warning": problem} if problem else {})}
 
     def prepare(self, rgb: np.ndarray) -> np.ndarray:
         """A decoded RGB frame as the model sees it (resized, grey if the run is)."""

@@ -232,7 +232,7 @@ def _run_one(grid: Grid, name: str, seed: int, data: Path, out: Path, threads: i
             raise Interrupted(f"run {name} seed {seed} stopped with its checkpoint saved; the same command continues it ({log})")
         if code != 0:
             raise PseudovadError(f"run {name} seed {seed} failed (exit {code}); see {log}")
-        run.wall_seconds.write_text(f"{time.perf_counter() - started:.1f}\n")
+        write_text(f"{time.perf_counter() - started:.1f}\n", run.wall_seconds)
     content = json.loads(results.read_text())
     summary = json.loads(run.summary.read_text())
     return {"variant": name, "seed": seed, "data": str(data), "auc": content["auc"],

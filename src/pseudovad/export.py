@@ -31,10 +31,11 @@ import torch
 from torch import Tensor, nn
 
 from pseudovad import __version__
+from pseudovad.alerts import DEFAULT_FPS, AlertRules
 from pseudovad.detector import Combiner, Detector, Normaliser
 from pseudovad.errors import PseudovadError, RuntimeFailure
 from pseudovad.files import write_json
-from pseudovad.runs import RunDir
+from pseudovad.runs import RunDir, check_writable
 
 EXPORT_TOLERANCE = 1e-3  # largest difference allowed between the export's scores and the run's (score units, float32)
 SCORERS = {"pt2": "scorer.pt2", "onnx": "scorer.onnx", "torchscript": "scorer.torchscript.pt"}
@@ -69,9 +70,11 @@ def export_run(run_dir: Path, fmt: str = "pt2", false_alarm_rate: float | None =
     shape = (data.clip_length + 1, data.height, data.width, data.channels)
     example, check = _random_clips(2, shape, seed=0), _random_clips(3, shape, seed=1)  # traced with 2, checked with 3
     description = _description(detector)
+    check_writable(run_dir)
     folder = RunDir(run_dir).exports
     folder.mkdir(parents=True, exist_ok=True)
     path, temporary = folder / SCORERS[fmt], folder / f".tmp.{SCORERS[fmt]}"  # the suffix tells torch.export the format
+    temporary.unlink(missing_ok=True)  # what a killed export left, or a planted link: the writers would follow it
     try:
         with torch.no_grad():
             loaded = _WRITERS[fmt](module, example, temporary, json.dumps(description))
@@ -163,10 +166,14 @@ def _description(detector: Detector) -> dict:
         },
         "outputs": {
             "anomaly": "0 to 1, high = anomalous, 0.5 at the threshold",
-            "flagged": "true when the score is below the threshold",
+            "flagged": "true when the score is below the threshold: one frame, before the alert rule (below)",
             "score": f"{detector.score_label} ({detector.score_name}), high = normal",
         },
         "threshold": detector.describe_threshold(),
+        "alerts": {**AlertRules().describe(DEFAULT_FPS), "fps": DEFAULT_FPS,
+                   "note": f"how `pseudovad score` and `live` turn anomalies into alerts by default, here in frames at "
+                           f"{DEFAULT_FPS:g} fps: at another frame rate keep the seconds; `segments.json` states the rule a "
+                           "score or live run applied"},
         "tolerance": f"scores equal the run's float32 scores within {EXPORT_TOLERANCE:g} (checked when written); a run "
                      "trained with train.precision=bf16 scores under bfloat16 itself and differs by its rounding",
     }

@@ -8,11 +8,12 @@ two trainings (or a training and a `--force`) off the same folder.
 
 from __future__ import annotations
 
+import copy
 import errno
-import json
 import os
 import re
 import shutil
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ import torch
 from pseudovad import __version__
 from pseudovad.config import Config, build_config, without_training_files
 from pseudovad.errors import PseudovadError, RuntimeFailure
+from pseudovad.files import write_json
 from pseudovad.training.base import Pipeline
 from pseudovad.training.checkpoint import load_checkpoint
 from pseudovad.training.pipelines import build_pipeline, pick_device
@@ -111,6 +113,18 @@ class RunDir:
         return (name in names or name in {f"{self.report.name}.new", f"{self.report.name}.old"}
                 or (temporary is not None and temporary.group(1) in names))
 
+    def links(self) -> list[Path]:
+        """The symbolic links among the run's entries and those of its own folders. pseudovad makes none;
+        a run folder that holds one was crafted or rearranged, and writing through it would overwrite
+        or disclose the file it points at."""
+        if not self.path.is_dir():
+            return []
+        entries = list(self.path.iterdir())
+        for folder in (self.checkpoints, self.gallery, self.exports, self.report, self.tensorboard):
+            if folder.is_dir() and not folder.is_symlink():
+                entries += folder.iterdir()
+        return sorted(entry for entry in entries if entry.is_symlink())
+
 
 def _contains(outer: Path, inner: Path) -> bool:
     """True if `inner` is `outer` or lies inside it (both resolved)."""
@@ -149,7 +163,7 @@ def clear_run(run: RunDir) -> None:
 
 def write_marker(run: RunDir) -> None:
     run.path.mkdir(parents=True, exist_ok=True)
-    run.marker.write_text(json.dumps({"made_by": "pseudovad", "version": __version__}) + "\n")
+    write_json({"made_by": "pseudovad", "version": __version__}, run.marker, indent=None)
 
 
 @contextmanager
@@ -157,7 +171,8 @@ def locked(run: RunDir) -> Iterator[None]:
     """Hold RUN/.lock for the duration: a second writer (train, --resume, --force) is refused with the pid
     of the first. The lock is the kernel's (flock), so a killed process never leaves a stale one."""
     run.path.mkdir(parents=True, exist_ok=True)
-    handle = open(run.lock, "a+")
+    refuse_links(run.path)
+    handle = os.fdopen(os.open(run.lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644), "r+")
     try:
         if fcntl is not None:
             try:
@@ -188,7 +203,16 @@ def saved_config(run_dir: Path) -> tuple[dict, str]:
     run = RunDir(run_dir)
     if not run.checkpoint.is_file():
         raise PseudovadError(_NOTHING_TO_RESUME.format(checkpoint=run.checkpoint))
-    return _read_state(run)["config"], str(run.checkpoint)
+    return _saved_values(_read_state(run)), str(run.checkpoint)
+
+
+def _saved_values(state: dict) -> dict:
+    """A checkpoint's config values minus data.cache_dir: a run folder can come from anyone, and loading
+    it must not choose where files are written (the cache is then $PSEUDOVAD_CACHE's, or --set's)."""
+    values = copy.deepcopy(state["config"])
+    if isinstance(values.get("data"), dict):
+        values["data"].pop("cache_dir", None)
+    return values
 
 
 def _read_state(run: RunDir) -> dict:
@@ -209,11 +233,26 @@ def _check_target(run: RunDir, resume: bool, force: bool, data_root: Path | None
         return False
     if not run.path.is_dir() or all(entry.name == LOCK for entry in run.path.iterdir()):
         return False
+    if _failed_start(run, data_root):
+        return True
     if not force:
         raise PseudovadError(
             f"{run.path} already holds a run; use --resume to continue it, --force to start over, or choose another --out"
         )
     check_deletable(run, data_root)
+    return True
+
+
+def _failed_start(run: RunDir, data_root: Path | None) -> bool:
+    """Whether `run` holds only a start that never reached its first checkpoint (bad data, a stop in
+    its first minutes): nothing there is worth keeping, and refusing it would leave the user neither
+    --resume (no checkpoint) nor a fresh start (a run is there), only --force."""
+    if run.checkpoint.exists():
+        return False
+    try:
+        check_deletable(run, data_root)
+    except PseudovadError:
+        return False
     return True
 
 
@@ -232,8 +271,22 @@ def claimed(run: RunDir, resume: bool, force: bool, data_root: Path | None) -> I
         raise PseudovadError(f"cannot write in {run.path} ({error.strerror}); choose an --out folder you can write to") from None
 
 
+def refuse_links(run_dir: Path) -> None:
+    """Refuse to write into a run folder that holds symbolic links (RunDir.links says why)."""
+    linked = RunDir(run_dir).links()
+    if linked:
+        shown = ", ".join(str(link) for link in linked[:3]) + (f" and {len(linked) - 3} more" if len(linked) > 3 else "")
+        raise PseudovadError(
+            f"{run_dir}: refused to write into a run folder that holds symbolic links ({shown}); pseudovad makes "
+            "none, and writing through one would change the file it points at. Replace each link by a copy of "
+            "what it points at (cp -L), or remove it"
+        )
+
+
 def check_writable(folder: Path) -> None:
-    """Fail now, naming the folder, rather than after minutes of work that could not be saved."""
+    """Fail now, naming the folder, rather than after minutes of work that could not be saved or that
+    would be written through a link (refuse_links)."""
+    refuse_links(folder)
     probe = Path(folder) / f".write-test-{os.getpid()}"
     try:
         probe.touch()
@@ -256,17 +309,22 @@ def compile_if_it_pays(pipeline: Pipeline, frames: float, setting: str | None = 
     setting = setting or pipeline.config.eval.compile
     if setting == "off" or (setting == "auto" and frames < COMPILE_PAYS_FROM):
         return False
-    return pipeline.compile_scoring()
+    compiled = pipeline.compile_scoring()
+    if compiled:  # the first frames wait for it, which would otherwise look like a hang
+        print("note: compiling the scoring network; the first frames wait for it (seconds, or a minute on a slow CPU; "
+              "--compile off skips it)", file=sys.stderr)
+    return compiled
 
 
 def load_trained(run_dir: Path, device: torch.device | None = None) -> tuple[Config, Pipeline, int]:
     """(config, pipeline, iteration) of a trained run: its last checkpoint, built for scoring.
 
     The config comes from the checkpoint minus every file only training opens, the weights files (see
-    config.without_training_files): loading someone else's run never opens a weights file it names."""
+    config.without_training_files), and minus its cache folder (_saved_values): loading someone else's
+    run never opens a weights file it names, nor writes where it says."""
     run = RunDir(run_dir)
     state = _read_state(run)
-    config = without_training_files(build_config(state["config"], source=str(run.checkpoint)))
+    config = without_training_files(build_config(_saved_values(state), source=str(run.checkpoint)))
     pipeline = build_pipeline(config, device or pick_device(config.train.device), training=False)
     pipeline.load_state(state, with_optimizers=False)
     return config, pipeline, state["iteration"]

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from pseudovad.alerts import FLAG_LEVEL, SEGMENT_CONVENTION, AlertRules, EventTracker, FootageCheck, segment
+from pseudovad.alerts import DEFAULT_FPS, FLAG_LEVEL, SEGMENT_CONVENTION, AlertRules, EventTracker, FootageCheck, segment
 from pseudovad.data.dataset import Video
 from pseudovad.data.decode import is_image, is_ignored
 from pseudovad.data.layouts import list_videos
@@ -50,7 +50,7 @@ def find_videos(source: str | Path) -> tuple[list[Video], bool]:
 
 
 def score_source(source: str | Path, run_dir: Path, out_dir: Path, false_alarm_rate: float | None = None,
-                 threshold: float | None = None, fps: float = 25.0, annotate: bool = False,
+                 threshold: float | None = None, fps: float = DEFAULT_FPS, annotate: bool = False,
                  rules: AlertRules = AlertRules(), compile_setting: str | None = None) -> list[dict]:
     """Score every video at `source` into `out_dir` (one subfolder per video for a folder of several);
     returns each video's summary (what its segments.json holds). `compile_setting` overrides eval.compile."""
@@ -60,9 +60,7 @@ def score_source(source: str | Path, run_dir: Path, out_dir: Path, false_alarm_r
     compile_if_it_pays(detector.pipeline, sum(video.num_frames for video in videos), compile_setting)
     summaries = []
     for video in videos:
-        if video.num_frames <= detector.clip_length:
-            raise PseudovadError(f"{video.path}: {video.num_frames} frames; scoring needs at least "
-                                 f"{detector.clip_length + 1} (clip_length + 1)")
+        _check_long_enough(video.path, video.num_frames, detector)
         source = video_source(video, fps)
         source.frames = iter(tqdm(source.frames, total=video.num_frames, desc=f"scoring {video.name}", unit="frame"))
         summaries.append(watch(source, detector, Path(out_dir) / video.name if several else Path(out_dir), rules, annotate))
@@ -70,7 +68,7 @@ def score_source(source: str | Path, run_dir: Path, out_dir: Path, false_alarm_r
 
 
 def watch_live(spec: str, run_dir: Path, out_dir: Path | None, emit: Emit, false_alarm_rate: float | None = None,
-               threshold: float | None = None, fps: float = 25.0, annotate: bool = False,
+               threshold: float | None = None, fps: float = DEFAULT_FPS, annotate: bool = False,
                rules: AlertRules = AlertRules(), compile_setting: str | None = None) -> dict:
     """Watch a camera index, a stream URL or a file (at its own frame rate), emitting each event as it
     opens and closes; until the footage ends (a camera's or stream's end is a RuntimeFailure) or Ctrl-C.
@@ -87,7 +85,14 @@ def watch_live(spec: str, run_dir: Path, out_dir: Path | None, emit: Emit, false
     if source.live:
         where = f"; {out_dir} holds the results up to there" if out_dir else ""
         raise RuntimeFailure(f"{source.name} stopped sending frames after {summary['frames']}{where}")
+    _check_long_enough(source.name, summary["frames"], detector)  # a file (its length known only at its end)
     return summary
+
+
+def _check_long_enough(name: str | Path, frames: int, detector: Detector) -> None:
+    """Footage shorter than one clip gets no score at all: an error, not an empty result."""
+    if frames <= detector.clip_length:
+        raise PseudovadError(f"{name}: {frames} frames; scoring needs at least {detector.clip_length + 1} (clip_length + 1)")
 
 
 def _check_fps(fps: float) -> None:
@@ -110,7 +115,7 @@ def watch(source: Source, detector: Detector, out_dir: Path | None, rules: Alert
         for scored in stream:
             with whole_unit():
                 smoothed, flagged, events = tracker.push(scored.index, scored.anomaly, scored.scores[detector.score_name])
-                check.add(scored.shape, scored.prepared, not math.isnan(scored.anomaly), scored.anomaly > FLAG_LEVEL)
+                check.add(scored.shape, scored.prepared, not math.isnan(scored.anomaly), bool(flagged))  # as counted in the summary
                 outputs.add(scored, smoothed, flagged)
                 results.note(events, check.judge(final=False) if emit else [])
                 frames = scored.index + 1

@@ -29,6 +29,7 @@ import yaml
 
 from pseudovad.config.schema import Chosen, Config
 from pseudovad.errors import ConfigError
+from pseudovad.files import write_text
 
 PACKAGED_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 ENVIRONMENT_OVERRIDES = "PSEUDOVAD_SET"
@@ -444,4 +445,4 @@ def flat(values: dict, prefix: str = "") -> dict:
 
 
 def save_config(config: Config, path: Path, sections: tuple[str, ...] | None = None) -> None:
-    path.write_text(yaml.safe_dump(config_to_dict(config, sections), sort_keys=False))
+    write_text(yaml.safe_dump(config_to_dict(config, sections), sort_keys=False), path)

@@ -54,14 +54,25 @@ def prepare_frame(rgb: np.ndarray, height: int, width: int, channels: int) -> np
 
 
 def _cache_key(videos: list[Video], height: int, width: int, channels: int) -> str:
-    """A digest of what the cached frames depend on: each source file's path, size and mtime_ns."""
+    """A digest of what the cached frames depend on: the size asked for, and the source files (_add_sources)."""
     digest = hashlib.sha1(json.dumps({"format": CACHE_FORMAT, "size": [height, width, channels]}).encode())
+    return _add_sources(digest, videos).hexdigest()[:20]
+
+
+def sources_fingerprint(videos: list[Video]) -> str:
+    """A digest that changes when any of the videos' files is replaced, resized or touched, for
+    anything made from them that must not outlive them (the frame cache, a pseudo-validation set)."""
+    return _add_sources(hashlib.sha1(), videos).hexdigest()[:20]
+
+
+def _add_sources(digest: hashlib._Hash, videos: list[Video]) -> hashlib._Hash:
+    """`digest` updated with each video's path and frame count and each source file's name, size and mtime_ns."""
     for video in videos:
         digest.update(f"{video.path.resolve()}\0{video.num_frames}\n".encode())
         for source in video.frames or (video.path,):
             stat = source.stat()
             digest.update(f"{source.name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()[:20]
+    return digest
 
 
 def _open_cached(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:

@@ -75,6 +75,9 @@ def detect_layout(root: Path) -> str:
         return "avenue"
     if (root / FOOTAGE_TRAIN).is_dir() or _looks_like_footage(root):
         return "footage"
+    if any(is_image(entry) for entry in root.iterdir()):
+        raise DataError(f"{root} holds images directly, as the frames of one video: a dataset holds each video's frames in "
+                        f"a folder of its own; move them into {root / '<video>'}/ (e.g. {root / 'video01'}/)")
     raise DataError(f"{root} does not match any known dataset layout.\n{_EXPECTED}")
 
 

@@ -13,18 +13,19 @@ chose what).
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from pseudovad.data.cache import sources_fingerprint
 from pseudovad.data.dataset import Video
 from pseudovad.data.decode import iter_frames
 from pseudovad.data.generated import reusable
 from pseudovad.data.layouts import load_dataset
 from pseudovad.errors import DataError
+from pseudovad.files import write_json
 from pseudovad.pseudo_anomalies.base import smooth_box
 
 SPEED_UP = 3
@@ -40,7 +41,9 @@ def make_pseudo_validation(root: Path, out: Path, held_out: int = 3, seed: int =
         raise DataError(f"{root}: {len(train)} training videos; pseudo-validation holds out {held_out} and needs more")
     if not all(video.is_frame_folder for video in train):
         raise DataError(f"{root}: pseudo-validation needs training videos stored as frame folders")
-    if reusable(out, {"made_from": str(Path(root).resolve()), "held_out": [v.name for v in train[-held_out:]], "seed": seed}):
+    made_with = {"made_from": str(Path(root).resolve()), "held_out": [v.name for v in train[-held_out:]], "seed": seed,
+                 "sources": sources_fingerprint(train)}  # so that a dataset replaced under the same names is noticed
+    if reusable(out, made_with):
         return out
     rng = np.random.default_rng(seed)
     for video in train[:-held_out]:
@@ -58,9 +61,8 @@ def make_pseudo_validation(root: Path, out: Path, held_out: int = 3, seed: int =
         labels.append(video_labels)
         events += [{**event, "video": video.name} for event in video_events]
     np.save(out / f"frame_labels_{Path(root).name}_pseudo_validation.npy", np.concatenate(labels).astype(np.uint8))
-    description = {"made_from": str(Path(root).resolve()), "held_out": [v.name for v in train[-held_out:]],
-                   "seed": seed, "events": events}
-    (out / "dataset.json").write_text(json.dumps(description, indent=1))
+    description = {**made_with, "events": events}
+    write_json(description, out / "dataset.json")
     return out
 
 

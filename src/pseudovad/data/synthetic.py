@@ -28,6 +28,7 @@ import numpy as np
 
 from pseudovad.data.generated import reusable
 from pseudovad.errors import PseudovadError
+from pseudovad.files import write_json
 
 KINDS = ("running", "vehicle", "thrown_object", "wrong_way")
 SCENE_VERSION = 1  # raise it with any change that alters the frames or labels a seed draws
@@ -162,7 +163,7 @@ def generate_synthetic(out: Path, seed: int = 0, preset: str = "default", *, ove
         "events": sorted(events, key=lambda e: (e["video"], e["start"], e["kind"])),
         "label_convention": LABEL_CONVENTION,
     }
-    (out / "dataset.json").write_text(json.dumps(description, indent=2) + "\n")
+    write_json(description, out / "dataset.json", indent=2)
     return description
 
 
@@ -223,21 +224,45 @@ def _nominal_length(kind: str, preset: SynthPreset, rng: np.random.Generator) ->
     return int(round(frames))
 
 
+# What the generator writes in its folder: all that `overwrite` may delete. The marker is written first,
+# so a generation killed before dataset.json (written last) can still be replaced.
+MARKER = ".pseudovad-synthetic"
+_WRITTEN = ("training", "testing", "frame_labels_synthetic.npy", "dataset.json", MARKER)
+
+
 def _prepare_output(out: Path, overwrite: bool) -> None:
-    """Refuse to mix a new dataset into existing files, unless asked to replace an earlier one."""
+    """Refuse to mix a new dataset into existing files; replace an earlier synthetic one if asked, and
+    nothing else: `--force` on a real dataset's folder would otherwise delete its training/ and testing/."""
     if out.exists() and not out.is_dir():
         raise PseudovadError(f"{out} is a file; give a folder for the synthetic dataset")
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
             raise PseudovadError(f"{out} is not empty; choose another folder, or pass overwrite (--force) to replace "
-                                 "the dataset in it")
-        # Only what this generator writes, so stale frames of a larger preset cannot survive.
-        for name in ("training", "testing"):
-            if (out / name).is_dir():
-                shutil.rmtree(out / name)
-        for name in ("frame_labels_synthetic.npy", "dataset.json"):
-            (out / name).unlink(missing_ok=True)
+                                 "the synthetic dataset in it")
+        _check_replaceable(out)
+        for name in _WRITTEN:  # all of it, so stale frames of a larger preset cannot survive
+            entry = out / name
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).touch()
+
+
+def _check_replaceable(out: Path) -> None:
+    """Raise unless `out` holds a synthetic dataset this generator wrote, and nothing else."""
+    try:
+        made = json.loads((out / "dataset.json").read_text()).get("generator") if (out / "dataset.json").is_file() else None
+    except (OSError, ValueError, AttributeError):
+        made = None
+    if not (out / MARKER).is_file() and made != "pseudovad.synthetic":
+        raise PseudovadError(f"--force refused: {out} holds no synthetic dataset that pseudovad wrote (no {MARKER}, and no "
+                             "dataset.json of `pseudovad synth`); it may be a real dataset. Choose an empty folder")
+    foreign = sorted(entry.name for entry in out.iterdir() if entry.name not in _WRITTEN)
+    if foreign:
+        raise PseudovadError(f"--force refused: {out} also holds {', '.join(foreign[:5])}, which `pseudovad synth` did not "
+                             "write; move them out first, or choose an empty folder")
 
 
 def _runs(frames: list[int]) -> list[tuple[int, int]]:

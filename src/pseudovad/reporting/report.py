@@ -27,7 +27,7 @@ from pseudovad.data.layouts import load_dataset
 from pseudovad.config import short_repr
 from pseudovad.errors import PseudovadError
 from pseudovad.detector import prediction_errors
-from pseudovad.runs import RunDir, load_trained
+from pseudovad.runs import RunDir, check_writable, load_trained
 from pseudovad.evaluation.protocol import frame_auc, minmax
 from pseudovad.reporting.plots import HEAT_FULL_SCALE, heat_map, mask_runs, plot_roc, plot_video_scores
 from pseudovad.reporting.published import ANCHORS, BENCHMARKS, detect_benchmark, published_for
@@ -58,6 +58,7 @@ def build_report(run_dir: Path) -> Path:
     run_dir, run = Path(run_dir), RunDir(run_dir)
     if not run.results.is_file():
         raise PseudovadError(f"{run_dir}: no results.json, so nothing to report; run `pseudovad evaluate {run_dir}` first")
+    check_writable(run_dir)
     results = _read_results(run.results)
     out = run.path / f"{run.report.name}.new"
     if out.exists():

@@ -16,22 +16,17 @@ from typing import Any
 import torch
 
 from pseudovad.errors import PseudovadError, RuntimeFailure
+from pseudovad.files import replacing
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     """Atomically write `state` (tensors, numbers, strings and containers of them) to `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(temporary, "wb") as handle:
+        with replacing(path, "wb", durable=True) as handle:
             torch.save(state, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
     except OSError as error:
         raise RuntimeFailure(f"could not write checkpoint {path}: {error}; the previous checkpoint is kept") from None
-    finally:
-        temporary.unlink(missing_ok=True)
     directory = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(directory)

@@ -38,9 +38,9 @@ from pseudovad.training.pipelines import behaviour_revisions, build_pipeline, pi
 # (image columns, PNG path, title): how galleries are written; given by the caller.
 SampleWriter = Callable[[dict[str, Tensor], Path, str], None]
 
-# What a resumed run may change: its budget, and where the same data now lives (a moved or re-mounted
-# dataset, a relative --data given from another directory).
-RESUMABLE_CHANGES = ("train.iterations", "data.root")
+# What a resumed run may change: its budget, where the same data now lives (a moved or re-mounted
+# dataset, a relative --data given from another directory), and where its decoded frames are cached.
+RESUMABLE_CHANGES = ("train.iterations", "data.root", "data.cache_dir")
 
 
 def batch_indices(num_clips: int, batch_size: int, seed: int, step: int) -> np.ndarray:
@@ -83,7 +83,7 @@ def _check_same_experiment(saved: dict, config: Config, run_dir: Path) -> None:
     changed = [k for k in requested_flat if k not in RESUMABLE_CHANGES and saved_flat.get(k) != requested_flat[k]]
     if changed:
         details = ", ".join(f"{k}: {saved_flat.get(k)!r} -> {requested_flat[k]!r}" for k in changed)
-        raise ConfigError(f"--resume {run_dir}: the config differs from the saved run ({details}); only --iterations and --data may change")
+        raise ConfigError(f"--resume {run_dir}: the config differs from the saved run ({details}); only --iterations, --data and data.cache_dir may change")
 
 
 def keep_saved_precision(pipeline: Pipeline, saved: str | None) -> None:
