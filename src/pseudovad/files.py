@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO
 
 
-def temporary_for(path: Path) -> Path:
+def _temporary_for(path: Path) -> Path:
     """The temporary name a writer of `path` uses (`.NAME.PID.tmp`, which RunDir.is_own_entry knows)."""
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
@@ -26,7 +26,7 @@ def temporary_for(path: Path) -> Path:
 def replacing(path: Path, mode: str = "w", durable: bool = False) -> Iterator[IO]:
     """A handle on a new temporary file that replaces `path` when the block ends without an error
     (`durable`: fsync it first, for files whose loss costs hours, like checkpoints)."""
-    temporary = temporary_for(path)
+    temporary = _temporary_for(path)
     temporary.unlink(missing_ok=True)
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
     try:
