@@ -41,15 +41,15 @@ def test_the_rules_in_frames_and_words():
 
 def test_a_short_blip_is_no_event_and_a_long_run_is_one():
     rules = AlertRules(smoothing_s=0.1, min_duration_s=0.4, merge_gap_s=0.0)
-    anomalies = [0.2] * 5 + [0.9] * 3 + [0.2] * 5 + [0.9] * 6 + [0.2] * 3
+    anomalies = [0.2] * 5 + [0.9] * 3 + [0.2] * 5 + [0.9, 0.95, 0.8, 0.9, 0.85, 0.9] + [0.2] * 3  # its peak mid-event
     flags, events = track(anomalies, rules)
     assert [i for i, f in enumerate(flags) if f] == [5, 6, 7, *range(13, 19)]
     assert closed(events) == [(13, 18)]
     opened = [(at, event) for at, event in events if event["event"] == "open"]
     assert opened == [(16, {"event": "open", "start_frame": 13, "start_time": 1.3, "at_frame": 16})]  # once it spans 4 frames
     (at, close), = [(at, event) for at, event in events if event["event"] == "close"]
-    assert at == 19 and close["frames"] == 6 and close["end_time"] == 1.9 and close["peak_anomaly"] == 0.9
-    assert close["min_psnr"] == pytest.approx(21.0)
+    assert at == 19 and close["frames"] == 6 and close["end_time"] == 1.9 and close["peak_anomaly"] == 0.95
+    assert close["min_psnr"] == pytest.approx(20.5)
 
 
 def test_gaps_up_to_the_merge_gap_join_events_and_longer_ones_split_them():

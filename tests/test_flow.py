@@ -119,6 +119,11 @@ def test_odd_sizes_and_channel_counts(flow, height, width):
     # Equal RGB channels have exactly the grey image as luminance.
     colour_flow = flow(gray.expand(-1, 3, -1, -1), moved.expand(-1, 3, -1, -1))
     torch.testing.assert_close(colour_flow, gray_flow, atol=1e-4, rtol=0)
+    # Three different channels: the flow is that of their BT.601 luma, R first.
+    rgb, rgb_moved = (torch.cat(list(images), dim=1) for images in (gray.split(1), moved.split(1)))
+    luma = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    torch.testing.assert_close(flow(rgb, rgb_moved), flow((rgb * luma).sum(1, keepdim=True), (rgb_moved * luma).sum(1, keepdim=True)),
+                               atol=1e-4, rtol=0)
 
 
 def test_bfloat16_and_autocast(flow):
@@ -126,6 +131,7 @@ def test_bfloat16_and_autocast(flow):
     reference = flow(first, second)
     low = flow(first.bfloat16(), second.bfloat16())
     assert low.dtype == torch.bfloat16 and low.shape == (1, 2, 45, 61)
+    torch.testing.assert_close(low.float(), reference, atol=0.05, rtol=0)  # computed in float32, rounded at the end
     with torch.autocast("cpu", dtype=torch.bfloat16):
         autocast = flow(first, second)
     assert autocast.dtype == torch.float32

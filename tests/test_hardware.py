@@ -2,15 +2,21 @@
 network does, falls back to it when compiling fails, and compiles under `auto` only jobs long enough."""
 
 import math
+import re
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
+import pseudovad
 from pseudovad import runs
+from pseudovad.cli import main
 from pseudovad.errors import ConfigError, PseudovadError
 from pseudovad.training import base, hardware
+from pseudovad.training.ffp import FFPPipeline
 
-from helpers import moving_clips, tiny_pipeline
+from helpers import TINY_SET, moving_clips, tiny_pipeline
 
 
 def test_auto_picks_fp32_where_bf16_is_unavailable(monkeypatch):
@@ -48,6 +54,21 @@ def test_the_scoring_batch_reaches_every_scorer_and_changes_no_score():
     torch.testing.assert_close(pipeline.score(clips)["psnr"], one_by_one)
 
 
+def test_evaluate_calibrate_and_the_detector_score_in_batches_of_eval_batch_size(tiny_data, tmp_path, monkeypatch):
+    """The batch each scoring job hands the network is eval.batch_size's (the scorers' own loops, not the network)."""
+    seen = []
+    score = FFPPipeline.score
+    monkeypatch.setattr(FFPPipeline, "score", lambda self, clips: seen.append(len(clips)) or score(self, clips))
+    run = tmp_path / "run"
+    assert main(["train", "synthetic_ffp", "--data", str(tiny_data), "--out", str(run), *TINY_SET, "--iterations", "2",
+                 "--set", "eval.batch_size=3", "--no-calibrate"]) == 0
+    for job in (lambda: main(["calibrate", str(run)]), lambda: main(["evaluate", str(run)]),
+                lambda: pseudovad.load(run).score(np.zeros((12, 32, 32, 3), np.uint8))):
+        seen.clear()
+        job()
+        assert seen and max(seen) == 3, seen
+
+
 @pytest.mark.parametrize("value, message", [("fast", "must match auto"), (0, "must be at least 1")])
 def test_a_wrong_scoring_batch_is_named(value, message):
     with pytest.raises(ConfigError, match=f"'eval.batch_size'.*{message}"):
@@ -57,6 +78,10 @@ def test_a_wrong_scoring_batch_is_named(value, message):
 def test_the_cpu_has_a_name_and_a_bf16_answer():
     native, evidence = hardware.bf16_support(torch.device("cpu"))
     assert isinstance(native, bool) and hardware.cpu_model() in evidence
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():  # the kernel's flags, an account independent of PyTorch's
+        flags = set(re.findall(r"\b(amx_bf16|avx512_bf16)\b", cpuinfo.read_text()))
+        assert native == bool(flags), (evidence, flags)
 
 
 def scoring_pipeline(**sections: dict):

@@ -60,7 +60,8 @@ def test_ped2_label_formats_agree_frame_for_frame(shared_data: Path, ped2_test: 
     from_npy = split_flat(parse_flat_npy(shared_data / "ped2" / "frame_labels_ped2.npy"), lengths, Path("npy"))
     from_m = parse_ucsd_m(shared_data / "ucsd_ground_truth" / "UCSDped2" / "Test" / "UCSDped2.m", lengths)
     assert sum(int(x.sum()) for x in from_m) == 1648
-    for a, b, c in zip(from_mat, from_npy, from_m):
+    assert len(from_mat) == len(from_npy) == len(from_m) == 12  # Ped2's 12 test videos, none dropped
+    for a, b, c in zip(from_mat, from_npy, from_m, strict=True):
         assert a.dtype == np.uint8
         np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(a, c)

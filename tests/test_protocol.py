@@ -70,6 +70,14 @@ def test_smoothing_changes_scores_within_a_video_only():
     smoothed = smooth(values, 1.0)
     assert smoothed[2] < 10 and smoothed[1] > 0
     np.testing.assert_array_equal(smooth(values, 0), values)
+    # frame_auc smooths each video alone: a dip at the end of one video does not leak into the next.
+    scores = [np.array([5.0, 1.0, 5.0, 4.0]), np.array([0.0, 5.0, 5.0, 5.0])]
+    labels = [np.array([0, 1, 0, 0]), np.array([1, 0, 0, 1])]
+    by_video = frame_auc(scores, labels, sigma=1.0)
+    assert by_video == frame_auc([smooth(s, 1.0) for s in scores], labels)
+    joined = smooth(np.concatenate(scores), 1.0)
+    assert by_video["micro_raw"] != frame_auc([joined[:4], joined[4:]], labels)["micro_raw"]
+    assert by_video["micro_raw"] != frame_auc(scores, labels)["micro_raw"]
 
 
 def test_operating_points_by_hand_and_against_the_normal_model():
