@@ -62,8 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("out", type=Path, help="output folder (empty or absent, unless --force)")
     synth.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives identical files")
     synth.add_argument("--preset", default="default", help="tiny (seconds, for tests) or default (what the demo uses; the default)")
-    synth.add_argument("--force", action="store_true", help="write into a non-empty output folder, replacing the dataset's "
-                       "own files (training/, testing/, labels, dataset.json) and keeping any others")
+    synth.add_argument("--force", action="store_true", help="replace a synthetic dataset pseudovad wrote in the output folder "
+                       "(refused for any other folder, such as a real dataset's, or one holding other files)")
 
     inspect = sub.add_parser("inspect", help="describe a dataset folder: layout, videos, frames, labels")
     inspect.add_argument("root", type=Path, help="dataset folder")
@@ -105,8 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="synthetic dataset -> train FFP -> evaluate -> AUC table")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="folder for the dataset and the run (default runs/demo)")
     demo.add_argument("--iterations", type=int, help="override the demo config's training steps")
-    demo.add_argument("--force", action="store_true", help="draw the scene even into a non-empty --out/synthetic that holds "
-                      "none (a scene the demo drew before is reused, one drawn otherwise refused; the run is always trained afresh)")
+    demo.add_argument("--force", action="store_true", help="draw the scene again where drawing it into --out/synthetic was cut "
+                      "short (a scene the demo drew before is reused, one drawn otherwise refused, a folder holding anything "
+                      "else never touched; the run is always trained afresh)")
 
     experiment = sub.add_parser("experiment", help="train and evaluate a grid of config variants over seeds; Markdown + JSON table")
     experiment.add_argument("grid", type=Path, help="grid YAML or the name of a packaged grid (pipelines, ffp_ablation, ...): "
