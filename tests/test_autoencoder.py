@@ -1,6 +1,7 @@
 """The autoencoder baseline: gradient ascent pushes frames away from the input and up the
 reconstruction error, in either input range, and the pipeline trains and evaluates end to end."""
 
+import copy
 import json
 
 import pytest
@@ -60,6 +61,23 @@ def test_both_input_ranges_train_score_and_show_samples(input_range):
     for image in images.values():
         assert image.shape == (2, 1, 32, 32) and image.min() >= -1 and image.max() <= 1
     assert not torch.equal(images["pseudo-anomaly"], images["input"])
+
+
+def test_the_pseudo_term_reconstructs_the_normal_frame_from_the_pseudo_anomaly(monkeypatch):
+    """The baseline's pseudo-anomaly term: the reconstruction of the ascended image is compared with the
+    normal image (not with itself), and weighted by pseudo_weight."""
+    model = tiny_autoencoder("minus_one_one", pseudo_weight=0.3, ascent_steps=2)
+    frames = moving_clips(2)[:, -1] * 0.6
+    images = model.to_input(frames)
+    pseudo = images.flip(-1)  # a fixed "ascended" image, far from the normal one
+    monkeypatch.setattr(model, "gradient_ascent", lambda batch: pseudo)
+    before = copy.deepcopy(model)
+    before.autoencoder.train()
+    with torch.no_grad():
+        expected = intensity_loss(before.reconstruct(pseudo), images).item()
+    losses = model.train_step({"frames": frames})
+    assert losses["pseudo"] == pytest.approx(expected, rel=1e-5)
+    assert losses["autoencoder"] == pytest.approx(losses["reconstruction"] + 0.3 * losses["pseudo"], rel=1e-5)
 
 
 def test_gradient_ascent_leaves_the_autoencoder_untouched():

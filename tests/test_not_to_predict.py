@@ -68,6 +68,17 @@ def test_every_source_makes_clips_whose_target_is_a_real_frame(options):
         inputs = frame_numbers(made.clips[:, :-1])
         normal = inputs.new_tensor([[clips.starts[i] + j for j in range(4)] for i in indices])
         assert (inputs >= 0).all() and (inputs != normal).flatten(1).any(-1).all(), "a clip was left as it was"
+        steps, choice = inputs.diff(dim=1), getattr(source.options, "target", "clip")
+        if options["name"] == "skip_frames":  # every k-th frame, k one of the strides; `clip`: the frame after s..s+3
+            assert ((steps == steps[:, :1]) & torch.isin(steps[:, :1], torch.tensor(options["strides"]).float())).all()
+            expected = inputs[:, -1] + 1 if choice == "next" else inputs[:, 0] + 4
+        elif options["name"] == "reverse":  # s+3 .. s; `clip`: s+4
+            assert (steps == -1).all()
+            expected = inputs[:, -1] + 1 if choice == "next" else inputs[:, 0] + 1
+        else:  # repeat: s+3 four times, then s+4
+            assert (steps == 0).all()
+            expected = inputs[:, 0] + 1
+        assert torch.equal(targets, expected), f"target {choice}: {targets.tolist()}, not {expected.tolist()}"
     if options["name"] == "cuboid":  # a box of other times, the rest of the inputs as they were
         inputs = made.clips[:, :-1]
         normal = clips.batch(indices)[:, :-1]
@@ -129,7 +140,13 @@ def test_the_pseudo_anomalies_loss_reaches_the_predictor_and_nothing_else():
     grads = torch.autograd.grad(pseudo, list(pipeline.generator.parameters()), allow_unused=True)
     assert any(g is not None and g.abs().sum() > 0 for g in grads)
     # No normal sample in the batch: the normal terms are zero and send nothing.
-    assert terms["intensity"].item() == 0 and terms["adversarial"].item() == 0
+    assert all(terms[name].item() == 0 for name in ("intensity", "gradient", "adversarial"))
+    # And a training step on this all-pseudo batch moves the predictor: the pseudo terms are weighted in.
+    weights = objective.term_weights()
+    assert weights["pseudo_intensity"] > 0 and weights["pseudo_gradient"] > 0
+    before = [p.detach().clone() for p in pipeline.generator.parameters()]
+    pipeline.train_step(pipeline.make_batch(numbered_clips(), np.array([0, 10, 25, 40]), step=0))
+    assert any(not torch.equal(a, b) for a, b in zip(before, pipeline.generator.parameters()))
 
 
 def test_the_discriminator_learns_from_normal_samples_only():
@@ -193,6 +210,8 @@ def test_the_adversarial_source_changes_the_inputs_and_the_target_stays_clean():
     assert bool((batch["source"] == 0).all())
     assert torch.equal(batch["clips"][:, -1], batch["clean"][:, -1])
     assert (batch["clips"][:, :-1] - batch["clean"][:, :-1]).abs().amax() > 0.05
+    # The batch the predictor trains on keeps the bound: amplitude 1 times the smooth box, nothing outside it.
+    assert ((batch["clips"] - batch["clean"]).abs() <= batch["mask"].unsqueeze(1) + 1e-6).all()
     assert (batch["abnormal"] - batch["clean"][:, -1]).abs().amax() > 0.05
 
 
@@ -217,6 +236,9 @@ def test_the_same_seed_gives_the_same_batches_and_another_seed_others():
     assert all(torch.equal(first[k], again[k]) for k in first)
     other = objective.make_batch(clips, indices, step=8)
     assert not torch.equal(first["clips"], other["clips"])
+    objective = {"name": "learn_not_to_predict", "probability": 0.5, "sources": [{"name": "skip_frames"}, {"name": "patch"}]}
+    reseeded = tiny_pipeline("ffp", objective=objective, loss={"adversarial": 0.05}, train={"seed": 1}).objective
+    assert not torch.equal(first["clips"], reseeded.make_batch(clips, indices, step=7)["clips"])
 
 
 def train(data: Path, out: Path, *extra: str) -> int:
@@ -242,6 +264,18 @@ def test_a_run_is_deterministic_per_seed_and_resumes_bit_identically(tiny_data, 
     assert gallery.stat().st_size > 5000  # one column pair per source
 
 
+def critic_targets(pipeline, batch: dict, monkeypatch) -> torch.Tensor:
+    """The labels the critic's loss compares its logits with in one training step (1 = pseudo-anomaly)."""
+    seen = []
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    monkeypatch.setattr(torch.nn.functional, "binary_cross_entropy_with_logits",
+                        lambda logits, target, **options: seen.append(target.clone()) or bce(logits, target, **options))
+    pipeline.train_step(batch)
+    monkeypatch.undo()
+    assert len(seen) == 1, "one critic loss per step"
+    return seen[0]
+
+
 def test_the_critic_learns_pseudo_anomalies_and_adds_a_fused_score():
     pipeline = model({"name": "cuboid"}, probability=0.5)
     assert [s.name for s in pipeline.scores] == ["psnr"] and pipeline.fused() is None
@@ -253,8 +287,9 @@ def test_the_critic_learns_pseudo_anomalies_and_adds_a_fused_score():
     clips = numbered_clips()
     critic_net = pipeline.objective.critic
     before = [p.clone() for p in critic_net.parameters()]
-    losses = pipeline.train_step(pipeline.make_batch(clips, np.arange(4), step=1))
-    assert "critic" in losses
+    batch = pipeline.make_batch(clips, np.arange(4), step=1)
+    assert 0 < int((batch["source"] >= 0).sum()) < 4, "seed the draw so the batch holds both kinds"
+    assert torch.equal(critic_targets(pipeline, batch, pytest.MonkeyPatch()), (batch["source"] >= 0).float())
     assert any(not torch.equal(a, b) for a, b in zip(before, critic_net.parameters()))
     scores = pipeline.score(clips.batch(np.arange(3)))
     assert scores["classifier"].shape == (3,) and ((scores["classifier"] >= 0) & (scores["classifier"] <= 1)).all()
@@ -298,6 +333,10 @@ def test_the_critic_can_learn_from_a_batch_of_its_own_while_the_predictor_sees_o
     model_ffp = pipeline(0.0, 0.5)
     batch = model_ffp.make_batch(clips, indices, step=5)
     assert (batch["source"] < 0).all() and torch.equal(batch["clips"], clips.batch(indices))
+    # The critic learns its own batch, pseudo-anomalies among them, while the predictor's holds none.
+    own_labels = (batch["critic/source"] >= 0).float()
+    assert 0 < int(own_labels.sum()) < 8
+    assert torch.equal(critic_targets(model_ffp, batch, pytest.MonkeyPatch()), own_labels)
     assert 0 < int((batch["critic/source"] >= 0).sum()) < 8
     critic_net = model_ffp.objective.critic
     before = [p.clone() for p in critic_net.parameters()]

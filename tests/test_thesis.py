@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from pseudovad.evaluation.protocol import frame_auc, fuse
+from pseudovad.training import thesis
 from pseudovad.training.thesis import ThesisPipeline
 
 from helpers import moving_clips, tiny_pipeline
@@ -70,16 +71,24 @@ def test_classifier_term_does_not_accumulate_into_the_classifier():
 
 
 @pytest.mark.parametrize("kind, normal_frames", [("two_branch", 4), ("single_branch", 2)])
-def test_classifier_sees_real_frames_and_normal_predictions(kind, normal_frames):
+def test_classifier_sees_real_frames_and_normal_predictions(kind, normal_frames, monkeypatch):
     model = pipeline(kind)
-    sizes = []
-    handle = model.classifier.register_forward_hook(lambda module, inputs, output: sizes.append(inputs[0].shape[0]))
+    inputs, labels = [], []
+    handle = model.classifier.register_forward_hook(lambda module, given, output: inputs.append(given[0].detach().clone()))
+    loss = thesis.classifier_loss
+    monkeypatch.setattr(thesis, "classifier_loss", lambda probabilities, abnormal: labels.append(abnormal) or loss(probabilities, abnormal))
     before = [p.clone() for p in model.classifier.parameters()]
-    model.train_step({"clips": moving_clips(2)})
+    clips = moving_clips(2)
+    model.train_step({"clips": clips})
     handle.remove()
     # One classifier call inside branch A's loss (2 pseudo-anomalies), then the classifier's own
-    # step: 2 pseudo-anomalies and the normal frames (2 real + 2 of B's predictions if two-branch).
-    assert sizes == [2, 2, normal_frames]
+    # step: 2 pseudo-anomalies labelled abnormal, and the normal frames (2 real + 2 of B's predictions
+    # if two-branch) labelled normal, the real frames first.
+    assert [len(batch) for batch in inputs] == [2, 2, normal_frames]
+    assert labels[-2:] == [True, False]
+    torch.testing.assert_close(inputs[-1][:2], clips[:, -1], rtol=0, atol=0)
+    if kind == "two_branch":
+        assert not torch.equal(inputs[-1][2:], clips[:, -1])  # B's predictions, not the frames again
     assert any(not torch.equal(a, b) for a, b in zip(before, model.classifier.parameters()))
 
 
