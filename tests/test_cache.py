@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 
 from media import write_frames
+from pseudovad.data import cache
 from pseudovad.data.cache import load_frames
 from pseudovad.data.decode import frame_folder_video
 
@@ -40,3 +41,18 @@ def test_a_truncated_cache_file_is_rebuilt_with_a_note(tmp_path: Path, capsys) -
     cached.write_bytes(cached.read_bytes()[:100])
     assert np.array_equal(load(folder, tmp_path / "cache"), expected)
     assert f"note: frame cache {cached} is unreadable" in capsys.readouterr().err
+
+
+def test_a_valid_cache_is_used_without_decoding_again(tmp_path: Path, monkeypatch, capsys) -> None:
+    """The second load reads the cached array: no frame is decoded and nothing is said."""
+    folder = tmp_path / "video"
+    write_frames(folder, 3, ext=".bmp", size=(8, 8))
+    first = load(folder, tmp_path / "cache")
+    capsys.readouterr()
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded again although the cache is valid")
+
+    monkeypatch.setattr(cache, "iter_frames", no_decoding)
+    assert np.array_equal(load(folder, tmp_path / "cache"), first)
+    assert capsys.readouterr().err == ""

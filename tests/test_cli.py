@@ -395,6 +395,8 @@ def test_experiment_runs_a_subset_of_the_grid_seeds(tiny_data, tmp_path, capsys)
     report = json.loads((out / "experiment.json").read_text())
     assert report["seeds"] == [1] and sorted((run["variant"], run["seed"]) for run in report["runs"]) == [("v", 1), ("w", 1)]
     assert not (out / "v" / "seed0").exists()
+    for variant in ("v", "w"):  # trained with seed 1, not only filed under it
+        assert yaml.safe_load((out / variant / "seed1" / "config.yaml").read_text())["train"]["seed"] == 1
     assert main(["experiment", str(grid), "--data", str(tiny_data), "--out", str(out), "--seeds", "2"]) == 2
     assert "not a subset of the grid's seeds [0, 1]" in capsys.readouterr().err
     assert main(["experiment", str(grid), "--data", str(tiny_data), "--out", str(out), "--seeds", "one"]) == 2

@@ -16,8 +16,14 @@ def test_every_config_name_of_earlier_versions_still_loads_as_before():
     """The names the README and results used before configs became scale x method."""
     old = ["ped2_ffp_128", "ped2_two_branch", "ped2_single_branch", "ped2_two_branch_kl", "ped2_autoencoder",
            "synthetic_two_branch_kl_perceptual", "synthetic_ognet", "ped2_ognet", "ped2_ffp_paper"]
-    for alias, name in RENAMED.items():
-        assert load_config(alias) == load_config(name), f"{alias} no longer loads as {name}"
+    # Written out here, not read from RENAMED: each old name must still be Ped2 at 128 px with its method.
+    methods = {"ped2_ffp_128": "ffp", "ped2_autoencoder": "autoencoder", "ped2_two_branch": "two_branch",
+               "ped2_single_branch": "single_branch", "ped2_two_branch_hinge_flow": "two_branch_hinge_flow",
+               "ped2_two_branch_kl": "two_branch_kl", "ped2_two_branch_skip_frames": "two_branch_skip_frames",
+               "ped2_two_branch_swapped_flow": "two_branch_swapped_flow"}
+    assert set(methods) == set(RENAMED)
+    for alias, method in methods.items():
+        assert load_config(alias) == load_config(["scale/ped2_128", f"method/{method}"]), f"{alias} no longer loads as before"
     assert load_config("ped2_two_branch").data.height == 128 and load_config("ped2_ffp_128").train.iterations == 4000
     for name in old:
         load_config(name)

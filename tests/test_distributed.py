@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from pseudovad.training.checkpoint import load_checkpoint
+from pseudovad.training.distributed import World, local_share
 
 SETTINGS = [
     "--iterations", "8",
@@ -104,3 +105,13 @@ def test_pipelines_without_data_parallel_support_say_so(tiny_data, tmp_path):
     done = subprocess.run(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True)
     assert done.returncode != 0
     assert "pipeline 'ognet' trains in one process only; run it without torchrun" in done.stderr
+
+
+def test_each_process_trains_on_its_own_part_of_the_global_batch():
+    """Rank r of n takes every n-th clip from r: the parts are disjoint and together the global batch.
+    (Two processes each training on the whole batch would average to one process's step as well, so the
+    comparison with one process above cannot see this.)"""
+    batch = torch.arange(8)
+    parts = [local_share(batch, World(rank=rank, size=2)) for rank in range(2)]
+    assert [part.tolist() for part in parts] == [[0, 2, 4, 6], [1, 3, 5, 7]]
+    assert torch.equal(local_share(batch, World()), batch)

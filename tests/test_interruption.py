@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -128,7 +129,9 @@ def test_stopped_run_saves_a_whole_step_and_resumes_to_the_uninterrupted_result(
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
     assert "checkpoint saved, continue with --resume" in err
-    assert 28 <= load_checkpoint(checkpoint)["iteration"] < ITERATIONS
+    stopped = int(re.search(r"stopped at iteration (\d+)", err).group(1))
+    assert 28 <= stopped < ITERATIONS
+    assert load_checkpoint(checkpoint)["iteration"] == stopped  # the stop's own save, not the last regular one
 
     subprocess.run(command(tiny_data, run, "--resume"), env=environment(), check=True, capture_output=True)
     for network, parameters in uninterrupted.items():
@@ -155,4 +158,5 @@ def test_sigterm_to_a_grid_stops_its_trainings_each_with_a_checkpoint(tiny_data,
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
     assert "every run under way saved its checkpoint, and the same command continues the grid" in err
-    assert "stopped at iteration" in (out / "v" / "seed0.log").read_text()
+    stopped = int(re.search(r"stopped at iteration (\d+)", (out / "v" / "seed0.log").read_text()).group(1))
+    assert load_checkpoint(out / "v" / "seed0" / "checkpoints" / "latest.pt")["iteration"] == stopped

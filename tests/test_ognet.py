@@ -16,6 +16,7 @@ from pseudovad.data.clips import ClipDataset
 from pseudovad.data.dataset import Video
 from pseudovad.errors import ConfigError
 from pseudovad.training.checkpoint import load_checkpoint
+from pseudovad.training import ognet as ognet_module
 from pseudovad.training.ognet import BAD_KINDS, GOOD_KINDS, OGNetPipeline, kind_aucs
 from pseudovad.training.thesis import ThesisPipeline
 
@@ -115,6 +116,28 @@ def test_phase_two_updates_only_the_discriminator():
     assert_same(old_generator, model.old_generator.state_dict())
     assert changed(discriminator, model.discriminator)
     assert all(p.requires_grad for p in model.discriminator.parameters())
+
+
+def test_phase_two_shows_d_each_kind_with_its_label_in_the_authors_order(monkeypatch):
+    """D's four batches in phase 2, in order: G_old(x) labelled fake, G(x) real, x real, the mixtures fake."""
+    model = tiny_ognet(iterations=3, old_at=1, phase2_iterations=1)
+    for _ in range(2):
+        model.train_step({"frames": frames()})
+    x = frames()
+    torch.manual_seed(7)
+    bad = model.pseudo_anomalies(x)
+    expected = [bad["old"], model.reconstruct(x).float(), x, bad["pseudo"]]
+    seen, labels = [], []
+    judge = model.run_discriminator
+    monkeypatch.setattr(model, "run_discriminator", lambda images: seen.append(images.detach().float()) or judge(images))
+    bce = ognet_module._bce
+    monkeypatch.setattr(ognet_module, "_bce", lambda logits, target: labels.append(target) or bce(logits, target))
+    torch.manual_seed(7)
+    assert model.train_step({"frames": x})["phase"] == 2.0
+    assert labels == [0.0, 1.0, 1.0, 0.0]
+    assert len(seen) == 4
+    for got, want, kind in zip(seen, expected, ("old", "new", "real", "pseudo")):
+        torch.testing.assert_close(got, want, msg=kind)
 
 
 class Elementwise(nn.Module):

@@ -16,6 +16,7 @@ from pseudovad.cli import main
 from pseudovad.data.cache import prepare_frame
 from pseudovad.data.decode import iter_frames
 from pseudovad.data.layouts import load_dataset
+from pseudovad.evaluation import evaluate as evaluate_module
 from pseudovad.evaluation.protocol import operating_points
 from pseudovad.reporting.plots import heat_map, mask_runs
 from pseudovad.reporting.report import FRAME_WIDTH
@@ -102,16 +103,28 @@ def test_the_gallery_shows_one_frame_per_labelled_interval_and_its_prediction_er
         assert np.abs(error_image.astype(int) - expected).mean() < 1.0, source  # the same map, up to batch rounding
 
 
-def test_each_score_gets_its_operating_points(run, report):
+def test_each_score_gets_its_operating_points(run, report, monkeypatch):
+    """Each score's points are computed from that score: evaluating again, every call of operating_points
+    gets the score results.json lists under that name (5 decimals there), and its answer is what is stored.
+    The page shows them. PSNR's are also recomputed from the stored scores (in dB they do not tie)."""
     results = json.loads((run / "results.json").read_text())
+    calls = []
+    compute = evaluate_module.operating_points
+    monkeypatch.setattr(evaluate_module, "operating_points",
+                        lambda scores, labels: calls.append((np.concatenate(scores), compute(scores, labels))) or calls[-1][1])
+    assert main(["evaluate", str(run)]) == 0
+    assert len(calls) == len(results["operating_points"])
+    for name, (given, answer) in zip(results["operating_points"], calls):
+        stored = np.concatenate([np.asarray(video["scores"][name]) for video in results["videos"]])
+        np.testing.assert_allclose(given, stored, rtol=0, atol=1e-5, err_msg=name)
+        assert results["operating_points"][name] == pytest.approx(answer), name
     labels = [np.asarray(video["labels"]) for video in results["videos"]]
+    rounded = operating_points([np.asarray(video["scores"]["psnr"]) for video in results["videos"]], labels)
+    assert results["operating_points"]["psnr"] == pytest.approx(rounded, abs=0.01)
     text = report.read_text()
     assert "TPR at 1 % FPR" in text and "EER" in text
     for name in SCORES:
         points = results["operating_points"][name]
-        if name == "psnr":  # in dB, so the 5 decimals results.json keeps make no ties (probabilities can)
-            rounded = operating_points([np.asarray(video["scores"][name]) for video in results["videos"]], labels)
-            assert points == pytest.approx(rounded, abs=0.01)
         assert 0 <= points["tpr_at_fpr_1"] <= points["tpr_at_fpr_5"] <= 1 and 0 <= points["eer"] <= 1
         cells = "".join(f"<td class=\"num\">{100 * points[key]:.2f}</td>" for key in ("tpr_at_fpr_1", "tpr_at_fpr_5", "eer"))
         assert cells in text
