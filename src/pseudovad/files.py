@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,6 +39,14 @@ def replacing(path: Path, mode: str = "w", durable: bool = False) -> Iterator[IO
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def remove(path: Path) -> None:
+    """Delete a file, a link (never what it points at) or a folder with everything in it; nothing if absent."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def write_text(text: str, path: Path) -> None:

@@ -12,7 +12,6 @@ import copy
 import errno
 import os
 import re
-import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +23,7 @@ import torch
 from pseudovad import __version__
 from pseudovad.config import Config, build_config, without_training_files
 from pseudovad.errors import PseudovadError, RuntimeFailure
-from pseudovad.files import write_json
+from pseudovad.files import remove, write_json
 from pseudovad.training.base import Pipeline
 from pseudovad.training.checkpoint import load_checkpoint
 from pseudovad.training.pipelines import build_pipeline, pick_device
@@ -155,10 +154,7 @@ def clear_run(run: RunDir) -> None:
     for entry in run.path.iterdir():
         if entry.name == LOCK:
             continue
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
+        remove(entry)
 
 
 def write_marker(run: RunDir) -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +27,7 @@ import numpy as np
 
 from pseudovad.data.generated import reusable
 from pseudovad.errors import PseudovadError
-from pseudovad.files import write_json
+from pseudovad.files import remove, write_json
 
 KINDS = ("running", "vehicle", "thrown_object", "wrong_way")
 SCENE_VERSION = 1  # raise it with any change that alters the frames or labels a seed draws
@@ -241,11 +240,7 @@ def _prepare_output(out: Path, overwrite: bool) -> None:
                                  "the synthetic dataset in it")
         _check_replaceable(out)
         for name in _WRITTEN:  # all of it, so stale frames of a larger preset cannot survive
-            entry = out / name
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink(missing_ok=True)
+            remove(out / name)
     out.mkdir(parents=True, exist_ok=True)
     (out / MARKER).touch()
 
