@@ -32,6 +32,7 @@ from pseudovad.cli import main
 from pseudovad.training import checkpoint as checkpoint_module
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+FFMPEG_LOG_LINE = re.compile(r"^\[[\w,]+ @ 0x[0-9a-f]+\]", re.MULTILINE)  # e.g. "[mov,mp4,m4a @ 0x55f5] moov atom not found"
 TINY = [
     "--set", "data.height=32", "--set", "data.width=32",
     "--set", "generator.width=4", "--set", "generator.levels=2",
@@ -76,6 +77,26 @@ def truncated_avi(tmp: Path, run: Path) -> list[str]:
 
 def zero_length_video(tmp: Path, run: Path) -> list[str]:
     (tmp / "camera.mp4").write_bytes(b"")
+    return ["score", str(tmp / "camera.mp4"), "--run", str(run), "--out", str(tmp / "scored")]
+
+
+def text_file_named_mp4(tmp: Path, run: Path) -> list[str]:
+    (tmp / "camera.mp4").write_text("not a video")
+    return ["score", str(tmp / "camera.mp4"), "--run", str(run), "--out", str(tmp / "scored")]
+
+
+def audio_only_mp4(tmp: Path, run: Path) -> list[str]:
+    """A phone's voice memo saved as .mp4: a valid container with sound and no pictures."""
+    import av
+
+    with av.open(str(tmp / "camera.mp4"), "w") as container:
+        stream = container.add_stream("aac", rate=16000)
+        stream.layout = "mono"
+        for _ in range(4):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate = 16000
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
     return ["score", str(tmp / "camera.mp4"), "--run", str(run), "--out", str(tmp / "scored")]
 
 
@@ -415,6 +436,8 @@ CASES = [
     Case(corrupt_jpeg, "pseudovad train: error: Cannot decode image {tmp}/data/training/frames/02/003.jpg: the file is corrupt or not an image.\n"),
     Case(truncated_avi, "pseudovad score: error: Video file {tmp}/camera.avi is truncated or corrupt: its header reports 10 frames but only 3 could be decoded.\n"),
     Case(zero_length_video, "pseudovad score: error: Video file {tmp}/camera.mp4 is empty (0 bytes).\n"),
+    Case(text_file_named_mp4, "pseudovad score: error: Cannot open video file {tmp}/camera.mp4: FFmpeg cannot read it as a video container ("),
+    Case(audio_only_mp4, "pseudovad score: error: Cannot open video file {tmp}/camera.mp4: it holds no video stream (audio); give a file with pictures.\n"),
     Case(mixed_frame_sizes, "pseudovad train: error: Frame size changes within a video: {tmp}/data/training/frames/02/005.jpg is 16x20 but the video's first frame is 16x16.\n"),
     Case(video_shorter_than_clip, "pseudovad train: error: {tmp}/data/training/frames/02: 3 frames is too short for a clip of 4 inputs + 1 target; remove the video or lower data.clip_length\n"),
     Case(labels_longer_than_frames, "pseudovad inspect: error: {tmp}/data: found label files, but none matches the test videos:\n  {tmp}/data/frame_labels_tiny.npy: has 18 frame labels but the 2 test videos have 15 frames.\nFix the labels or choose a file with --labels FILE.\n"),
@@ -501,16 +524,17 @@ def hold_lock():
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.make.__name__ for case in CASES])
-def test_case(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, scoring_run: Path, hold_lock) -> None:
+def test_case(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd, scoring_run: Path, hold_lock) -> None:
     parameters = case.make.__code__.co_varnames[: case.make.__code__.co_argcount]
     extra = {"run": scoring_run, "monkeypatch": monkeypatch, "hold_lock": hold_lock}
     argv = case.make(tmp_path, *(extra[name] for name in parameters[1:]))
     before = fingerprint(tmp_path)
-    capsys.readouterr()
+    capfd.readouterr()
     assert main(argv) == case.status
-    captured = capsys.readouterr()
+    captured = capfd.readouterr()  # by file descriptor: what FFmpeg's C code prints shows too
     prefix = f"pseudovad {argv[0]}: error: "
     assert captured.err.count(prefix) == 1, captured.err
+    assert not FFMPEG_LOG_LINE.search(captured.err), f"FFmpeg's own lines precede the error:\n{captured.err}"
     message = captured.err[captured.err.index(prefix):]
     assert captured.err == message or captured.err[-len(message) - 1] in "\r\n", "the error shares a line with other output"
     expected = case.message.format(tmp=tmp_path)

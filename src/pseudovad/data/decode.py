@@ -6,6 +6,7 @@ what the listing promised, so a corrupt image or a truncated video never goes un
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -23,6 +24,10 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".m
 _SYSTEM_FILES = {"thumbs.db", "desktop.ini"}
 
 _DIGITS = re.compile(r"(\d+)")
+
+# OpenCV's FFmpeg prints its own lines ("moov atom not found") on stderr before the DataError below
+# says the same thing with the file and the fix; quiet by default, a user debugging a codec sets it.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 
 def natural_key(name: str) -> tuple:
@@ -87,13 +92,32 @@ def count_video_frames(path: Path) -> int:
     cap = cv2.VideoCapture(str(path))
     try:
         if not cap.isOpened():
-            raise DataError(f"Cannot open video file {path}: not a readable video or unsupported codec.")
+            raise DataError(f"Cannot open video file {path}: {why_unreadable(path)}")
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
     finally:
         cap.release()
     if count <= 0:
         raise DataError(f"Video file {path} reports {count} frames; it is empty or its header is broken.")
     return count
+
+
+def why_unreadable(path: Path) -> str:
+    """What FFmpeg (through PyAV) says of a file OpenCV could not open: not a container, no video
+    stream (an audio-only .mp4), or a codec this build cannot decode; each has another fix."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            streams = [stream.type for stream in container.streams]
+            video = container.streams.video
+            codec = video[0].codec_context.name if video else None
+    except (av.FFmpegError, OSError, ValueError) as error:
+        return f"FFmpeg cannot read it as a video container ({error}); check that the file is a complete video."
+    if codec is None:
+        held = ", ".join(streams) or "no streams"
+        return f"it holds no video stream ({held}); give a file with pictures."
+    return (f"its video codec '{codec}' cannot be decoded here; re-encode it, e.g. "
+            f"ffmpeg -i {path.name} -c:v libx264 -pix_fmt yuv420p out.mp4")
 
 
 def frame_folder_video(folder: Path) -> Video:
@@ -143,7 +167,7 @@ def _iter_video_file(video: Video) -> Iterator[np.ndarray]:
     cap = cv2.VideoCapture(str(video.path))
     try:
         if not cap.isOpened():
-            raise DataError(f"Cannot open video file {video.path}.")
+            raise DataError(f"Cannot open video file {video.path}: {why_unreadable(video.path)}")
         first_shape = None
         for index in range(video.num_frames):
             ok, frame = cap.read()
