@@ -76,8 +76,8 @@ def test_an_event_still_open_at_the_end_is_closed_by_finish():
 CALIBRATION = {"frames": {"sizes": [[64, 48]], "brightness": {"min": 100.0, "max": 120.0}}}
 
 
-def check_with(frames: int, size=(48, 64, 3), level=110, flagged_every=0, final=True) -> list[str]:
-    check = FootageCheck(CALIBRATION, 0.01)
+def check_with(frames: int, size=(48, 64, 3), level=110, flagged_every=0, final=True, rate=0.01) -> list[str]:
+    check = FootageCheck(CALIBRATION, rate)
     for index in range(frames):
         check.add(size, np.full((8, 8, 1), level, np.uint8), True, bool(flagged_every) and index % flagged_every == 0)
     return check.judge(final)
@@ -95,3 +95,11 @@ def test_footage_check_warns_once_per_reason_and_only_when_judged_on_enough_fram
     check = FootageCheck(CALIBRATION, 0.01)
     check.add((480, 640, 3), np.zeros((8, 8, 1), np.uint8), False, False)
     assert len(check.judge(False)) == 1 and check.judge(True) == []  # the size at once, and never twice
+
+
+def test_the_flagged_rate_warns_at_ten_times_a_calibrated_rate_above_the_floor():
+    """At 5 % the factor, not the quarter-of-the-frames floor, sets the line: 50 %."""
+    assert check_with(99, flagged_every=3, rate=0.05) == []  # 33 %: above the floor, under 10 x 5 %
+    (warning,) = check_with(100, flagged_every=1, rate=0.05)
+    assert warning.startswith("100 of 100 scored frames (100%) are flagged where the calibration expects 5% of normal frames")
+    assert check_with(100, flagged_every=3, rate=0.01) != []  # the same 34 % warns at 1 %: the floor's 25 %
