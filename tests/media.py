@@ -1,4 +1,4 @@
-"""Small image and video files written by the tests (frame folders and MJPG .avi files)."""
+"""Small image and video files written by the tests (frame folders, MJPG .avi files, an audio-only .mp4)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,20 @@ def write_video(path: Path, num_frames: int, size: tuple[int, int] = (32, 48)) -
     for i in range(num_frames):
         writer.write(np.full((height, width, 3), 20 * i % 256, dtype=np.uint8))
     writer.release()
+
+
+def write_audio_only(path: Path) -> None:
+    """A valid .mp4 with sound and no pictures, as a phone's voice memo."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=16000)
+        stream.layout = "mono"
+        for _ in range(4):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate = 16000
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
 
 
 def truncate(path: Path, keep: float = 0.8) -> None:

@@ -27,7 +27,7 @@ import scipy.io
 import torch
 
 from helpers import TEST_LENGTHS, make_dataset
-from media import truncate, write_frames, write_video
+from media import truncate, write_audio_only, write_frames, write_video
 from pseudovad.cli import main
 from pseudovad.training import checkpoint as checkpoint_module
 
@@ -86,17 +86,7 @@ def text_file_named_mp4(tmp: Path, run: Path) -> list[str]:
 
 
 def audio_only_mp4(tmp: Path, run: Path) -> list[str]:
-    """A phone's voice memo saved as .mp4: a valid container with sound and no pictures."""
-    import av
-
-    with av.open(str(tmp / "camera.mp4"), "w") as container:
-        stream = container.add_stream("aac", rate=16000)
-        stream.layout = "mono"
-        for _ in range(4):
-            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-            frame.sample_rate = 16000
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())
+    write_audio_only(tmp / "camera.mp4")
     return ["score", str(tmp / "camera.mp4"), "--run", str(run), "--out", str(tmp / "scored")]
 
 
