@@ -7,7 +7,7 @@ For a config (default `ped2_ffp_128`: 128x128 grayscale, width 32, batch 4, FFP'
   the first call, as for every clip after a run's first epoch) and on a new batch each call (the
   first epoch: every real-frame flow computed);
 - inference (`pipeline.score` of a pipeline built for scoring, eval batch) as frames per second,
-  compiled where eval.compile says a long job should be (runs.compile_if_it_pays), its warm-up apart;
+  compiled where eval.compile says a long job should be (training.trained.compile_if_it_pays), its warm-up apart;
 - the FLOPs of one training step (`torch.utils.flop_counter`: convolutions and matrix products,
   forward and backward) and the GFLOP/s achieved, as a fraction of the peak of one large 3x3
   convolution timed in the same setting and process;
@@ -38,7 +38,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from pseudovad.config import Config, load_config, parse_override
-from pseudovad.runs import compile_if_it_pays
+from pseudovad.training.trained import compile_if_it_pays
 from pseudovad.training.loop import batch_indices, training_clips
 from pseudovad.training.hardware import cpu_bf16_features, cpu_model
 from pseudovad.training.pipelines import build_pipeline

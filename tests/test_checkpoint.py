@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from pseudovad.errors import PseudovadError
-from pseudovad.training.checkpoint import load_checkpoint, save_checkpoint
+from pseudovad.checkpoint import load_checkpoint, save_checkpoint
 
 
 class Payload:

@@ -13,7 +13,7 @@ import torch
 
 from pseudovad import __version__
 from pseudovad.cli import main
-from pseudovad.training.checkpoint import load_checkpoint, save_checkpoint
+from pseudovad.checkpoint import load_checkpoint, save_checkpoint
 
 TINY = [
     "--set", "data.height=32", "--set", "data.width=32",

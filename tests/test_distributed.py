@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from pseudovad.training.checkpoint import load_checkpoint
+from pseudovad.checkpoint import load_checkpoint
 from pseudovad.training.distributed import World, local_share
 
 SETTINGS = [

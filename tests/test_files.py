@@ -8,7 +8,7 @@ import os
 import pytest
 
 from pseudovad.files import write_json, write_text
-from pseudovad.training.checkpoint import save_checkpoint
+from pseudovad.checkpoint import save_checkpoint
 
 
 class HalfThenFull:

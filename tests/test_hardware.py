@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import pseudovad
-from pseudovad import runs
+from pseudovad.training import trained
 from pseudovad.cli import main
 from pseudovad.errors import ConfigError, PseudovadError
 from pseudovad.training import base, hardware
@@ -116,11 +116,11 @@ def test_a_failed_compilation_scores_uncompiled_with_a_warning(monkeypatch):
 
 def test_auto_compiles_only_jobs_that_earn_the_warm_up_back(monkeypatch):
     compiled = []
-    for setting, frames, expected in [("auto", runs.COMPILE_PAYS_FROM - 1, False), ("auto", runs.COMPILE_PAYS_FROM, True),
+    for setting, frames, expected in [("auto", trained.COMPILE_PAYS_FROM - 1, False), ("auto", trained.COMPILE_PAYS_FROM, True),
                                       ("auto", math.inf, True), ("on", 10, True), ("off", math.inf, False)]:
         pipeline = scoring_pipeline(eval={"compile": setting})
         monkeypatch.setattr(pipeline, "compile_scoring", lambda: compiled.append(1) or True)
-        assert runs.compile_if_it_pays(pipeline, frames) is expected, (setting, frames)
+        assert trained.compile_if_it_pays(pipeline, frames) is expected, (setting, frames)
     assert len(compiled) == 3
 
 

@@ -21,7 +21,7 @@ import torch
 import yaml
 
 from pseudovad.errors import PseudovadError
-from pseudovad.training.checkpoint import load_checkpoint
+from pseudovad.checkpoint import load_checkpoint
 
 ITERATIONS = 64
 SETTINGS = [

@@ -14,7 +14,7 @@ from pseudovad.data.cache import FrameArray
 from pseudovad.data.clips import ClipDataset
 from pseudovad.data.dataset import Video
 from pseudovad.registry import SOURCES
-from pseudovad.training.checkpoint import load_checkpoint
+from pseudovad.checkpoint import load_checkpoint
 
 from helpers import TINY_SET, tiny_pipeline
 

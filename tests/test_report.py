@@ -20,7 +20,7 @@ from pseudovad.evaluation import evaluate as evaluate_module
 from pseudovad.evaluation.protocol import operating_points
 from pseudovad.reporting.plots import heat_map, mask_runs
 from pseudovad.reporting.report import FRAME_WIDTH
-from pseudovad.runs import load_trained
+from pseudovad.training.trained import load_trained
 from pseudovad.reporting.published import PUBLISHED, detect_benchmark, published_for
 
 CHROMIUM = Path("/usr/bin/chromium")

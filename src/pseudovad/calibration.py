@@ -24,9 +24,10 @@ from pseudovad.data.cache import FrameArray
 from pseudovad.data.decode import iter_frames
 from pseudovad.errors import PseudovadError
 from pseudovad.files import write_json
-from pseudovad.runs import RunDir, check_writable, load_trained
+from pseudovad.runs import RunDir, check_writable
 from pseudovad.training.base import Pipeline
 from pseudovad.training.loop import training_clips
+from pseudovad.training.trained import load_trained
 
 DEFAULT_FALSE_ALARM_RATE = 0.01
 MAX_CLIPS = 1000        # held-out clips scored at most, spread evenly over them: rates down to 0.1 %

@@ -162,7 +162,7 @@ def _add_compile_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compile", choices=["auto", "on", "off"], help="compile the scoring network (torch.compile; "
                         "FFP-based pipelines only): faster once warm, after seconds of compiling. Default: the run's "
                         "eval.compile (auto unless set); auto does it for jobs of 10000 frames or more "
-                        "(runs.COMPILE_PAYS_FROM) and always in `live`")
+                        "(trained.COMPILE_PAYS_FROM) and always in `live`")
 
 
 def _add_scoring_options(parser: argparse.ArgumentParser) -> None:

@@ -24,8 +24,8 @@ from pseudovad.data.cache import prepare_frame
 from pseudovad.data.clips import to_model_range
 from pseudovad.errors import PseudovadError
 from pseudovad.metrics import error_map
-from pseudovad.runs import load_trained
 from pseudovad.training.base import Pipeline
+from pseudovad.training.trained import load_trained
 
 
 class Normaliser(nn.Module):

@@ -40,7 +40,7 @@ from pseudovad.errors import ConfigError, Interrupted, PseudovadError
 from pseudovad.files import write_json, write_text
 from pseudovad.registry import PIPELINES
 from pseudovad.runs import RunDir
-from pseudovad.training.checkpoint import load_checkpoint
+from pseudovad.checkpoint import load_checkpoint
 from pseudovad.training.pipelines import behaviour_revisions, stale_revisions
 
 T = TypeVar("T")

@@ -12,21 +12,15 @@ import copy
 import errno
 import os
 import re
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from pseudovad import __version__
-from pseudovad.config import Config, build_config, without_training_files
+from pseudovad.checkpoint import load_checkpoint
 from pseudovad.errors import PseudovadError, RuntimeFailure
 from pseudovad.files import remove, write_json
-from pseudovad.training.base import Pipeline
-from pseudovad.training.checkpoint import load_checkpoint
-from pseudovad.training.pipelines import build_pipeline, pick_device
 
 try:  # POSIX advisory locks; elsewhere runs are simply not locked
     import fcntl
@@ -104,7 +98,7 @@ class RunDir:
     def is_own_entry(self, name: str) -> bool:
         """Whether a run folder may hold `name` at its top level: one of its files or folders, the report's
         swap folders, or a temporary file a writer killed mid-write left (`.NAME.PID.tmp`, as files.py and
-        training/checkpoint.py name them), which `--force` may then delete with the rest."""
+        checkpoint.py names them), which `--force` may then delete with the rest."""
         names = {p.name for p in (self.config, self.checkpoints, self.tensorboard, self.summary, self.results,
                                   self.calibration, self.report, self.gallery, self.wall_seconds, self.exports,
                                   self.marker, self.lock)}
@@ -199,10 +193,10 @@ def saved_config(run_dir: Path) -> tuple[dict, str]:
     run = RunDir(run_dir)
     if not run.checkpoint.is_file():
         raise PseudovadError(_NOTHING_TO_RESUME.format(checkpoint=run.checkpoint))
-    return _saved_values(_read_state(run)), str(run.checkpoint)
+    return saved_values(read_state(run)), str(run.checkpoint)
 
 
-def _saved_values(state: dict) -> dict:
+def saved_values(state: dict) -> dict:
     """A checkpoint's config values minus data.cache_dir: a run folder can come from anyone, and loading
     it must not choose where files are written (the cache is then $PSEUDOVAD_CACHE's, or --set's)."""
     values = copy.deepcopy(state["config"])
@@ -211,7 +205,7 @@ def _saved_values(state: dict) -> dict:
     return values
 
 
-def _read_state(run: RunDir) -> dict:
+def read_state(run: RunDir) -> dict:
     """The run's last checkpoint, checked to be one pseudovad wrote."""
     if not run.checkpoint.is_file():
         raise PseudovadError(f"{run.path}: no checkpoint at {run.checkpoint}; point at a run folder written by "
@@ -289,38 +283,3 @@ def check_writable(folder: Path) -> None:
         probe.unlink()
     except OSError as error:
         raise PseudovadError(f"cannot write in {folder} ({error.strerror}); results could not be saved there") from None
-
-
-# Frames from which compiling the scoring network earns back its warm-up. On the AMD EPYC at 128 px and
-# the `auto` eval batch (docs/RESULTS.md) compiling saves ~0.45 ms a frame (174 against 161 frames/s)
-# and costs a fresh process ~4.5 s with inductor's cache warm, ~11 s cold: break-even from ~10000
-# frames. Ped2's test set (2010 frames) stays below it; a long video (7 minutes at 25 fps) or a camera does not.
-COMPILE_PAYS_FROM = 10000
-
-
-def compile_if_it_pays(pipeline: Pipeline, frames: float, setting: str | None = None) -> bool:
-    """Compile the scoring network of a job that will score `frames` frames (math.inf for a stream) as
-    `setting` (default: the run's eval.compile) says: `on` always, `off` never, `auto` from
-    COMPILE_PAYS_FROM on. Whether it did."""
-    setting = setting or pipeline.config.eval.compile
-    if setting == "off" or (setting == "auto" and frames < COMPILE_PAYS_FROM):
-        return False
-    compiled = pipeline.compile_scoring()
-    if compiled:  # the first frames wait for it, which would otherwise look like a hang
-        print("note: compiling the scoring network; the first frames wait for it (seconds, or a minute on a slow CPU; "
-              "--compile off skips it)", file=sys.stderr)
-    return compiled
-
-
-def load_trained(run_dir: Path, device: torch.device | None = None) -> tuple[Config, Pipeline, int]:
-    """(config, pipeline, iteration) of a trained run: its last checkpoint, built for scoring.
-
-    The config comes from the checkpoint minus every file only training opens, the weights files (see
-    config.without_training_files), and minus its cache folder (_saved_values): loading someone else's
-    run never opens a weights file it names, nor writes where it says."""
-    run = RunDir(run_dir)
-    state = _read_state(run)
-    config = without_training_files(build_config(_saved_values(state), source=str(run.checkpoint)))
-    pipeline = build_pipeline(config, device or pick_device(config.train.device), training=False)
-    pipeline.load_state(state, with_optimizers=False)
-    return config, pipeline, state["iteration"]

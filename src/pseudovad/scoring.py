@@ -32,7 +32,7 @@ from pseudovad.errors import DataError, Interrupted, PseudovadError, RuntimeFail
 from pseudovad.files import write_json
 from pseudovad.interrupts import whole_unit
 from pseudovad.reporting.plots import heat_map, plot_timeline
-from pseudovad.runs import compile_if_it_pays
+from pseudovad.training.trained import compile_if_it_pays
 
 SCORES_CSV, SUMMARY_JSON, ANNOTATED_VIDEO, PLOT = "scores.csv", "segments.json", "annotated.mp4", "scores.png"
 Emit = Callable[[dict], None]

@@ -244,7 +244,7 @@ class EvalConfig:
     `compile` compiles the network that scoring runs (torch.compile, inductor, its weights frozen in as
     constants), in the FFP-based pipelines only. On the AMD EPYC that made 174 frames/s of 161 at 128 px, after a warm-up of several
     seconds that a job of a few thousand frames does not earn back (docs/RESULTS.md). So `auto` compiles for
-    jobs of at least `runs.COMPILE_PAYS_FROM` frames and for open-ended streams (`live`), `on` always,
+    jobs of at least `training.trained.COMPILE_PAYS_FROM` frames and for open-ended streams (`live`), `on` always,
     `off` never. Where compiling fails (no C++ compiler), scoring goes on uncompiled, with a warning.
 
     `batch_size` is the number of frames scored per call. `auto` (training.hardware.scoring_batch_size)

@@ -7,6 +7,9 @@ along each side, spread evenly from edge to edge: every pixel is in a patch, and
 by a few pixels where the patch does not divide the side (Ped2's 240 rows: 6 rows of 45 at 0, 39,
 ..., 195; its 360 columns: 8 columns of 45, no overlap). A patch as large as the frame is the whole
 frame, so one code path serves both.
+
+`smooth_box` is the soft-edged weight a pasted patch is blended with, shared by the pseudo-anomaly
+sources and the pseudo-validation set's injected anomalies.
 """
 
 from __future__ import annotations
@@ -56,3 +59,13 @@ class PatchGrid:
         for index, (top, left) in enumerate(self.corners):
             frames[..., top : top + self.patch_height, left : left + self.patch_width] = patches[:, index]
         return frames
+
+
+def smooth_box(height: int, width: int, border: float) -> np.ndarray:
+    """(height, width) weights: 1 inside, falling linearly to 0 over the outer `border` fraction of
+    each half-side, so a pasted patch has no hard edge."""
+    def ramp(size: int) -> np.ndarray:
+        distance = np.minimum(np.arange(size) + 1, size - np.arange(size))
+        return np.clip(distance / max(border * size / 2, 1.0), 0.0, 1.0)
+
+    return np.outer(ramp(height), ramp(width))

@@ -26,7 +26,7 @@ from pseudovad.data.generated import reusable
 from pseudovad.data.layouts import load_dataset
 from pseudovad.errors import DataError
 from pseudovad.files import write_json
-from pseudovad.pseudo_anomalies.base import smooth_box
+from pseudovad.data.patches import smooth_box
 
 SPEED_UP = 3
 EVENT_FRACTION = 0.15  # of a held-out video's length, per event (shorter where the video is short)

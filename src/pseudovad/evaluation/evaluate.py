@@ -19,8 +19,9 @@ from pseudovad.data.layouts import load_dataset
 from pseudovad.errors import PseudovadError
 from pseudovad.files import write_json
 from pseudovad.evaluation.protocol import frame_auc, fuse, minmax, operating_points, scored_labels
-from pseudovad.runs import RunDir, check_writable, compile_if_it_pays, load_trained
+from pseudovad.runs import RunDir, check_writable
 from pseudovad.training.base import Pipeline
+from pseudovad.training.trained import compile_if_it_pays, load_trained
 
 PROTOCOL = (
     "frame-level ROC AUC; the first clip_length frames of each video are unscored; "

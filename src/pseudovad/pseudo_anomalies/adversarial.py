@@ -24,9 +24,9 @@ from torch import Tensor
 
 from pseudovad.config import Config, option
 from pseudovad.data.clips import ClipDataset
+from pseudovad.data.patches import smooth_box
 from pseudovad.models.unet import UNet
 from pseudovad.pseudo_anomalies.base import PseudoClips, Source, SourceOptions
-from pseudovad.pseudo_anomalies.base import smooth_box
 from pseudovad.registry import SOURCES
 
 

@@ -73,11 +73,3 @@ def box_on_change(change: Tensor, ph: int, pw: int, rng: np.random.Generator) ->
     return min(max(cy - ph // 2, 0), height - ph), min(max(cx - pw // 2, 0), width - pw)
 
 
-def smooth_box(height: int, width: int, border: float) -> np.ndarray:
-    """(height, width) weights: 1 inside, falling linearly to 0 over the outer `border` fraction of
-    each half-side, so a pasted patch has no hard edge."""
-    def ramp(size: int) -> np.ndarray:
-        distance = np.minimum(np.arange(size) + 1, size - np.arange(size))
-        return np.clip(distance / max(border * size / 2, 1.0), 0.0, 1.0)
-
-    return np.outer(ramp(height), ramp(width))

@@ -17,8 +17,9 @@ import torch
 
 from pseudovad.config import Config, option
 from pseudovad.data.clips import ClipDataset
+from pseudovad.data.patches import smooth_box
 from pseudovad.errors import DataError
-from pseudovad.pseudo_anomalies.base import PseudoClips, Source, SourceOptions, box_on_change, frames_at, smooth_box
+from pseudovad.pseudo_anomalies.base import PseudoClips, Source, SourceOptions, box_on_change, frames_at
 from pseudovad.registry import SOURCES
 
 

@@ -27,7 +27,8 @@ from pseudovad.data.layouts import load_dataset
 from pseudovad.config import short_repr
 from pseudovad.errors import PseudovadError
 from pseudovad.detector import prediction_errors
-from pseudovad.runs import RunDir, check_writable, load_trained
+from pseudovad.runs import RunDir, check_writable
+from pseudovad.training.trained import load_trained
 from pseudovad.evaluation.protocol import frame_auc, minmax
 from pseudovad.reporting.plots import HEAT_FULL_SCALE, heat_map, mask_runs, plot_roc, plot_video_scores
 from pseudovad.reporting.published import ANCHORS, BENCHMARKS, detect_benchmark, published_for

@@ -202,7 +202,7 @@ class Pipeline:
         raise NotImplementedError
 
     def compile_scoring(self) -> bool:
-        """Compile the network that dominates scoring (eval.compile, through runs.compile_if_it_pays);
+        """Compile the network that dominates scoring (eval.compile, through trained.compile_if_it_pays);
         whether anything was compiled. Only a pipeline built for scoring may: the compiled network holds
         its weights as constants, so training it afterwards would score with stale weights."""
         return False

@@ -29,7 +29,7 @@ from pseudovad.interrupts import whole_unit
 from pseudovad.registry import PIPELINES
 from pseudovad.runs import RunDir, claimed
 from pseudovad.training.base import NonFiniteLoss, Pipeline
-from pseudovad.training.checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
+from pseudovad.checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
 from pseudovad.training.distributed import (World, check_batch_split, data_parallel, join_world, leave_world, local_share,
                                              wait_for_all)
 from pseudovad.training.hardware import cpu_model, device_name
