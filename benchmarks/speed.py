@@ -1,6 +1,6 @@
 """Training-step and inference speed of a pipeline, plain fp32 against the shipped precision settings.
 
-For a config (default `ped2_ffp_128`: 128x128 grayscale, width 32, batch 4, FFP's four losses) it times, on random clips:
+For a config (default `ped2_128_ffp`: 128x128 grayscale, width 32, batch 4, FFP's four losses) it times, on random clips:
 - the full training step (D then G, every loss) in fp32 NCHW and with bf16 autocast + channels_last;
 - the same step with the flow weight at 0, whose difference is the flow term's cost; the step
   with flow is timed twice: on one repeated batch (the flow of its real frames is remembered after
@@ -16,7 +16,7 @@ For a config (default `ped2_ffp_128`: 128x128 grayscale, width 32, batch 4, FFP'
 - peak memory (resident set on CPU, allocated on CUDA).
 Steps are timed after warm-up; on CUDA with synchronisation. Writes JSON.
 
-    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/speed.py [--config ped2_ffp_128] [--device cpu] [--out FILE]
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/speed.py [--config ped2_128_ffp] [--device cpu] [--out FILE]
 
 On a GPU machine it is one step of `benchmarks/gpu_check.sh` (the prepared check, with its expected
 output), which runs it on ped2_ffp_paper (256x256 RGB, U-Net width 64: the numbers to set against

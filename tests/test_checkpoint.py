@@ -3,8 +3,8 @@ import pickle
 import pytest
 import torch
 
-from pseudovad.errors import PseudovadError
 from pseudovad.checkpoint import load_checkpoint, save_checkpoint
+from pseudovad.errors import PseudovadError
 
 
 class Payload:

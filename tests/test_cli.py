@@ -12,8 +12,8 @@ import yaml
 import torch
 
 from pseudovad import __version__
-from pseudovad.cli import main
 from pseudovad.checkpoint import load_checkpoint, save_checkpoint
+from pseudovad.cli import main
 
 TINY = [
     "--set", "data.height=32", "--set", "data.width=32",
@@ -274,6 +274,10 @@ def test_a_run_trained_by_another_code_revision_is_neither_reused_nor_resumed(ti
     assert (run / "results.json").read_bytes() == results
     assert main(["train", "--out", str(run), "--resume", "--iterations", "3"]) == 2
     assert "trained so far by other revisions of its code (objective ffp 1 -> 2;" in capsys.readouterr().err
+    (run / "train_summary.json").write_text('{"revisions": ')  # damaged: what trained the run is unknown
+    assert main(["experiment", str(grid), "--data", str(tiny_data), "--out", str(out)]) == 2
+    assert f"variant 'v' seed 0: {run / 'train_summary.json'} is damaged" in capsys.readouterr().err
+    assert (run / "results.json").read_bytes() == results
 
 
 def test_revisions_name_the_pipeline_its_objective_and_each_source():

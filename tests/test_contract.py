@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
+from pseudovad.checkpoint import load_checkpoint
 from pseudovad.cli import main
 from pseudovad.config import option
 from pseudovad.pseudo_anomalies import PseudoClips, Source, SourceOptions
 from pseudovad.registry import OBJECTIVES, PIPELINES, SOURCES
-from pseudovad.checkpoint import load_checkpoint
 from pseudovad.training.objectives import Objective, ObjectiveOptions
 from pseudovad.training.pipelines import build_pipeline
 

@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from pseudovad.files import write_json, write_text
 from pseudovad.checkpoint import save_checkpoint
+from pseudovad.files import write_json, write_text
 
 
 class HalfThenFull:

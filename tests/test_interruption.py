@@ -20,8 +20,8 @@ import pytest
 import torch
 import yaml
 
-from pseudovad.errors import PseudovadError
 from pseudovad.checkpoint import load_checkpoint
+from pseudovad.errors import PseudovadError
 
 ITERATIONS = 64
 SETTINGS = [

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
+from pseudovad.checkpoint import load_checkpoint
 from pseudovad.cli import main
 from pseudovad.config import component
 from pseudovad.data.cache import FrameArray
 from pseudovad.data.clips import ClipDataset
 from pseudovad.data.dataset import Video
 from pseudovad.registry import SOURCES
-from pseudovad.checkpoint import load_checkpoint
 
 from helpers import TINY_SET, tiny_pipeline
 

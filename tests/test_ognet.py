@@ -9,13 +9,13 @@ import pytest
 import torch
 from torch import nn
 
+from pseudovad.checkpoint import load_checkpoint
 from pseudovad.cli import main
 from pseudovad.config import build_config
 from pseudovad.data.cache import FrameArray
 from pseudovad.data.clips import ClipDataset
 from pseudovad.data.dataset import Video
 from pseudovad.errors import ConfigError
-from pseudovad.checkpoint import load_checkpoint
 from pseudovad.training import ognet as ognet_module
 from pseudovad.training.ognet import BAD_KINDS, GOOD_KINDS, OGNetPipeline, kind_aucs
 from pseudovad.training.thesis import ThesisPipeline

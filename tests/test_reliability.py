@@ -28,8 +28,8 @@ import torch
 
 from helpers import TEST_LENGTHS, make_dataset
 from media import truncate, write_audio_only, write_frames, write_video
-from pseudovad.cli import main
 from pseudovad import checkpoint as checkpoint_module
+from pseudovad.cli import main
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FFMPEG_LOG_LINE = re.compile(r"^\[[\w,]+ @ 0x[0-9a-f]+\]", re.MULTILINE)  # e.g. "[mov,mp4,m4a @ 0x55f5] moov atom not found"

@@ -25,6 +25,7 @@ from pseudovad.errors import PseudovadError
 
 FLAG_LEVEL = 0.5  # the normalised anomaly of the calibrated threshold: above it a frame is flagged
 DEFAULT_FPS = 25.0  # the frame rate of footage that does not tell its own (frame folders, some streams)
+DEFAULT_FALSE_ALARM_RATE = 0.01  # the share of normal frames a calibrated threshold flags unless asked otherwise
 SEGMENT_CONVENTION = (
     "frames are 0-based; start_frame and end_frame are both inclusive; start_time is when the first flagged "
     "frame starts and end_time when the last one ends, in seconds (frame / fps)"

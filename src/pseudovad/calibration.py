@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from pseudovad.alerts import DEFAULT_FALSE_ALARM_RATE
 from pseudovad.data.cache import FrameArray
 from pseudovad.data.decode import iter_frames
 from pseudovad.errors import PseudovadError
@@ -29,7 +30,6 @@ from pseudovad.training.base import Pipeline
 from pseudovad.training.loop import training_clips
 from pseudovad.training.trained import load_trained
 
-DEFAULT_FALSE_ALARM_RATE = 0.01
 MAX_CLIPS = 1000        # held-out clips scored at most, spread evenly over them: rates down to 0.1 %
 MAX_BRIGHTNESS_FRAMES = 5000
 

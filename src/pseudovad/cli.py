@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from pseudovad import __version__
+from pseudovad.alerts import DEFAULT_FALSE_ALARM_RATE
 from pseudovad.errors import ConfigError, Interrupted, PseudovadError
 from pseudovad.interrupts import stopped_by_ctrl_c_or_sigterm
 
@@ -42,7 +43,9 @@ EXAMPLES = """examples:
 
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--layout", choices=["frames", "ucsd", "avenue", "footage"], help="force a dataset layout instead of detecting it")
+    from pseudovad.config.schema import LAYOUTS
+
+    parser.add_argument("--layout", choices=LAYOUTS, help="force a dataset layout instead of detecting it")
     parser.add_argument("--labels", type=Path, help="label file to use when the dataset folder holds several (or none)")
 
 
@@ -153,14 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_rate_option(parser: argparse.ArgumentParser, meaning: str, default: float | None = 0.01) -> None:
+def _add_rate_option(parser: argparse.ArgumentParser, meaning: str, default: float | None = DEFAULT_FALSE_ALARM_RATE) -> None:
     parser.add_argument("--false-alarm-rate", type=float, default=default, metavar="RATE",
                         help=f"{meaning}" + (f" (default {default:g})" if default is not None else ""))
 
 
 def _add_compile_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compile", choices=["auto", "on", "off"], help="compile the scoring network (torch.compile; "
-                        "FFP-based pipelines only): faster once warm, after seconds of compiling. Default: the run's "
+                        "the ffp pipeline only, with any objective): faster once warm, after seconds of compiling. Default: the run's "
                         "eval.compile (auto unless set); auto does it for jobs of 10000 frames or more "
                         "(trained.COMPILE_PAYS_FROM) and always in `live`")
 
@@ -253,11 +256,12 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 def _calibrate(run: Path, rate: float, data: Path | None, command: str = "calibrate") -> None:
     from pseudovad.calibration import calibrate_run, unmeasurable
+    from pseudovad.runs import RunDir
 
     calibration = calibrate_run(run, rate, data)
     problem = unmeasurable(rate, calibration["clips"])
     print(f"calibrated on {calibration['clips']} normal clips ({calibration['clips_from']}): {calibration['label']} below "
-          f"{calibration['threshold']:.2f} flags {'one' if problem else f'{100 * rate:g}%'} of them; {Path(run) / 'calibration.json'}")
+          f"{calibration['threshold']:.2f} flags {'one' if problem else f'{100 * rate:g}%'} of them; {RunDir(run).calibration}")
     if problem:
         print(f"pseudovad {command}: warning: {problem}", file=sys.stderr)
 
@@ -273,6 +277,8 @@ def _evaluate(run: Path, data: Path | None, labels: Path | None, compile_setting
 
 
 def _print_results(results: dict) -> None:
+    from pseudovad.runs import RunDir
+
     print(f"\n{results['dataset']} | labels: {results['label_version']} | {results['frames_scored']} frames scored "
           f"| iteration {results['iteration']} (fixed budget)")
     print(f"{'score':<20}{'micro AUC':>11}{'micro raw':>11}{'macro AUC':>11}")
@@ -286,7 +292,7 @@ def _print_results(results: dict) -> None:
     for name, kinds in results.get("auc_per_kind", {}).items():
         if kinds:
             print(f"{name} micro AUC per anomaly kind: " + ", ".join(f"{k} {v:.4f}" for k, v in kinds.items()))
-    print(f"results: {Path(results['run']) / 'results.json'}")
+    print(f"results: {RunDir(Path(results['run'])).results}")
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
@@ -308,7 +314,7 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     config = load_config("synthetic_ffp", overrides)
     run = args.out / "ffp"
     train(config, run, force=True, sample_writer=save_gallery)
-    _calibrate(run, 0.01, None)
+    _calibrate(run, DEFAULT_FALSE_ALARM_RATE, None)
     results = _evaluate(run, None, None)
     _print_results(results)
     page = build_report(run)

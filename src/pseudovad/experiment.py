@@ -35,13 +35,13 @@ from typing import IO, TypeVar
 
 import numpy as np
 
+from pseudovad.checkpoint import load_checkpoint
 from pseudovad.config import PACKAGED_CONFIGS, Config, build_config, config_to_dict, flat, load_config, read_yaml, short_repr
 from pseudovad.errors import ConfigError, Interrupted, PseudovadError
 from pseudovad.files import write_json, write_text
-from pseudovad.registry import PIPELINES
-from pseudovad.runs import RunDir
-from pseudovad.checkpoint import load_checkpoint
-from pseudovad.training.pipelines import behaviour_revisions, stale_revisions
+from pseudovad.runs import RunDir, read_summary
+from pseudovad.training.base import FUSED
+from pseudovad.training.pipelines import behaviour_revisions, read_sections, stale_revisions
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -66,7 +66,7 @@ class Grid:
 
 def _definition(config: Config) -> dict:
     """A config as its run's config.yaml saves it: the sections its pipeline reads."""
-    return config_to_dict(config, (*Config.COMMON, *PIPELINES.get(config.pipeline).sections))
+    return config_to_dict(config, read_sections(config))
 
 
 def _saved_definition(run: RunDir) -> dict:
@@ -99,8 +99,11 @@ def _check_definition(grid: Grid, name: str, seed: int, data: Path, run: RunDir)
             f"{', '.join(changed[:6])}{' ...' if len(changed) > 6 else ''}); rename the variant, or delete that "
             "run folder to train it again"
         )
-    saved_revisions = json.loads(run.summary.read_text()).get("revisions") if run.summary.is_file() else None
-    stale = run.summary.is_file() and stale_revisions(saved_revisions, behaviour_revisions(config))
+    summary = read_summary(run)
+    if run.summary.is_file() and summary is None:
+        raise PseudovadError(f"variant '{name}' seed {seed}: {run.summary} is damaged, so what trained that run is unknown; "
+                             "delete that run folder to train it again")
+    stale = summary is not None and stale_revisions(summary.get("revisions"), behaviour_revisions(config))
     if stale:
         raise PseudovadError(
             f"variant '{name}' seed {seed}: {run.path} was trained by other revisions of the code ({stale}; each "
@@ -234,7 +237,9 @@ def _run_one(grid: Grid, name: str, seed: int, data: Path, out: Path, threads: i
             raise PseudovadError(f"run {name} seed {seed} failed (exit {code}); see {log}")
         write_text(f"{time.perf_counter() - started:.1f}\n", run.wall_seconds)
     content = json.loads(results.read_text())
-    summary = json.loads(run.summary.read_text())
+    summary = read_summary(run)
+    if summary is None:
+        raise PseudovadError(f"run {name} seed {seed}: {run.summary} is missing or damaged; delete that run folder to train it again")
     return {"variant": name, "seed": seed, "data": str(data), "auc": content["auc"],
             "auc_per_kind": content.get("auc_per_kind", {}), "label_version": content["label_version"],
             "iterations": summary["iterations"], "train_seconds": summary["seconds"],
@@ -405,7 +410,7 @@ def job_threads(jobs: int) -> int:
 
 def headline(scores: dict) -> str:
     """The score a variant is judged by: the fused score where it has one, else its first."""
-    return "combined" if "combined" in scores else next(iter(scores))
+    return FUSED if FUSED in scores else next(iter(scores))
 
 
 def select(table: dict, split: str) -> dict:

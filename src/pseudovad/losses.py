@@ -68,10 +68,11 @@ def directed_flow_loss(flow: MemoisedFlow, previous: Tensor, prediction: Tensor,
     return torch.mean((flow(prediction, previous) - flow.reference(target, previous)).abs())
 
 
-def flow_hinge_loss(flow_error: Tensor, margin: float) -> Tensor:
-    """Zero once the flow error reaches `margin`: pushes the prediction out of the normal motion,
-    but only so far, unlike plain gradient ascent which can run away or drift back."""
-    return torch.relu(margin - flow_error)
+def hinge_loss(error: Tensor, margin: float) -> Tensor:
+    """Zero once `error` reaches `margin`: pushes an error up (a prediction out of the normal motion,
+    away from an abnormal continuation), but only so far, unlike plain gradient ascent which can run
+    away or drift back. Per element, so per sample where `error` is."""
+    return torch.relu(margin - error)
 
 
 def pixel_kl_divergence(prediction: Tensor, target: Tensor) -> Tensor:

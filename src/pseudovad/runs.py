@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import errno
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ except ImportError:  # pragma: no cover - Windows
 
 MARKER = ".pseudovad-run"
 LOCK = ".lock"
+_GALLERY_IMAGE = re.compile(r"^step_(\d+)\.png$")  # RunDir.gallery_image's names
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,11 @@ class RunDir:
 
     def gallery_image(self, step: int) -> Path:
         return self.gallery / f"step_{step:06d}.png"
+
+    def gallery_images(self) -> list[tuple[int, Path]]:
+        """(step, path) of every gallery image the run saved, in step order."""
+        found = ((_GALLERY_IMAGE.match(path.name), path) for path in self.gallery.glob("step_*.png"))
+        return sorted((int(match.group(1)), path) for match, path in found if match)
 
     def is_own_entry(self, name: str) -> bool:
         """Whether a run folder may hold `name` at its top level: one of its files or folders, the report's
@@ -259,6 +266,19 @@ def claimed(run: RunDir, resume: bool, force: bool, data_root: Path | None) -> I
             yield
     except PermissionError as error:
         raise PseudovadError(f"cannot write in {run.path} ({error.strerror}); choose an --out folder you can write to") from None
+
+
+def read_summary(run: RunDir) -> dict | None:
+    """train_summary.json if it is there and well formed (numbers where numbers belong), else None:
+    a run folder may come from anyone, and the report and grids read it."""
+    try:
+        summary = json.loads(run.summary.read_text())
+        summary["seconds"] = float(summary["seconds"])
+        summary["iterations"] = int(summary["iterations"])
+        summary["resumed_from"] = int(summary.get("resumed_from") or 0)
+        return summary
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
 
 
 def refuse_links(run_dir: Path) -> None:

@@ -6,7 +6,6 @@ from pseudovad.config.loading import (
     build_config,
     config_names,
     config_to_dict,
-    config_values,
     describe_configs,
     environment_overrides,
     flat,
@@ -17,19 +16,10 @@ from pseudovad.config.loading import (
     short_repr,
     without_training_files,
 )
-from pseudovad.config.schema import (
-    AutoencoderConfig,
-    Chosen,
-    ClassifierConfig,
-    Config,
-    DataConfig,
-    OGNetConfig,
-    component,
-    option,
-)
+from pseudovad.config.schema import LAYOUTS, Chosen, Config, component, option
 
 __all__ = [
-    "PACKAGED_CONFIGS", "AutoencoderConfig", "Chosen", "ClassifierConfig", "Config", "DataConfig", "OGNetConfig",
-    "build_config", "component", "config_names", "config_to_dict", "config_values", "describe_configs", "environment_overrides",
-    "flat", "load_config", "option", "parse_override", "read_yaml", "save_config", "short_repr", "without_training_files",
+    "LAYOUTS", "PACKAGED_CONFIGS", "Chosen", "Config", "build_config", "component", "config_names", "config_to_dict",
+    "describe_configs", "environment_overrides", "flat", "load_config", "option", "parse_override", "read_yaml",
+    "save_config", "short_repr", "without_training_files",
 ]

@@ -16,6 +16,8 @@ from typing import Annotated, Any
 
 from pseudovad.registry import OBJECTIVES, Registry
 
+LAYOUTS = ("frames", "ucsd", "avenue", "footage")  # the dataset layouts data/layouts.py reads (`data.layout`, --layout)
+
 
 def option(default: Any = dataclasses.MISSING, *, factory: Any = None, at_least: float | None = None,
            above: float | None = None, at_most: float | None = None, below: float | None = None,
@@ -53,7 +55,7 @@ class DataConfig:
     """Where the frames come from and how clips are cut from them."""
 
     root: str | None = None
-    layout: str | None = option(None, choices=("frames", "ucsd", "avenue", "footage"))
+    layout: str | None = option(None, choices=LAYOUTS)
     labels: str | None = None
     height: int = option(128, at_least=8, at_most=4096)
     width: int = option(128, at_least=8, at_most=4096)
@@ -213,7 +215,8 @@ class TrainConfig:
     float32): on CPUs with AVX512-BF16 or AMX and on recent GPUs it is 2-4x faster; elsewhere it is
     emulated and slower. `auto` picks bf16 exactly where the hardware has it (training/hardware.py).
     `compile` compiles the training step's networks with torch.compile (inductor), in the FFP-based
-    pipelines (FFP, learning not to predict) only; scoring has its own switch, `eval.compile`.
+    pipelines only (FFP, learning not to predict, and the thesis's pipelines, whose branches are FFP
+    pipelines); scoring has its own switch, `eval.compile`.
     """
 
     iterations: int = option(2000, at_least=1)
@@ -242,7 +245,8 @@ class EvalConfig:
     """Evaluation and scoring options; the FFP protocol itself is fixed (see evaluation.protocol).
 
     `compile` compiles the network that scoring runs (torch.compile, inductor, its weights frozen in as
-    constants), in the FFP-based pipelines only. On the AMD EPYC that made 174 frames/s of 161 at 128 px, after a warm-up of several
+    constants), in runs of the `ffp` pipeline only, whatever their objective (the thesis's pipelines, OGNet and
+    the autoencoder score uncompiled whatever it says). On the AMD EPYC that made 174 frames/s of 161 at 128 px, after a warm-up of several
     seconds that a job of a few thousand frames does not earn back (docs/RESULTS.md). So `auto` compiles for
     jobs of at least `training.trained.COMPILE_PAYS_FROM` frames and for open-ended streams (`live`), `on` always,
     `off` never. Where compiling fails (no C++ compiler), scoring goes on uncompiled, with a warning.

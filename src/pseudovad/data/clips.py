@@ -73,9 +73,10 @@ class ClipDataset(torch.utils.data.Dataset):
     def batch(self, indices: np.ndarray, skip: int = 1) -> Tensor:
         """Clips for many indices at once: (B, clip_length + 1, C, H, W).
 
-        With `skip` > 1 the inputs are `skip` frames apart (abnormally fast motion: LNTRA's
-        skip-frame pseudo-anomaly) and the target is the frame right after the last input; a
-        window that would run past its video's end is moved back to fit.
+        With `skip` > 1 the inputs are `skip` frames apart (abnormally fast motion, one `skip` for the
+        whole batch: the thesis's `skip_frames` objective) and the target is the frame right after the
+        last input; a window that would run past its video's end is moved back to fit. The pseudo-anomaly
+        source of the same name (pseudo_anomalies/temporal.py) draws a stride per sample and a target.
         """
         offsets = np.append(np.arange(self.clip_length) * skip, (self.clip_length - 1) * skip + 1)
         first, end = self.video_bounds[indices].T

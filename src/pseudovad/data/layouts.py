@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pseudovad.config.schema import LAYOUTS
 from pseudovad.data.dataset import Video, VideoDataset
 from pseudovad.data.decode import (
     VIDEO_EXTENSIONS,
@@ -24,7 +25,6 @@ from pseudovad.data.decode import (
 from pseudovad.data.labels import choose_labels, load_label_file
 from pseudovad.errors import DataError
 
-LAYOUTS = ("frames", "ucsd", "avenue", "footage")
 
 _EXPECTED = """Expected one of these structures:
   frames   ROOT/training/frames/<video>/<frame>.jpg and ROOT/testing/frames/<video>/<frame>.jpg

@@ -57,6 +57,12 @@ class Source:
     def make(self, clips: ClipDataset, indices: np.ndarray, rng: np.random.Generator) -> PseudoClips:
         raise NotImplementedError
 
+    def perturb(self, clips: Tensor, mask: Tensor) -> Tensor:
+        """A trainable source's change of normal `clips` (n, t+1, C, H, W) inside `mask` (n, 1, H, W),
+        called by the objective at every step, since what it makes depends on networks that `make`, a
+        pure function of indices, cannot hold. Only sources with `trainable = True` implement it."""
+        raise NotImplementedError
+
 
 def frames_at(clips: ClipDataset, positions: np.ndarray) -> Tensor:
     """Frames at global frame positions (any shape of indices) as (..., C, H, W) in [-1, 1]."""

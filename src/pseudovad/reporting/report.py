@@ -27,7 +27,7 @@ from pseudovad.data.layouts import load_dataset
 from pseudovad.config import short_repr
 from pseudovad.errors import PseudovadError
 from pseudovad.detector import prediction_errors
-from pseudovad.runs import RunDir, check_writable
+from pseudovad.runs import RunDir, check_writable, read_summary
 from pseudovad.training.trained import load_trained
 from pseudovad.evaluation.protocol import frame_auc, minmax
 from pseudovad.reporting.plots import HEAT_FULL_SCALE, heat_map, mask_runs, plot_roc, plot_video_scores
@@ -35,7 +35,6 @@ from pseudovad.reporting.published import ANCHORS, BENCHMARKS, detect_benchmark,
 
 WORST_FRAMES = 6
 FRAME_WIDTH = 240
-_GALLERY = re.compile(r"^step_(\d+)\.png$")
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1180px; margin: 1.5em auto; padding: 0 1em; color: #222; }
@@ -174,7 +173,7 @@ def _provenance(results: dict) -> str:
 
 
 def _run_section(run_dir: Path, results: dict, config_path: Path) -> str:
-    summary = _read_summary(RunDir(run_dir).summary)
+    summary = read_summary(RunDir(run_dir))
     rows = [("", ["evaluated at iteration", str(results["iteration"])])]
     if summary is None:
         budget = ("<p class=\"note\">No readable train_summary.json in the run (training did not finish, or the file "
@@ -194,18 +193,6 @@ def _run_section(run_dir: Path, results: dict, config_path: Path) -> str:
         "<h2>Run: configuration and budget</h2>" + _table(["", "value"], rows, range(1, 2)) + budget
         + f"<details><summary>full configuration (config.yaml)</summary><pre>{_e(config_text)}</pre></details>"
     )
-
-
-def _read_summary(path: Path) -> dict | None:
-    """train_summary.json if it is there and well formed (numbers where numbers belong), else None."""
-    try:
-        summary = json.loads(path.read_text())
-        summary["seconds"] = float(summary["seconds"])
-        summary["iterations"] = int(summary["iterations"])
-        summary["resumed_from"] = int(summary.get("resumed_from") or 0)
-        return summary
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
-        return None
 
 
 def _auc_section(results: dict) -> str:
@@ -313,6 +300,12 @@ def _plotted_scores(results: dict) -> list[str]:
     return [name for name in results["auc"] if not _declared(results, name).get("probability") or name in parts]
 
 
+def _fusion_note(results: dict) -> str:
+    """Which of the plotted scores the fused score combines, as a reader of the plots needs to know."""
+    parts = _declared(results, _fused(results)).get("fuses", ())
+    return f" ({_label(results, _fused(results))} combines {' and '.join(_label(results, part) for part in parts)})"
+
+
 def _curve_label(results: dict, name: str) -> str:
     """A score's label as plotted: probabilities and the fused score as they are, others min-max normalised."""
     if _declared(results, name).get("probability") or name == _fused(results):
@@ -341,7 +334,7 @@ def _videos_section(results: dict, plotted: list[str], out: Path) -> str:
     return (
         f"<h2>Scores of every test video ({len(results['videos'])})</h2><p class=\"note\">Per frame, high = normal: "
         + _e("; ".join(_curve_label(results, name) for name in plotted))
-        + (" (the classifier output shown is the one fused with PSNR)" if _fused(results) in plotted else "")
+        + _e(_fusion_note(results) if _fused(results) in plotted else "")
         + ". Red: frames labelled anomalous; grey: the first frames, which have no score. The AUC in each legend is this "
         "video's alone.</p>" + "\n".join(parts)
     )
@@ -454,11 +447,7 @@ def _worst_frames_section(run_dir: Path, results: dict, out: Path) -> str:
 
 
 def _gallery_section(run_dir: Path, out: Path) -> str:
-    found = sorted(
-        (int(match.group(1)), path)
-        for path in RunDir(run_dir).gallery.glob("step_*.png")
-        if (match := _GALLERY.match(path.name))
-    )
+    found = RunDir(run_dir).gallery_images()
     if not found:
         return ("<h2>Galleries over training</h2><p class=\"note\">The run saved no galleries "
                 "(set train.gallery_at to the iterations to save).</p>")

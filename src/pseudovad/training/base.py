@@ -194,11 +194,12 @@ class Pipeline:
     def scoring_network(self) -> nn.Module:
         """A copy of what computes the deployed scores, as one float32 module from clips
         (B, t+1, C, H, W) in [-1, 1] to (B, len(deployed_scores)) scores: what an export holds (export.py)."""
-        raise PseudovadError(f"pipeline '{self.config.pipeline}' cannot be exported yet; the pipelines that score by "
-                             "the PSNR of a predicted frame (ffp, single_branch, two_branch) can")
+        raise PseudovadError(f"pipeline '{self.config.pipeline}' cannot be exported yet: it defines no scoring_network "
+                             "(the pipelines that score by the PSNR of a predicted frame do)")
 
-    def sample_images(self, clips: Tensor) -> dict[str, Tensor]:
-        """Named image columns (B, C, H, W) in [-1, 1] for TensorBoard and galleries."""
+    def sample_images(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Named image columns (B, C, H, W) in [-1, 1] for TensorBoard and galleries, from the fixed
+        sample `sample_batch` made at the start of training."""
         raise NotImplementedError
 
     def compile_scoring(self) -> bool:

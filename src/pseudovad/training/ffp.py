@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -28,6 +29,9 @@ from pseudovad.models.patchgan import PatchDiscriminator
 from pseudovad.models.unet import UNet
 from pseudovad.registry import OBJECTIVES, PIPELINES
 from pseudovad.training.base import CompiledForScoring, Fusion, Pipeline, Score, exportable, frozen
+
+if TYPE_CHECKING:  # objectives.py imports this module's pipeline at run time
+    from pseudovad.training.objectives import ObjectiveOptions
 
 
 def build_flow_estimator(config: Config) -> MemoisedFlow:
@@ -81,8 +85,8 @@ class FFPPipeline(Pipeline):
     sections = ("generator", "discriminator", "flow", "loss", "objective")
     network_names = ("generator", "discriminator")
 
-    def __init__(self, config: Config, device: torch.device, training: bool = True, objective=None,  # noqa: ANN001
-                 generator: nn.Module | None = None) -> None:
+    def __init__(self, config: Config, device: torch.device, training: bool = True,
+                 objective: ObjectiveOptions | None = None, generator: nn.Module | None = None) -> None:
         super().__init__(config, device, training)
         self.generator = (generator or unet_generator(config, config.generator.dropout)).to(device)
         self.discriminator = PatchDiscriminator(config.data.channels, config.discriminator.width, config.discriminator.norm).to(device)

@@ -19,6 +19,7 @@ from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from pseudovad.checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
 from pseudovad.config import Config, build_config, config_to_dict, flat, save_config
 from pseudovad.data.cache import FrameArray, load_frames
 from pseudovad.data.clips import ClipDataset
@@ -26,14 +27,12 @@ from pseudovad.data.layouts import load_dataset
 from pseudovad.errors import ConfigError, Interrupted, PseudovadError, RuntimeFailure
 from pseudovad.files import write_json
 from pseudovad.interrupts import whole_unit
-from pseudovad.registry import PIPELINES
 from pseudovad.runs import RunDir, claimed
 from pseudovad.training.base import NonFiniteLoss, Pipeline
-from pseudovad.checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
 from pseudovad.training.distributed import (World, check_batch_split, data_parallel, join_world, leave_world, local_share,
                                              wait_for_all)
 from pseudovad.training.hardware import cpu_model, device_name
-from pseudovad.training.pipelines import behaviour_revisions, build_pipeline, pick_device, stale_revisions
+from pseudovad.training.pipelines import behaviour_revisions, build_pipeline, pick_device, read_sections, stale_revisions
 
 # (image columns, PNG path, title): how galleries are written; given by the caller.
 SampleWriter = Callable[[dict[str, Tensor], Path, str], None]
@@ -77,7 +76,7 @@ def learning_rate_scale(config: Config, step: int) -> float:
 
 def _check_same_experiment(saved: dict, config: Config, run_dir: Path) -> None:
     """A resumed run may change only RESUMABLE_CHANGES: other changes would mix two experiments."""
-    sections = (*Config.COMMON, *PIPELINES.get(config.pipeline).sections)
+    sections = read_sections(config)
     saved_flat = flat(config_to_dict(build_config(saved, source=str(run_dir)), sections))
     requested_flat = flat(config_to_dict(config, sections))
     changed = [k for k in requested_flat if k not in RESUMABLE_CHANGES and saved_flat.get(k) != requested_flat[k]]
@@ -152,8 +151,7 @@ class Trainer:
     def run(self, resume: bool) -> None:
         state = self.restore_state(resume)
         if self.world.is_main:
-            sections = (*Config.COMMON, *PIPELINES.get(self.config.pipeline).sections)
-            save_config(self.config, self.run_dir.config, sections)
+            save_config(self.config, self.run_dir.config, read_sections(self.config))
         torch.manual_seed(self.config.train.seed)
         self.clips = training_clips(self.config)
         self.pipeline = build_pipeline(self.config, self.device)

@@ -25,7 +25,8 @@ from torch import Tensor, nn
 
 from pseudovad.config import Chosen, Config, component, option
 from pseudovad.data.clips import ClipDataset
-from pseudovad.losses import gradient_loss, intensity_loss, lsgan_discriminator_loss, lsgan_generator_loss, masked_mean
+from pseudovad.losses import (gradient_loss, hinge_loss, intensity_loss, lsgan_discriminator_loss, lsgan_generator_loss,
+                              masked_mean)
 from pseudovad.models.critic import PatchCritic
 from pseudovad.pseudo_anomalies import Source
 from pseudovad.registry import OBJECTIVES, SOURCES
@@ -240,7 +241,7 @@ class LearnNotToPredict(Objective):
         terms["pseudo_gradient"] = masked_mean(gradient_loss(prediction, target, per_sample=True), pseudo)
         if weights["pseudo_hinge"]:
             away = intensity_loss(prediction, batch["abnormal"], per_sample=True)
-            terms["pseudo_hinge"] = masked_mean(torch.relu(self.options.margin - away), pseudo)
+            terms["pseudo_hinge"] = masked_mean(hinge_loss(away, self.options.margin), pseudo)
         return terms
 
     def after_update(self, batch: dict[str, Tensor]) -> dict[str, float]:

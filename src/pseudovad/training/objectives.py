@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from pseudovad.config import Config, option
 from pseudovad.data.clips import ClipDataset
-from pseudovad.losses import flow_hinge_loss, pixel_kl_divergence
+from pseudovad.losses import hinge_loss, pixel_kl_divergence
 from pseudovad.registry import OBJECTIVES
 from pseudovad.training.base import Fusion, Score
 
@@ -148,7 +148,7 @@ class HingeFlow(InvertedFlow):
         if self.options.weight:
             clips = batch["clips"]
             error = self.predictor.flow_error(clips[:, -2], prediction, clips[:, -1], self.swap_flow_inputs)
-            terms["flow_hinge"] = flow_hinge_loss(error, self.options.margin)
+            terms["flow_hinge"] = hinge_loss(error, self.options.margin)
         return terms
 
 
@@ -191,7 +191,9 @@ class KLDivergence(Objective):
 @OBJECTIVES.register("skip_frames")
 class SkipFramesGenerator(Objective):
     """FFP's losses on clips of every `skip`-th frame, the normal next frame as target (LNTRA-style
-    fast motion, no negative loss): a generator of fast-motion frames for the thesis's classifier."""
+    fast motion, no negative loss): a generator of fast-motion frames for the thesis's classifier.
+    Not the `skip_frames` pseudo-anomaly source, which feeds such clips to the predictor to learn not
+    to predict (pseudo_anomalies/temporal.py); this objective trains a thesis branch on them."""
 
     @dataclass
     class Options(ObjectiveOptions):

@@ -19,6 +19,12 @@ def build_pipeline(config: Config, device: torch.device, training: bool = True) 
     return PIPELINES.get(config.pipeline)(config, device, training)
 
 
+def read_sections(config: Config) -> tuple[str, ...]:
+    """The config sections a run of `config` reads: the common ones and its pipeline's. They are what
+    config.yaml saves, what `--resume` compares, and what a grid compares with a finished run."""
+    return (*Config.COMMON, *PIPELINES.get(config.pipeline).sections)
+
+
 def pick_device(name: str) -> torch.device:
     """`auto` is CUDA when present, else the CPU."""
     if name == "auto":
