@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from pseudovad.alerts import DEFAULT_FALSE_ALARM_RATE
 from pseudovad.data.cache import FrameArray
+from pseudovad.data.clips import ClipDataset
 from pseudovad.data.decode import iter_frames
 from pseudovad.errors import PseudovadError
 from pseudovad.files import write_json
@@ -50,19 +51,7 @@ def calibrate_run(run_dir: Path, false_alarm_rate: float = DEFAULT_FALSE_ALARM_R
     if not config.data.root or not Path(config.data.root).exists():
         raise PseudovadError(f"{run_dir}: its training data {config.data.root} is not there; pass --data ROOT where it is now")
     clips = training_clips(config, held_out=True)
-    chosen = np.unique(np.linspace(0, len(clips) - 1, min(MAX_CLIPS, len(clips))).round().astype(int))
-    parts = {name: [] for name in pipeline.deployed_scores()}
-    for begin in tqdm(range(0, len(chosen), pipeline.eval_batch_size), desc="calibrating", unit="batch", leave=False):
-        batch = clips.batch(chosen[begin : begin + pipeline.eval_batch_size]).to(pipeline.device)
-        scored = pipeline.score(batch)
-        for name, values in parts.items():
-            values.append(scored[name].float().cpu().numpy())
-    parts = {name: np.concatenate(values) for name, values in parts.items()}
-    for name, values in parts.items():
-        if not np.isfinite(values).all():
-            raise PseudovadError(f"{run_dir}: the '{name}' score is NaN or infinite on normal clips: the model has "
-                                 "diverged; retrain with a lower learning rate")
-    name, label, fusion, values = _deployed_score(pipeline, parts)
+    name, label, fusion, values = _deployed_score(pipeline, _score_normal_clips(pipeline, clips, run_dir))
     scores = np.sort(values)
     held_out = config.data.holdout > 0
     calibration = {
@@ -87,6 +76,23 @@ def calibrate_run(run_dir: Path, false_alarm_rate: float = DEFAULT_FALSE_ALARM_R
     }
     write_json(calibration, RunDir(run_dir).calibration)
     return calibration
+
+
+def _score_normal_clips(pipeline: Pipeline, clips: ClipDataset, run_dir: Path) -> dict[str, np.ndarray]:
+    """Every deployed score of at most MAX_CLIPS held-out clips, spread evenly over them (a long
+    camera recording need not be scored whole to place a 1 % threshold)."""
+    chosen = np.unique(np.linspace(0, len(clips) - 1, min(MAX_CLIPS, len(clips))).round().astype(int))
+    parts = {name: [] for name in pipeline.deployed_scores()}
+    for begin in tqdm(range(0, len(chosen), pipeline.eval_batch_size), desc="calibrating", unit="batch", leave=False):
+        scored = pipeline.score(clips.batch(chosen[begin : begin + pipeline.eval_batch_size]).to(pipeline.device))
+        for name, values in parts.items():
+            values.append(scored[name].float().cpu().numpy())
+    parts = {name: np.concatenate(values) for name, values in parts.items()}
+    for name, values in parts.items():
+        if not np.isfinite(values).all():
+            raise PseudovadError(f"{run_dir}: the '{name}' score is NaN or infinite on normal clips: the model has "
+                                 "diverged; retrain with a lower learning rate")
+    return parts
 
 
 class CalibratedFusion(nn.Module):
