@@ -243,7 +243,8 @@ def test_experiment_status_says_where_each_run_stands_and_touches_nothing(tiny_d
     assert main(["experiment", str(grid), "--data", str(tiny_data), "--out", str(out), "--status"]) == 0
     lines = [line.split() for line in capsys.readouterr().out.splitlines()]
     assert lines[0][:4] == ["v/seed0", "done", "micro", "AUC"] and 0 <= float(lines[0][4]) <= 1
-    assert lines[1] == ["w/seed0", "under", "way", "checkpoint", "at", "step", "2", "of", "2"]
+    (stretch,) = load_checkpoint(out / "w" / "seed0" / "checkpoints" / "latest.pt")["trained_on"]  # where and how it ran
+    assert " ".join(lines[1]) == f"w/seed0 under way checkpoint at step 2 of 2, trained from step 0 on {stretch['machine']} ({stretch['precision']})"
     assert lines[2:4] == [["v/seed1", "not", "started"], ["w/seed1", "not", "started"]]
     assert lines[4] == ["4", "runs:", "1", "done,", "1", "under", "way,", "2", "not", "started"]
     assert {path: path.stat().st_mtime_ns for path in out.rglob("*")} == before

@@ -346,7 +346,8 @@ def _status_detail(run: dict) -> str:
     if run["state"] == "done":
         return f"micro AUC {run['micro']:.4f} ({run['score']})"
     if run["state"] == "under way":
-        return f"checkpoint at step {run['step']} of {run['iterations']}"
+        stretches = "; ".join(f"from step {s['from_iteration']} on {s['machine']} ({s['precision']})" for s in run["trained_on"])
+        return f"checkpoint at step {run['step']} of {run['iterations']}" + (f", trained {stretches}" if stretches else "")
     return run.get("why", "")
 
 

@@ -348,7 +348,8 @@ def _run_status(grid: Grid, name: str, seed: int, data: Path, out: Path) -> dict
         scores = json.loads(run.results.read_text())["auc"]
         return {**entry, "state": "done", "score": headline(scores), "micro": scores[headline(scores)]["micro"]}
     if run.checkpoint.exists():
-        return {**entry, "state": "under way", "step": load_checkpoint(run.checkpoint)["iteration"]}
+        state = load_checkpoint(run.checkpoint)
+        return {**entry, "state": "under way", "step": state["iteration"], "trained_on": state.get("trained_on", [])}
     return {**entry, "state": "not started"}
 
 
