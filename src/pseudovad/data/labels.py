@@ -37,6 +37,14 @@ _UCSD_ITEM = re.compile(r"^(\d+)(?::(\d+))?$")
 Ranges = list[tuple[int, int]]
 
 
+def mask_runs(mask: np.ndarray) -> Ranges:
+    """The runs of True in a boolean array as [start, end) index pairs: a video's labelled events, or
+    the frames a synthetic anomaly is visible in."""
+    padded = np.concatenate([[False], np.asarray(mask, dtype=bool), [False]])
+    edges = np.flatnonzero(padded[1:] != padded[:-1])
+    return [(int(start), int(end)) for start, end in zip(edges[::2], edges[1::2])]
+
+
 @dataclass(frozen=True)
 class LoadedLabels:
     """Labels from one source, already matched to the test videos."""

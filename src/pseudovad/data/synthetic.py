@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from pseudovad.data.generated import reusable
+from pseudovad.data.labels import mask_runs
 from pseudovad.errors import PseudovadError
 from pseudovad.files import remove, write_json
 
@@ -145,7 +146,7 @@ def generate_synthetic(out: Path, seed: int = 0, preset: str = "default", *, ove
                                               config.noise_sigma, out / "testing" / "frames" / name,
                                               out / "testing" / "pixel_masks" / name)
         for kind, frames in visible:
-            events += [{"video": name, "kind": kind, "start": start, "end": end} for start, end in _runs(frames)]
+            events += [{"video": name, "kind": kind, "start": start, "end": end} for start, end in mask_runs(np.isin(np.arange(config.test_frames), frames))]
         test_videos[name] = config.test_frames
         labels.append(video_labels)
 
@@ -258,17 +259,6 @@ def _check_replaceable(out: Path) -> None:
     if foreign:
         raise PseudovadError(f"--force refused: {out} also holds {', '.join(foreign[:5])}, which `pseudovad synth` did not "
                              "write; move them out first, or choose an empty folder")
-
-
-def _runs(frames: list[int]) -> list[tuple[int, int]]:
-    """Sorted frame indices as [start, end) runs of consecutive frames."""
-    runs: list[tuple[int, int]] = []
-    for f in frames:
-        if runs and runs[-1][1] == f:
-            runs[-1] = (runs[-1][0], f + 1)
-        else:
-            runs.append((f, f + 1))
-    return runs
 
 
 # --------------------------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from pseudovad.data.labels import mask_runs  # noqa: E402
+
 # Prediction error (|prediction - frame| in [0, 1] intensity units) shown at full heat-map colour.
 HEAT_FULL_SCALE = 0.25
 # Curves take these colours in the order a pipeline declares its scores (PSNR first, fused last).
@@ -26,13 +28,6 @@ def plain(text: object) -> str:
     """`text` as matplotlib shows it literally: a `$` would otherwise start math mode (and a stray
     one can fail the whole figure), so names from files are escaped."""
     return str(text).replace("$", r"\$")
-
-
-def mask_runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """The runs of True in a boolean array as [start, end) index pairs."""
-    padded = np.concatenate([[False], np.asarray(mask, dtype=bool), [False]])
-    edges = np.flatnonzero(padded[1:] != padded[:-1])
-    return [(int(start), int(end)) for start, end in zip(edges[::2], edges[1::2])]
 
 
 def heat_map(error: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:

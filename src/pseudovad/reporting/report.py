@@ -21,17 +21,18 @@ import cv2
 import numpy as np
 
 from pseudovad import __version__
+from pseudovad.config import short_repr
 from pseudovad.data.cache import prepare_frame
 from pseudovad.data.decode import iter_frames
+from pseudovad.data.labels import mask_runs
 from pseudovad.data.layouts import load_dataset
-from pseudovad.config import short_repr
-from pseudovad.errors import PseudovadError
 from pseudovad.detector import prediction_errors
+from pseudovad.errors import PseudovadError
+from pseudovad.evaluation.protocol import frame_auc, minmax
+from pseudovad.reporting.plots import HEAT_FULL_SCALE, heat_map, plot_roc, plot_video_scores
+from pseudovad.reporting.published import ANCHORS, BENCHMARKS, detect_benchmark, published_for
 from pseudovad.runs import RunDir, check_writable, read_summary
 from pseudovad.training.trained import load_trained
-from pseudovad.evaluation.protocol import frame_auc, minmax
-from pseudovad.reporting.plots import HEAT_FULL_SCALE, heat_map, mask_runs, plot_roc, plot_video_scores
-from pseudovad.reporting.published import ANCHORS, BENCHMARKS, detect_benchmark, published_for
 
 WORST_FRAMES = 6
 FRAME_WIDTH = 240
