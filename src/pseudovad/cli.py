@@ -163,7 +163,8 @@ def _add_rate_option(parser: argparse.ArgumentParser, meaning: str, default: flo
 
 def _add_compile_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compile", choices=["auto", "on", "off"], help="compile the scoring network (torch.compile; "
-                        "the ffp pipeline only, with any objective): faster once warm, after seconds of compiling. Default: the run's "
+                        "the ffp pipeline only, with any objective): faster once warm, after seconds of compiling. "
+                        "Default: the run's "
                         "eval.compile (auto unless set); auto does it for jobs of 10000 frames or more "
                         "(trained.COMPILE_PAYS_FROM) and always in `live`")
 

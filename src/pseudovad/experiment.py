@@ -239,7 +239,8 @@ def _run_one(grid: Grid, name: str, seed: int, data: Path, out: Path, threads: i
     content = json.loads(results.read_text())
     summary = read_summary(run)
     if summary is None:
-        raise PseudovadError(f"run {name} seed {seed}: {run.summary} is missing or damaged; delete that run folder to train it again")
+        raise PseudovadError(f"run {name} seed {seed}: {run.summary} is missing or damaged; delete that run folder "
+                             "to train it again")
     return {"variant": name, "seed": seed, "data": str(data), "auc": content["auc"],
             "auc_per_kind": content.get("auc_per_kind", {}), "label_version": content["label_version"],
             "iterations": summary["iterations"], "train_seconds": summary["seconds"],

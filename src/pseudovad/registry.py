@@ -1,11 +1,12 @@
 """Registries: a name in a config -> the class that implements it.
 
 Pipelines, predictor objectives and pseudo-anomaly sources are each one class registered under a
-name, so a new objective or source is one class and one registry line. Objectives and sources carry an
-`Options` dataclass: the config section that selects them by `name` is validated against it, with the
-same nearest-key errors as every other section. A pipeline reads the fixed sections of `Config` it
-names in `sections`; one that needs a section of its own adds it to config/schema.py. The built-in classes live in modules that are imported the first
-time a registry is asked for a name, so reading a config does not import torch until it must.
+name, so a new objective or source is one class and one registry line. Objectives and sources carry
+an `Options` dataclass: the config section that selects them by `name` is validated against it, with
+the same nearest-key errors as every other section. A pipeline reads the fixed sections of `Config`
+it names in `sections`; one that needs a section of its own adds it to config/schema.py. The
+built-in classes live in modules that are imported the first time a registry is asked for a name, so
+reading a config does not import torch until it must.
 """
 
 from __future__ import annotations

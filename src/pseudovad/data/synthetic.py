@@ -146,7 +146,8 @@ def generate_synthetic(out: Path, seed: int = 0, preset: str = "default", *, ove
                                               config.noise_sigma, out / "testing" / "frames" / name,
                                               out / "testing" / "pixel_masks" / name)
         for kind, frames in visible:
-            events += [{"video": name, "kind": kind, "start": start, "end": end} for start, end in mask_runs(np.isin(np.arange(config.test_frames), frames))]
+            shown = np.isin(np.arange(config.test_frames), frames)
+            events += [{"video": name, "kind": kind, "start": start, "end": end} for start, end in mask_runs(shown)]
         test_videos[name] = config.test_frames
         labels.append(video_labels)
 
