@@ -124,6 +124,14 @@ def test_auto_compiles_only_jobs_that_earn_the_warm_up_back(monkeypatch):
     assert len(compiled) == 3
 
 
+def test_compiling_asked_of_a_pipeline_that_cannot_says_so(capsys):
+    """--compile on for a pipeline without a compiled scoring path scores uncompiled, and says so."""
+    pipeline = tiny_pipeline("autoencoder", training=False, train={"precision": "fp32"}, eval={"compile": "on"})
+    assert trained.compile_if_it_pays(pipeline, 10) is False
+    assert capsys.readouterr().err == "note: the autoencoder pipeline has no compiled scoring; it scores uncompiled\n"
+    assert trained.compile_if_it_pays(pipeline, math.inf, "auto") is False and capsys.readouterr().err == ""
+
+
 def test_a_training_pipeline_refuses_to_compile_its_scoring():
     with pytest.raises(PseudovadError, match="training=False"):
         tiny_pipeline("ffp").compile_scoring()

@@ -246,7 +246,7 @@ class EvalConfig:
 
     `compile` compiles the network that scoring runs (torch.compile, inductor, its weights frozen in as
     constants), in runs of the `ffp` pipeline only, whatever their objective (the thesis's pipelines,
-    OGNet and the autoencoder score uncompiled whatever it says). On the AMD EPYC that made 174
+    OGNet and the autoencoder score uncompiled whatever it says; `on` then says so). On the AMD EPYC that made 174
     frames/s of 161 at 128 px, after a warm-up of several
     seconds that a job of a few thousand frames does not earn back (docs/RESULTS.md). So `auto` compiles for
     jobs of at least `training.trained.COMPILE_PAYS_FROM` frames and for open-ended streams (`live`), `on` always,

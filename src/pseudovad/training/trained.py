@@ -35,6 +35,9 @@ def compile_if_it_pays(pipeline: Pipeline, frames: float, setting: str | None = 
     if compiled:  # the first frames wait for it, which would otherwise look like a hang
         print("note: compiling the scoring network; the first frames wait for it (seconds, or a minute on a slow CPU; "
               "--compile off skips it)", file=sys.stderr)
+    elif setting == "on" and type(pipeline).compile_scoring is Pipeline.compile_scoring:  # asked for, and cannot
+        print(f"note: the {pipeline.config.pipeline} pipeline has no compiled scoring; it scores uncompiled",
+              file=sys.stderr)
     return compiled
 
 
