@@ -15,10 +15,11 @@ import torch
 from pseudovad.cli import main
 from pseudovad.data.cache import prepare_frame
 from pseudovad.data.decode import iter_frames
+from pseudovad.data.labels import mask_runs
 from pseudovad.data.layouts import load_dataset
 from pseudovad.evaluation import evaluate as evaluate_module
 from pseudovad.evaluation.protocol import operating_points
-from pseudovad.reporting.plots import heat_map, mask_runs
+from pseudovad.reporting.plots import heat_map
 from pseudovad.reporting.report import FRAME_WIDTH
 from pseudovad.training.trained import load_trained
 from pseudovad.reporting.published import PUBLISHED, detect_benchmark, published_for
