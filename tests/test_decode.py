@@ -134,3 +134,29 @@ def test_empty_and_zero_frame_videos(tmp_path: Path) -> None:
 def test_frames_numbered_with_other_scripts_sort_and_superscripts_do_not_crash() -> None:
     names = [Path(n) for n in ("٣.jpg", "١٠.jpg", "٢.jpg", "²a.jpg", "²")]
     assert [p.name for p in natural_sorted(names)][:3] == ["٢.jpg", "٣.jpg", "١٠.jpg"]
+
+
+class _ClosedCapture:
+    """A cv2.VideoCapture that could not open its file, as OpenCV's own FFmpeg build does with a
+    codec it lacks (this one, MJPEG, it has; PyAV's FFmpeg then still finds the stream)."""
+
+    def __init__(self, *_: object) -> None:
+        pass
+
+    def isOpened(self) -> bool:  # noqa: N802 (OpenCV's name)
+        return False
+
+    def release(self) -> None:
+        pass
+
+
+def test_a_codec_opencv_cannot_decode_is_named_with_a_re_encode_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "lobby.avi"
+    write_video(path, 3)
+    monkeypatch.setattr(cv2, "VideoCapture", _ClosedCapture)
+    with pytest.raises(DataError) as error:
+        count_video_frames(path)
+    assert str(error.value) == (
+        f"Cannot open video file {path}: its video codec 'mjpeg' cannot be decoded here; re-encode it, "
+        "e.g. ffmpeg -i lobby.avi -c:v libx264 -pix_fmt yuv420p out.mp4"
+    )
