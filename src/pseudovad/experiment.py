@@ -40,7 +40,7 @@ from pseudovad.config import PACKAGED_CONFIGS, Config, build_config, config_to_d
 from pseudovad.errors import ConfigError, Interrupted, PseudovadError
 from pseudovad.files import write_json, write_text
 from pseudovad.runs import RunDir, read_summary
-from pseudovad.training.base import FUSED
+from pseudovad.training.base import headline
 from pseudovad.training.pipelines import behaviour_revisions, read_sections, stale_revisions
 
 T = TypeVar("T")
@@ -408,11 +408,6 @@ def job_threads(jobs: int) -> int:
     several-fold (seen on 2 cores: two 2-thread runs left a 1-thread run beside them a third of a core)."""
     total = int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
     return max(1, total // jobs)
-
-
-def headline(scores: dict) -> str:
-    """The score a variant is judged by: the fused score where it has one, else its first."""
-    return FUSED if FUSED in scores else next(iter(scores))
 
 
 def select(table: dict, split: str) -> dict:

@@ -32,6 +32,7 @@ from pseudovad.evaluation.protocol import frame_auc, minmax
 from pseudovad.reporting.plots import HEAT_FULL_SCALE, heat_map, plot_roc, plot_video_scores
 from pseudovad.reporting.published import ANCHORS, BENCHMARKS, detect_benchmark, published_for
 from pseudovad.runs import RunDir, check_writable, read_summary
+from pseudovad.training.base import FUSED, headline
 from pseudovad.training.trained import load_trained
 
 WORST_FRAMES = 6
@@ -286,12 +287,7 @@ def _label(results: dict, name: str) -> str:
 
 
 def _fused(results: dict) -> str | None:
-    return next((name for name in results["auc"] if _declared(results, name).get("fuses")), None)
-
-
-def _headline(results: dict) -> str:
-    """The score frames are ranked by: the fused score when there is one, else the pipeline's first score."""
-    return _fused(results) or next(iter(results["auc"]))
+    return FUSED if FUSED in results["auc"] else None
 
 
 def _plotted_scores(results: dict) -> list[str]:
@@ -315,7 +311,7 @@ def _curve_label(results: dict, name: str) -> str:
 
 
 def _videos_section(results: dict, plotted: list[str], out: Path) -> str:
-    headline = _headline(results)
+    ranked = headline(results["auc"])
     parts = []
     for index, video in enumerate(results["videos"]):
         labels = np.asarray(video["labels"])
@@ -325,8 +321,8 @@ def _videos_section(results: dict, plotted: list[str], out: Path) -> str:
             curves[name] = values if _declared(results, name).get("probability") else minmax(values)
             auc = frame_auc([values], [labels])["macro"]
             legend[name] = f"{_curve_label(results, name)}\n(AUC {auc:.3f})" if auc is not None else _curve_label(results, name)
-        auc = frame_auc([np.asarray(video["scores"][headline])], [labels])["macro"]
-        name = _label(results, headline)
+        auc = frame_auc([np.asarray(video["scores"][ranked])], [labels])["macro"]
+        name = _label(results, ranked)
         auc_text = f"{name} AUC {auc:.3f}" if auc is not None else "no AUC: one class only in this video"
         image = f"videos/{index:03d}_{_slug(video['name'])}.png"
         title = f"test video {video['name']}: {auc_text}"
@@ -399,12 +395,12 @@ def _error_maps(run_dir: Path, clips: dict[tuple[int, int], list[np.ndarray]]) -
 
 
 def _worst_frames_section(run_dir: Path, results: dict, out: Path) -> str:
-    headline = _headline(results)
-    normal, anomalous = _worst_frames(results, headline)
+    ranked = headline(results["auc"])
+    normal, anomalous = _worst_frames(results, ranked)
     clips, problem = _decode_clips(results, [(v, f) for v, f, _ in normal + anomalous], results["clip_length"])
     maps, no_maps = _error_maps(run_dir, clips) if clips else ({}, "")
-    score_name = _label(results, headline)
-    if headline != _fused(results):
+    score_name = _label(results, ranked)
+    if ranked != _fused(results):
         score_name = f"normalised {score_name}"
 
     def picture(path: str, rgb: np.ndarray, alt: str) -> str:

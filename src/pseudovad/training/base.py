@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import functools
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import ClassVar
@@ -29,6 +29,12 @@ from pseudovad.training.distributed import unwrap
 from pseudovad.training.hardware import resolve_precision, scoring_batch_size
 
 FUSED = "combined"  # the one name of a fused score, in results.json, scores.csv and the report
+
+
+def headline(scores: Mapping[str, object]) -> str:
+    """The score a run is judged and ranked by, in a grid's table and in the report: the fused score
+    where there is one (it is what a deployment alerts on), else the first score the pipeline declares."""
+    return FUSED if FUSED in scores else next(iter(scores))
 
 
 @dataclass(frozen=True)
