@@ -60,7 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"pseudovad {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_data_commands(sub)
+    _add_training_commands(sub)
+    _add_deployment_commands(sub)
+    return parser
 
+
+def _add_data_commands(sub: argparse._SubParsersAction) -> None:
+    """synth, inspect, configs: what there is to train on."""
     synth = sub.add_parser("synth", help="write the built-in synthetic surveillance dataset (FFP frame layout)")
     synth.add_argument("out", type=Path, help="output folder (empty or absent, unless --force)")
     synth.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives identical files")
@@ -75,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("configs", help="list the packaged configs (named ones, scales, methods) with what each is")
 
+
+def _add_training_commands(sub: argparse._SubParsersAction) -> None:
+    """train, calibrate, evaluate, demo, experiment: making and measuring a run."""
     train = sub.add_parser("train", help="train a pipeline from a YAML config, then calibrate its alert threshold")
     train.add_argument("config", nargs="*", help="YAML config path or packaged config name (see `pseudovad configs`); "
                        "several are merged in order, e.g. scale/ped2_128 method/ffp; none with --resume (the run's own)")
@@ -129,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "AUC, the step its checkpoint reached, not started, or stale) and exit; trains and writes nothing, "
                             "so it can be asked while the grid runs")
 
+
+def _add_deployment_commands(sub: argparse._SubParsersAction) -> None:
+    """report, score, live, export: using a trained run."""
     report = sub.add_parser("report", help="HTML report of an evaluated run: AUCs vs published, ROC, per-video plots, galleries")
     report.add_argument("run", type=Path, help="run folder holding results.json (from `pseudovad evaluate`)")
 
@@ -153,7 +166,6 @@ def build_parser() -> argparse.ArgumentParser:
                         "onnx (any ONNX runtime; writing it needs `pip install 'pseudovad[onnx]'`) or torchscript "
                         "(for LibTorch C++ only: PyTorch deprecates it)")
     _add_rate_option(export, "the false-alarm rate whose threshold is built in (default: the rate it was calibrated at)", default=None)
-    return parser
 
 
 def _add_rate_option(parser: argparse.ArgumentParser, meaning: str, default: float | None = DEFAULT_FALSE_ALARM_RATE) -> None:
