@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from pseudovad.evaluation.protocol import frame_auc, minmax, operating_points, scored_labels, smooth
+from pseudovad.evaluation.protocol import frame_auc, micro_auc_shortfall, minmax, operating_points, scored_labels, smooth
 from pseudovad.metrics import psnr
 
 
@@ -94,3 +94,24 @@ def test_operating_points_by_hand_and_against_the_normal_model():
     points = operating_points([-(anomalous + rng.normal(size=anomalous.size))], [anomalous])
     assert points["eer"] == pytest.approx(0.3085, abs=0.005)
     assert points["tpr_at_fpr_5"] == pytest.approx(0.2595, abs=0.005)
+
+
+def test_micro_auc_shortfall_by_hand():
+    a = np.array([10.0, 0.0, 5.0]), np.array([0, 0, 1])  # normality after min-max 1, 0 (normal), 0.5 (anomalous)
+    b = np.array([3.0, 1.0, 3.0]), np.array([1, 0, 1])   # normality 1 (anomalous), 0 (normal), 1 (anomalous)
+    # Normal frames 1, 0, 0 against anomalous 0.5, 1, 1: 9 pairs. a's 0.5 looks more normal than two of
+    # them; each of b's two 1s than two, and ties the third (half): 2 + 2.5 + 2.5 = 7 misranked pairs.
+    shares = micro_auc_shortfall([a[0], b[0]], [a[1], b[1]])
+    assert shares == pytest.approx([2 / 9, 5 / 9])
+    assert frame_auc([a[0], b[0]], [a[1], b[1]])["micro"] == pytest.approx(2 / 9)
+
+
+def test_micro_auc_shortfall_adds_up_to_what_the_micro_auc_loses():
+    rng = np.random.default_rng(0)
+    labels = [(rng.random(n) < p).astype(int) for n, p in ((50, 0.3), (40, 0.0), (30, 1.0), (60, 0.5))]
+    scores = [rng.normal(size=len(l)) - 1.5 * l + rng.integers(0, 3, len(l)) for l in labels]  # with ties
+    shares = micro_auc_shortfall(scores, labels)
+    assert len(shares) == 4 and shares[1] == 0.0 and min(shares) >= 0
+    assert sum(shares) == pytest.approx(1 - frame_auc(scores, labels)["micro"], abs=1e-12)
+    with pytest.raises(ValueError, match="one class"):
+        micro_auc_shortfall([np.zeros(3)], [np.zeros(3, int)])

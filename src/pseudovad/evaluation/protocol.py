@@ -68,6 +68,29 @@ def frame_auc(scores: list[np.ndarray], labels: list[np.ndarray], sigma: float =
     }
 
 
+def micro_auc_shortfall(scores: list[np.ndarray], labels: list[np.ndarray]) -> list[float]:
+    """Each video's share of 1 - micro AUC: the fraction of all (anomalous, normal) frame pairs, after
+    the per-video min-max, in which the video's anomalous frame looks the more normal (ties half).
+
+    The shares add up to 1 - micro AUC, so they say where the headline number is lost. A video that is
+    anomalous from its first scored frame to its last (four of Ped2's twelve) always has a frame that
+    min-max puts at 1, as normal as the most normal frame anywhere, whatever the detector sees there;
+    a better raw score need not lower that video's share. Same inputs as `frame_auc`.
+    """
+    normality = [minmax(s) for s in scores]
+    normal = np.sort(np.concatenate([n[np.asarray(l) == 0] for n, l in zip(normality, labels)]))
+    pairs = len(normal) * int(sum(np.asarray(l).sum() for l in labels))
+    if pairs == 0:
+        raise ValueError("the labels hold one class only: the micro AUC is undefined")
+    shares = []
+    for n, l in zip(normality, labels):
+        anomalous = n[np.asarray(l) == 1]
+        below = np.searchsorted(normal, anomalous, "left")
+        tied = np.searchsorted(normal, anomalous, "right") - below
+        shares.append(float((below + 0.5 * tied).sum() / pairs))
+    return shares
+
+
 def fuse(psnr_scores: np.ndarray, classifier_scores: np.ndarray, weight: float = 0.5) -> np.ndarray:
     """One video's fused score S = minmax(w minmax(PSNR) + (1 - w) minmax(C)); both inputs high =
     normal. At w = 0.5 this is the thesis's minmax(minmax(PSNR) + minmax(C)) exactly (halving is exact)."""
