@@ -152,6 +152,20 @@ def test_the_page_states_labels_protocol_budget_and_every_score(run, report):
     assert "No published numbers" in text and "class=\"published\"" not in text
 
 
+def test_the_micro_auc_loss_is_traced_to_the_videos_and_adds_up(run, report):
+    results = json.loads((run / "results.json").read_text())
+    section = report.read_text().split("<h2>Where the micro AUC is lost</h2>")[1].split("<h2>")[0]
+    assert "fused score" in section  # the headline score is the one explained
+    rows = re.findall(r"<tr class=\"measured\"><td>([^<]*)</td><td class=\"num\">(\d+)</td><td class=\"num\">(\d+)</td>"
+                      r"<td class=\"num\">([\d.]+)</td><td>(yes|)</td></tr>", section)
+    assert [row[0] for row in rows] == [video["name"] for video in results["videos"]]
+    for (_, anomalous, scored, _, throughout), video in zip(rows, results["videos"]):
+        assert (int(anomalous), int(scored)) == (sum(video["labels"]), len(video["labels"]))
+        assert (throughout == "yes") == (min(video["labels"]) == 1)
+    lost = 100 * (1 - results["auc"]["combined"]["micro"])
+    assert sum(float(row[3]) for row in rows) == pytest.approx(lost, abs=0.005 * len(rows))
+
+
 def test_a_recognised_benchmark_gets_its_published_numbers_and_a_gone_dataset_is_said(run, tmp_path):
     copy = tmp_path / "ped2_run"
     shutil.copytree(run, copy, ignore=shutil.ignore_patterns("report", "checkpoints", "tensorboard"))
