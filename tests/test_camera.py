@@ -274,6 +274,15 @@ def test_a_run_with_a_critic_deploys_its_fused_score_calibrated(home, tmp_path):
     clear = np.abs(scores["combined"] - detector.threshold) > EXPORT_TOLERANCE  # frames the tolerance cannot flip
     flags = exported[1].detach().numpy().astype(bool)
     np.testing.assert_array_equal(flags[clear], (scores["combined"] < detector.threshold)[clear])
+    # `score` alerts on the same fused score, and writes it beside its parts
+    assert main(["score", str(home / "test_video.avi"), "--run", str(run), "--out", str(tmp_path / "scored")]) == 0
+    with open(tmp_path / "scored" / "scores.csv") as table:
+        rows = list(csv.DictReader(table))
+    assert {"psnr", "classifier", "combined", "anomaly"} <= set(rows[0])
+    assert rows[0]["combined"] == "" and rows[4]["combined"] != ""  # no prediction for the first clip_length frames
+    np.testing.assert_allclose([float(row["combined"]) for row in rows[4:10]], scores["combined"], atol=1e-4)
+    columns = json.loads((tmp_path / "scored" / "segments.json").read_text())["columns"]
+    assert list(columns)[2:6] == ["psnr", "classifier", "combined", "anomaly"] and "alerts use" in columns["combined"]
 
 
 def _decode(path: Path) -> list[np.ndarray]:

@@ -86,6 +86,9 @@ class Detector:
         declared = self.pipeline.scores[0]
         self.score_name, self.score_label = (self.calibration["score"], self.calibration["label"]) if fusion else (declared.name, declared.label)
         self.combiner = Combiner(self.pipeline.deployed_scores(), fusion)
+        declared_names = tuple(score.name for score in self.pipeline.scores)
+        # every score a frame gets: the declared ones, and the calibrated fused score the alerts use
+        self.score_names = declared_names + (() if self.score_name in declared_names else (self.score_name,))
         if self.calibration is None and threshold is None:
             raise PseudovadError(f"{self.run}: no calibration.json (the run was trained by an older version, or stopped "
                                  f"before its end); run `pseudovad calibrate {self.run}` (it needs the training data), "
@@ -146,7 +149,7 @@ class Detector:
             prepared = self.prepare(rgb)
             window.append(prepared)
             clip = np.stack(window) if len(window) == window.maxlen else None
-            empty = dict.fromkeys((score.name for score in self.pipeline.scores), np.nan)
+            empty = dict.fromkeys(self.score_names, np.nan)
             pending.append((ScoredFrame(index, prepared, rgb.shape, empty, np.nan, rgb if keep_frames else None), clip))
             if sum(clip is not None for _, clip in pending) == batch_size:
                 yield from self._flush(pending, errors)

@@ -158,6 +158,7 @@ def column_meanings(detector: Detector) -> dict[str, str]:
     """What each column of scores.csv holds, and which way it points (segments.json states it)."""
     scores = {score.name: f"{score.label}, high = normal" + (" (a probability)" if score.probability else "")
               for score in detector.pipeline.scores}
+    scores.setdefault(detector.score_name, f"{detector.score_label}, high = normal (what the alerts use)")
     return {
         "frame": "0-based frame index",
         "time": "seconds from the first frame (frame / fps)",
@@ -206,7 +207,7 @@ class _Outputs:
         if out_dir is None:
             return
         out_dir.mkdir(parents=True, exist_ok=True)
-        self.table = ScoreTable(out_dir / SCORES_CSV, [score.name for score in detector.pipeline.scores])
+        self.table = ScoreTable(out_dir / SCORES_CSV, list(detector.score_names))
         self.video = AnnotatedVideo(out_dir / ANNOTATED_VIDEO, fps, detector.score_label) if annotate else None
 
     def add(self, scored: ScoredFrame, smoothed: float, flagged: bool) -> None:
