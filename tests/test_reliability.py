@@ -626,3 +626,8 @@ def test_a_start_that_failed_before_its_first_checkpoint_does_not_block_the_next
     capsys.readouterr()
     assert main(train(tmp_path / "data", run)) == 2  # not a failed start: it holds a file of the user's
     assert "already holds a run" in capsys.readouterr().err and (run / "notes.txt").read_text() == "mine"
+    (run / "notes.txt").unlink()  # now a finished run whose checkpoint was deleted to save space, nothing else
+    produced = sorted(path.name for path in run.iterdir())
+    assert "train_summary.json" in produced and "calibration.json" in produced
+    assert main(train(tmp_path / "data", run)) == 2
+    assert "already holds a run" in capsys.readouterr().err and sorted(path.name for path in run.iterdir()) == produced

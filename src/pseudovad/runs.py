@@ -243,8 +243,10 @@ def _check_target(run: RunDir, resume: bool, force: bool, data_root: Path | None
 def _failed_start(run: RunDir, data_root: Path | None) -> bool:
     """Whether `run` holds only a start that never reached its first checkpoint (bad data, a stop in
     its first minutes): nothing there is worth keeping, and refusing it would leave the user neither
-    --resume (no checkpoint) nor a fresh start (a run is there), only --force."""
-    if run.checkpoint.exists():
+    --resume (no checkpoint) nor a fresh start (a run is there), only --force. A run that finished and
+    then lost its checkpoint (deleted to save space) still holds what it produced, and is not one."""
+    produced = (run.checkpoint, run.summary, run.results, run.calibration, run.report, run.exports)
+    if any(path.exists() for path in produced):
         return False
     try:
         check_deletable(run, data_root)
