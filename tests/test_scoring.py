@@ -279,3 +279,20 @@ def test_bad_arguments_are_clear_errors(tiny_data, run, tmp_path, capsys):
     assert "--false-alarm-rate must be between 0 and 1" in capsys.readouterr().err
     assert main(["score", str(tiny_data / "testing" / "frames" / "01"), *out, "--min-duration", "-1"]) == 2
     assert "--min-duration must be a non-negative number of seconds, got -1" in capsys.readouterr().err
+
+
+def test_the_out_folder_gets_this_scoring_only(tiny_data, run, tmp_path, capsys):
+    """An earlier scoring's files do not sit beside this one's, a link at an output's name is removed
+    rather than written through, and an --out that is a file is refused before the model loads."""
+    video = tiny_data / "testing" / "frames" / "02"
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["score", str(video), "--run", str(run), "--out", str(tmp_path / "notes.txt")]) == 2
+    assert capsys.readouterr().err == (f"pseudovad score: error: --out {tmp_path / 'notes.txt'} is a file, not a folder; "
+                                       "choose a folder for the results\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "annotated.mp4").write_text("an earlier scoring's video")
+    (out / "scores.csv").symlink_to(tmp_path / "notes.txt")
+    assert main(["score", str(video), "--run", str(run), "--out", str(out)]) == 0
+    assert (tmp_path / "notes.txt").read_text() == "mine" and not (out / "scores.csv").is_symlink()
+    assert sorted(path.name for path in out.iterdir()) == ["scores.csv", "scores.png", "segments.json"]

@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+from pseudovad.errors import PseudovadError
+
 
 def _temporary_for(path: Path) -> Path:
     """The temporary name a writer of `path` uses (`.NAME.PID.tmp`, which RunDir.is_own_entry knows)."""
@@ -57,3 +59,13 @@ def write_text(text: str, path: Path) -> None:
 
 def write_json(content: dict, path: Path, indent: int | None = 1) -> None:
     write_text(json.dumps(content, indent=indent) + "\n", path)
+
+
+def check_can_write(folder: Path) -> None:
+    """Fail now, naming the folder, rather than after minutes of work that could not be saved there."""
+    probe = Path(folder) / f".write-test-{os.getpid()}"
+    try:
+        probe.touch()
+        probe.unlink()
+    except OSError as error:
+        raise PseudovadError(f"cannot write in {folder} ({error.strerror}); results could not be saved there") from None

@@ -21,7 +21,7 @@ from pathlib import Path
 from pseudovad import __version__
 from pseudovad.checkpoint import load_checkpoint
 from pseudovad.errors import PseudovadError, RuntimeFailure
-from pseudovad.files import remove, write_json
+from pseudovad.files import check_can_write, remove, write_json
 
 try:  # POSIX advisory locks; elsewhere runs are simply not locked
     import fcntl
@@ -299,9 +299,4 @@ def check_writable(folder: Path) -> None:
     """Fail now, naming the folder, rather than after minutes of work that could not be saved or that
     would be written through a link (refuse_links)."""
     refuse_links(folder)
-    probe = Path(folder) / f".write-test-{os.getpid()}"
-    try:
-        probe.touch()
-        probe.unlink()
-    except OSError as error:
-        raise PseudovadError(f"cannot write in {folder} ({error.strerror}); results could not be saved there") from None
+    check_can_write(folder)

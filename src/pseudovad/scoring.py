@@ -29,7 +29,7 @@ from pseudovad.data.layouts import list_videos
 from pseudovad.data.sources import Source, file_video, is_stream_or_camera, open_source, video_source
 from pseudovad.detector import Detector, ScoredFrame
 from pseudovad.errors import DataError, Interrupted, PseudovadError, RuntimeFailure
-from pseudovad.files import write_json
+from pseudovad.files import check_can_write, write_json
 from pseudovad.interrupts import whole_unit
 from pseudovad.reporting.plots import heat_map, plot_timeline
 from pseudovad.training.trained import compile_if_it_pays
@@ -55,6 +55,7 @@ def score_source(source: str | Path, run_dir: Path, out_dir: Path, false_alarm_r
     """Score every video at `source` into `out_dir` (one subfolder per video for a folder of several);
     returns each video's summary (what its segments.json holds). `compile_setting` overrides eval.compile."""
     _check_fps(fps)
+    _check_out(Path(out_dir))
     videos, several = find_videos(source)
     detector = Detector(run_dir, false_alarm_rate, threshold)
     compile_if_it_pays(detector.pipeline, sum(video.num_frames for video in videos), compile_setting)
@@ -76,6 +77,8 @@ def watch_live(spec: str, run_dir: Path, out_dir: Path | None, emit: Emit, false
     _check_fps(fps)
     if annotate and out_dir is None:
         raise PseudovadError("--video needs --out DIR to write the annotated video into")
+    if out_dir is not None:
+        _check_out(out_dir)
     detector = Detector(run_dir, false_alarm_rate, threshold)
     compile_if_it_pays(detector.pipeline, math.inf, compile_setting)
     source = open_source(spec, fps, paced=True)
@@ -93,6 +96,17 @@ def _check_long_enough(name: str | Path, frames: int, detector: Detector) -> Non
     """Footage shorter than one clip gets no score at all: an error, not an empty result."""
     if frames <= detector.clip_length:
         raise PseudovadError(f"{name}: {frames} frames; scoring needs at least {detector.clip_length + 1} (clip_length + 1)")
+
+
+def _check_out(out_dir: Path) -> None:
+    """Fail before the model loads, naming the folder, if the results could not be written there."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise PseudovadError(f"--out {out_dir} is a file, not a folder; choose a folder for the results")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise PseudovadError(f"cannot make --out {out_dir} ({error.strerror}); choose a folder you can write to") from None
+    check_can_write(out_dir)
 
 
 def _check_fps(fps: float) -> None:
@@ -207,6 +221,9 @@ class _Outputs:
         if out_dir is None:
             return
         out_dir.mkdir(parents=True, exist_ok=True)
+        for stale in (out_dir / name for name in (SCORES_CSV, SUMMARY_JSON, ANNOTATED_VIDEO, PLOT)):
+            if stale.is_symlink() or stale.is_file():  # an earlier scoring's must not sit beside this one's,
+                stale.unlink()                         # and a link is removed, never written through
         self.table = ScoreTable(out_dir / SCORES_CSV, list(detector.score_names))
         self.video = AnnotatedVideo(out_dir / ANNOTATED_VIDEO, fps, detector.score_label) if annotate else None
 
