@@ -296,3 +296,15 @@ def test_the_out_folder_gets_this_scoring_only(tiny_data, run, tmp_path, capsys)
     assert main(["score", str(video), "--run", str(run), "--out", str(out)]) == 0
     assert (tmp_path / "notes.txt").read_text() == "mine" and not (out / "scores.csv").is_symlink()
     assert sorted(path.name for path in out.iterdir()) == ["scores.csv", "scores.png", "segments.json"]
+
+
+def test_a_threshold_in_other_units_is_warned_about(tiny_data, run, tmp_path, capsys):
+    """--threshold is in the units of the score the run alerts by; one above every calibration score
+    flags all normal footage (as 25 dB would on a fused score of 0 to 1), and is said to."""
+    calibration = json.loads((run / "calibration.json").read_text())
+    video = str(tiny_data / "testing" / "frames" / "02")
+    inside = (calibration["statistics"]["min"] + calibration["statistics"]["max"]) / 2
+    for threshold, warned in ((inside, False), (calibration["statistics"]["max"] + 1, True)):
+        assert main(["score", video, "--run", str(run), "--out", str(tmp_path / "out"), "--threshold", str(threshold)]) == 0
+        err = capsys.readouterr().err
+        assert ("flags every one of the" in err and "give it in that score's units (PSNR)" in err) == warned, err

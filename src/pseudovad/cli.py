@@ -187,8 +187,9 @@ def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
     rules = AlertRules()
     _add_rate_option(parser, "flag this fraction of normal frames, read off the run's calibration (default: the rate "
                      "it was calibrated at)", default=None)
-    parser.add_argument("--threshold", type=float, help="a threshold in the score's own units (PSNR: dB): frames scoring "
-                        "below it are flagged; replaces the calibration's and --false-alarm-rate")
+    parser.add_argument("--threshold", type=float, help="a threshold on the score the run alerts by, in its units (PSNR: "
+                        "dB; a run with a critic alerts by its calibrated fused score, about 0 to 1): frames scoring below "
+                        "it are flagged; replaces the calibration's and --false-alarm-rate")
     parser.add_argument("--smoothing", type=float, default=rules.smoothing_s, metavar="SECONDS",
                         help=f"average each frame's anomaly over the last this many seconds (default {rules.smoothing_s:g})")
     parser.add_argument("--min-duration", type=float, default=rules.min_duration_s, metavar="SECONDS",

@@ -113,11 +113,25 @@ class Detector:
         described = {"score": self.score_name, "value": self.threshold,
                      "rule": f"a frame's anomaly is above {FLAG_LEVEL} when its {self.score_name} is below the threshold"}
         if self.false_alarm_rate is None:
-            return {**described, "from": "--threshold"}
+            return {**described, "from": "--threshold", **self._given_threshold_warning()}
         problem = unmeasurable(self.false_alarm_rate, self.calibration["clips"])
         return {**described, "false_alarm_rate": self.false_alarm_rate,
                 "from": f"calibration.json: the {self.false_alarm_rate:g} quantile of {self.calibration['clips']} "
                         f"calibration clips ({self.calibration['clips_from']})", **({"warning": problem} if problem else {})}
+
+    def _given_threshold_warning(self) -> dict:
+        """A --threshold that flags all of the calibration's normal clips, or lies a whole range below
+        them, is almost surely in other units (dB for a calibrated fused score of about 0 to 1)."""
+        if self.calibration is None:
+            return {}
+        scores = np.asarray(self.calibration["scores"], dtype=np.float64)
+        low, high = scores.min(), scores.max()
+        if low - (high - low) <= self.threshold <= high:
+            return {}
+        flags = "every one" if self.threshold > high else "none"
+        return {"warning": f"--threshold {self.threshold:g} flags {flags} of the {len(scores)} calibration clips of "
+                           f"normal footage, whose {self.score_name} runs from {low:.4g} to {high:.4g}; give it in that "
+                           f"score's units ({self.score_label})"}
 
     def prepare(self, rgb: np.ndarray) -> np.ndarray:
         """A decoded RGB frame as the model sees it (resized, grey if the run is)."""
