@@ -13,7 +13,7 @@ import pytest
 
 from pseudovad.alerts import AlertRules
 from pseudovad.cli import main
-from pseudovad.data.sources import Source
+from pseudovad.data.sources import Gap, Source
 from pseudovad.detector import Detector
 from pseudovad.scoring import watch
 
@@ -243,6 +243,26 @@ def test_frames_are_streamed_not_held(run, tmp_path, annotate):
     assert summary["frames"] == 100 and len(read_csv(tmp_path / "out" / "scores.csv")) == 100
     bound = detector.pipeline.eval_batch_size + CLIP_LENGTH + 2 if annotate else 2
     assert peak <= bound
+
+
+def test_frames_a_live_source_dropped_keep_their_numbers_and_no_clip_spans_them(run, tmp_path):
+    """A Gap of 3 after frame 9: frames 10-12 are absent, 13 onwards keep their capture numbers (and
+    times), the clip_length frames after the gap are unscored as at the start, and every later frame
+    scores exactly as in the whole footage (its clip holds no hole)."""
+    detector = Detector(run)
+    rng = np.random.default_rng(1)
+    frames = [rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for _ in range(30)]
+    whole = {scored.index: scored.anomaly for scored in detector.stream(frames)}
+    holed = {scored.index: scored.anomaly for scored in detector.stream([*frames[:10], Gap(3), *frames[13:]])}
+    assert sorted(holed) == [*range(10), *range(13, 30)]
+    assert all(np.isnan(holed[index]) for index in [*range(CLIP_LENGTH), *range(13, 13 + CLIP_LENGTH)])
+    for index in [*range(CLIP_LENGTH, 10), *range(13 + CLIP_LENGTH, 30)]:
+        assert holed[index] == pytest.approx(whole[index], abs=1e-6), index
+    summary = watch(Source("camera", 25.0, "camera", True, (item for item in [*frames[:10], Gap(3), *frames[13:]])),
+                    detector, tmp_path / "out", AlertRules(), False)
+    rows = read_csv(tmp_path / "out" / "scores.csv")
+    assert [int(row["frame"]) for row in rows] == sorted(holed) and float(rows[10]["time"]) == pytest.approx(13 / 25)
+    assert summary["frames"] == 30
 
 
 def test_ctrl_c_finishes_every_file(tiny_data, run, tmp_path, monkeypatch, capsys):

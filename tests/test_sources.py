@@ -13,26 +13,31 @@ import numpy as np
 import pytest
 
 from pseudovad.data import sources
-from pseudovad.data.sources import QUEUE_FRAMES, is_stream_or_camera, open_source, redact
+from pseudovad.data.sources import QUEUE_FRAMES, Gap, is_stream_or_camera, open_source, redact
 from pseudovad.errors import DataError
 
 from media import write_audio_only, write_video
 
 
-def test_a_slow_consumer_drops_the_oldest_frames_and_counts_them():
-    """A camera giving 200 frames at once to a scorer that takes its time: at most QUEUE_FRAMES wait, the
-    oldest go first, every one is either delivered or counted as dropped, and the last ones arrive."""
+def test_a_slow_consumer_drops_the_waiting_frames_together_and_marks_the_gap():
+    """A camera giving 200 frames at once to a scorer that takes its time: at most QUEUE_FRAMES wait;
+    when the queue is full they are dropped together and a Gap of their number takes their place, so
+    between gaps the frames are consecutive; every frame is delivered or counted, the last arrives."""
     produced = (np.full((2, 2, 3), index % 256, np.uint8) for index in range(200))
     source = sources._queued("fake camera", 25.0, "camera", produced)
-    first = next(source.frames)
-    time.sleep(0.5)  # the reader fills the queue meanwhile
-    rest = list(source.frames)
-    delivered = [first, *rest]
-    assert source.dropped() > 0 and len(delivered) + source.dropped() == 200
-    assert len(rest) <= QUEUE_FRAMES
-    assert delivered[-1][0, 0, 0] == 199 % 256
-    values = [int(frame[0, 0, 0]) for frame in delivered]
-    assert values == sorted(values)  # in order, the dropped ones missing
+    items = [next(source.frames)]  # starts the reader
+    time.sleep(0.5)  # which fills the queue meanwhile
+    items += list(source.frames)
+    numbers, expected = [], 0
+    for item in items:
+        if isinstance(item, Gap):
+            expected += item.frames
+            continue
+        assert int(item[0, 0, 0]) == expected % 256  # consecutive up to a gap, and a gap's size is the hole
+        numbers.append(expected)
+        expected += 1
+    assert source.dropped() > 0 and len(numbers) + source.dropped() == 200 == expected
+    assert len(numbers) <= QUEUE_FRAMES + 1 and numbers[-1] == 199
 
 
 def test_stopping_early_stops_the_reader():

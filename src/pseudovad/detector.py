@@ -22,6 +22,7 @@ from pseudovad.alerts import FLAG_LEVEL
 from pseudovad.calibration import CalibratedFusion, read_calibration, threshold_at, unmeasurable
 from pseudovad.data.cache import prepare_frame
 from pseudovad.data.clips import to_model_range
+from pseudovad.data.sources import Gap
 from pseudovad.errors import PseudovadError
 from pseudovad.metrics import error_map
 from pseudovad.training.base import Pipeline
@@ -152,14 +153,21 @@ class Detector:
         scores["anomaly"] = self.normaliser(score).numpy()
         return scores
 
-    def stream(self, frames: Iterable[np.ndarray], batch_size: int | None = None, keep_frames: bool = False,
+    def stream(self, frames: Iterable[np.ndarray | Gap], batch_size: int | None = None, keep_frames: bool = False,
                errors: bool = False) -> Iterator[ScoredFrame]:
         """Score frames as they come, in order and at most one batch late; only a window of
-        clip_length + 1 prepared frames and one batch are held, however long the stream."""
+        clip_length + 1 prepared frames and one batch are held, however long the stream. After a Gap
+        (frames a live source dropped) the next clip_length frames go unscored, as at the start."""
         batch_size = batch_size or self.pipeline.eval_batch_size
         window: deque[np.ndarray] = deque(maxlen=self.clip_length + 1)
         pending: list[tuple[ScoredFrame, np.ndarray | None]] = []
-        for index, rgb in enumerate(frames):
+        index = -1
+        for rgb in frames:
+            if isinstance(rgb, Gap):  # frames a live source dropped: they keep their numbers, and no clip spans them
+                index += rgb.frames
+                window.clear()
+                continue
+            index += 1
             prepared = self.prepare(rgb)
             window.append(prepared)
             clip = np.stack(window) if len(window) == window.maxlen else None

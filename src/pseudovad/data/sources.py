@@ -3,8 +3,9 @@
 A file is read as fast as it decodes, or (live mode) at its own frame rate, as a camera would give it;
 it never drops a frame, since a file can wait. A camera (an index, as OpenCV numbers them) or a
 stream (rtsp://, http://, ... opened by PyAV, with timeouts) is read by a thread into a short queue:
-when scoring falls behind, the oldest frames are dropped and counted, so memory and latency stay
-bounded however long it runs. A URL is shown without its password in every message and output.
+when scoring falls behind, the frames waiting are dropped together and counted, so memory and latency
+stay bounded however long it runs. A Gap then takes their place in the frames, so a predictor is never
+given a clip with frames missing from its middle (a jump it would see as an anomaly). A URL is shown without its password in every message and output.
 """
 
 from __future__ import annotations
@@ -34,6 +35,13 @@ _URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://")
 _PASSWORD = re.compile(r"^(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/@:]*:)[^/@]*@")
 
 
+@dataclass(frozen=True)
+class Gap:
+    """Where a live source dropped `frames` consecutive frames: the clips restart after it."""
+
+    frames: int
+
+
 @dataclass
 class Source:
     """Frames to score and what is known about them."""
@@ -42,7 +50,7 @@ class Source:
     fps: float
     fps_from: str              # "video header", "stream", "camera" or "--fps"
     live: bool                 # a camera or stream: it may drop frames, and its end is a failure
-    frames: Iterator[np.ndarray]
+    frames: Iterator[np.ndarray | Gap]  # a Gap only from a live source
     num_frames: int | None = None
     dropped: Callable[[], int] = lambda: 0
 
@@ -168,10 +176,12 @@ def _stream(url: str, scheme: str, fps: float) -> Source:
 
 
 def _queued(name: str, fps: float, fps_from: str, frames: Iterator[np.ndarray]) -> Source:
-    """A live source read by a thread into a queue of QUEUE_FRAMES; the oldest frame is dropped when it is full."""
+    """A live source read by a thread into a queue of at most QUEUE_FRAMES. When it is full the frames
+    waiting are dropped together, not one by one: clips of consecutive frames can then be made again
+    straight after the Gap, where dropping the oldest frame each time would leave a hole in every clip."""
     queue: deque[np.ndarray] = deque()
     ready = threading.Condition()
-    state = {"dropped": 0, "ended": False, "stop": False}
+    state = {"dropped": 0, "gap": 0, "ended": False, "stop": False}
 
     def read() -> None:
         try:
@@ -180,8 +190,9 @@ def _queued(name: str, fps: float, fps_from: str, frames: Iterator[np.ndarray]) 
                     if state["stop"]:
                         break
                     if len(queue) == QUEUE_FRAMES:
-                        queue.popleft()
-                        state["dropped"] += 1
+                        state["gap"] += len(queue)
+                        state["dropped"] += len(queue)
+                        queue.clear()
                     queue.append(frame)
                     ready.notify()
         finally:
@@ -190,7 +201,7 @@ def _queued(name: str, fps: float, fps_from: str, frames: Iterator[np.ndarray]) 
                 state["ended"] = True
                 ready.notify()
 
-    def deliver() -> Iterator[np.ndarray]:
+    def deliver() -> Iterator[np.ndarray | Gap]:
         reader = threading.Thread(target=read, name=f"read {name}", daemon=True)
         reader.start()
         try:
@@ -199,7 +210,10 @@ def _queued(name: str, fps: float, fps_from: str, frames: Iterator[np.ndarray]) 
                     ready.wait_for(lambda: queue or state["ended"])
                     if not queue:
                         return
+                    gap, state["gap"] = state["gap"], 0
                     frame = queue.popleft()
+                if gap:
+                    yield Gap(gap)
                 yield frame
         finally:
             with ready:
