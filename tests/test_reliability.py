@@ -395,7 +395,20 @@ def calibration_fusing_unknown_scores(tmp: Path, run: Path) -> list[str]:
     copy = tmp / "run"
     shutil.copytree(run, copy)
     calibration = json.loads((copy / "calibration.json").read_text())
-    calibration["fusion"] = {"parts": ["nope"], "weight": 0.5}
+    calibration["fusion"] = {"parts": ["psnr", "nope"], "weight": 0.5,
+                             "ranges": {"psnr": {"low": 20.0, "high": 30.0}, "nope": {"low": 0.0, "high": 1.0}}}
+    calibration["score"] = "combined"
+    (copy / "calibration.json").write_text(json.dumps(calibration))
+    write_video(tmp / "camera.avi", 10)
+    return ["score", str(tmp / "camera.avi"), "--run", str(copy), "--out", str(tmp / "scored")]
+
+
+def calibration_missing_a_field(tmp: Path, run: Path) -> list[str]:
+    """A calibration.json from elsewhere that lacks a field scoring reads only once footage comes."""
+    copy = tmp / "run"
+    shutil.copytree(run, copy)
+    calibration = json.loads((copy / "calibration.json").read_text())
+    del calibration["clips_from"]
     (copy / "calibration.json").write_text(json.dumps(calibration))
     write_video(tmp / "camera.avi", 10)
     return ["score", str(tmp / "camera.avi"), "--run", str(copy), "--out", str(tmp / "scored")]
@@ -462,7 +475,7 @@ CASES = [
     Case(checkpoint_of_another_shape, "pseudovad evaluate: error: the checkpoint's 'generator' weights do not fit this config's network: Error(s) in loading state_dict for UNet:\n"),
     Case(checkpoint_without_a_network, "pseudovad evaluate: error: the checkpoint has no weights for discriminator: it was written by another pipeline or version\n"),
     Case(checkpoint_holding_a_bare_tensor, "pseudovad evaluate: error: {tmp}/run/checkpoints/latest.pt: not a pseudovad checkpoint (no iteration, config and networks in it); only load checkpoints written by pseudovad\n"),
-    Case(malformed_results_keep_the_old_report, "pseudovad report: error: {tmp}/run/results.json: not a results file pseudovad wrote (AssertionError: 'videos'); run `pseudovad evaluate` again\n"),
+    Case(malformed_results_keep_the_old_report, "pseudovad report: error: {tmp}/run/results.json: not a results file pseudovad wrote (ValueError: 'videos missing'); run `pseudovad evaluate` again\n"),
     Case(malformed_dataset_description, "pseudovad evaluate: error: {tmp}/data/dataset.json: not the event list `pseudovad synth` writes (ValueError); fix it, or move it out of the dataset folder (it only adds AUCs per anomaly kind)\n"),
     Case(fps_not_finite, "pseudovad score: error: --fps must be a finite number, got inf\n"),
     Case(threshold_not_a_number, "pseudovad score: error: --threshold must be a finite number, got nan\n"),
@@ -475,7 +488,8 @@ CASES = [
     Case(resume_through_a_planted_lock_link, "pseudovad train: error: {tmp}/run: refused to write into a run folder that holds symbolic links ({tmp}/run/.lock);"),
     Case(report_copying_a_linked_gallery_image, "pseudovad report: error: {tmp}/run: refused to write into a run folder that holds symbolic links ({tmp}/run/gallery/step_000001.png);"),
     Case(synth_force_on_a_real_dataset, "pseudovad synth: error: --force refused: {tmp}/ped2 holds no synthetic dataset that pseudovad wrote (no .pseudovad-synthetic, and no dataset.json of `pseudovad synth`); it may be a real dataset. Choose an empty folder\n"),
-    Case(calibration_fusing_unknown_scores, "pseudovad score: error: {tmp}/run/calibration.json: not a calibration pseudovad wrote; run `pseudovad calibrate {tmp}/run` again\n"),
+    Case(calibration_fusing_unknown_scores, "pseudovad score: error: {tmp}/run/calibration.json: it fuses nope, which this run does not score (psnr); run `pseudovad calibrate {tmp}/run` again\n"),
+    Case(calibration_missing_a_field, "pseudovad score: error: {tmp}/run/calibration.json: not a calibration pseudovad wrote (clips_from missing or malformed); run `pseudovad calibrate {tmp}/run` again\n"),
     Case(flat_folder_of_frames, "pseudovad inspect: error: {tmp}/stills holds images directly, as the frames of one video: a dataset holds each video's frames in a folder of its own; move them into {tmp}/stills/<video>/ (e.g. {tmp}/stills/video01/)\n"),
     Case(live_on_a_file_shorter_than_a_clip, "pseudovad live: error: {tmp}/two.avi: 2 frames; scoring needs at least 5 (clip_length + 1)\n"),
     Case(truncated_checkpoint, "pseudovad evaluate: error: {tmp}/run/checkpoints/latest.pt: not a readable checkpoint (PytorchStreamReader failed reading zip archive"),

@@ -161,17 +161,51 @@ def read_calibration(run_dir: Path, iteration: int) -> dict | None:
         return None
     try:
         calibration = json.loads(path.read_text())
-        assert isinstance(calibration, dict) and calibration["scores"] and math.isfinite(calibration["threshold"])
-        if calibration.get("fusion") is not None:  # built once here, so a malformed one fails with this message
-            fusion = calibration["fusion"]
-            assert len(fusion["parts"]) == 2 and all(isinstance(part, str) for part in fusion["parts"])
-            CalibratedFusion.from_calibration(fusion)
-    except (OSError, ValueError, KeyError, TypeError, AssertionError, RuntimeError):
-        raise PseudovadError(f"{path}: not a calibration pseudovad wrote; run `pseudovad calibrate {run_dir}` again") from None
+        _check_fields(calibration)
+    except (OSError, ValueError) as error:
+        raise PseudovadError(f"{path}: not a calibration pseudovad wrote ({error}); run `pseudovad calibrate {run_dir}` again") from None
     if calibration.get("iteration") != iteration:
         raise PseudovadError(f"{path}: made at iteration {calibration.get('iteration')}, but the checkpoint is at "
                              f"iteration {iteration} (the run trained on since); run `pseudovad calibrate {run_dir}` again")
     return calibration
+
+
+def _check_fields(calibration: object) -> None:
+    """Every field that scoring, the footage check and an export read, of the right kind, else a
+    ValueError naming it: a file edited or from another version fails when read, not mid-stream with a
+    traceback. Plain checks, not asserts, which `python -O` removes."""
+    def need(ok: object, field: str) -> None:
+        if not ok:
+            raise ValueError(f"{field} missing or malformed")
+
+    need(isinstance(calibration, dict), "the top level")
+    scores = calibration.get("scores")
+    need(isinstance(scores, list) and scores and all(map(_is_number, scores)), "scores")
+    need(_is_number(calibration.get("threshold")), "threshold")
+    need(_is_number(calibration.get("false_alarm_rate")) and 0 < calibration["false_alarm_rate"] < 1, "false_alarm_rate")
+    need(isinstance(calibration.get("clips"), int) and calibration["clips"] > 0, "clips")
+    for field in ("score", "label", "clips_from"):
+        need(isinstance(calibration.get(field), str), field)
+    statistics = calibration.get("statistics", {})
+    need(isinstance(statistics, dict) and all(map(_is_number, statistics.values())), "statistics")
+    frames = calibration.get("frames", {})
+    brightness = frames.get("brightness") if isinstance(frames, dict) else None
+    need(isinstance(frames, dict) and all(isinstance(size, list) and len(size) == 2 and all(map(_is_number, size))
+                                          for size in frames.get("sizes", [])), "frames.sizes")
+    need(brightness is None or (isinstance(brightness, dict) and _is_number(brightness.get("min"))
+                                and _is_number(brightness.get("max"))), "frames.brightness")
+    fusion = calibration.get("fusion")
+    if fusion is not None:
+        parts = fusion.get("parts") if isinstance(fusion, dict) else None
+        need(isinstance(parts, list) and len(parts) == 2 and all(isinstance(part, str) for part in parts), "fusion.parts")
+        need(_is_number(fusion.get("weight")), "fusion.weight")
+        ranges = fusion.get("ranges")
+        need(isinstance(ranges, dict) and all(isinstance(ranges.get(part), dict) and _is_number(ranges[part].get("low"))
+                                              and _is_number(ranges[part].get("high")) for part in parts), "fusion.ranges")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _statistics(values: np.ndarray) -> dict:

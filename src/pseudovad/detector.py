@@ -25,6 +25,7 @@ from pseudovad.data.clips import to_model_range
 from pseudovad.data.sources import Gap
 from pseudovad.errors import PseudovadError
 from pseudovad.metrics import error_map
+from pseudovad.runs import RunDir
 from pseudovad.training.base import Pipeline
 from pseudovad.training.trained import load_trained
 
@@ -50,10 +51,6 @@ class Combiner(nn.Module):
         super().__init__()
         self.columns = list(columns)
         self.fusion = CalibratedFusion.from_calibration(fusion) if fusion else None
-        unknown = [part for part in (fusion["parts"] if fusion else []) if part not in self.columns]
-        if unknown:
-            raise PseudovadError(f"calibration.json fuses {', '.join(map(str, unknown))}, which this run does not score "
-                                 f"({', '.join(self.columns)}); run `pseudovad calibrate` on the run again")
         self.picks = [self.columns.index(part) for part in fusion["parts"]] if fusion else [0]
 
     def forward(self, columns: Tensor) -> Tensor:
@@ -86,6 +83,10 @@ class Detector:
         fusion = (self.calibration or {}).get("fusion")
         declared = self.pipeline.scores[0]
         self.score_name, self.score_label = (self.calibration["score"], self.calibration["label"]) if fusion else (declared.name, declared.label)
+        unknown = [part for part in (fusion["parts"] if fusion else []) if part not in self.pipeline.deployed_scores()]
+        if unknown:
+            raise PseudovadError(f"{RunDir(self.run).calibration}: it fuses {', '.join(unknown)}, which this run does not "
+                                 f"score ({', '.join(self.pipeline.deployed_scores())}); run `pseudovad calibrate {self.run}` again")
         self.combiner = Combiner(self.pipeline.deployed_scores(), fusion)
         declared_names = tuple(score.name for score in self.pipeline.scores)
         # every score a frame gets: the declared ones, and the calibrated fused score the alerts use

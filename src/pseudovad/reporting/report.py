@@ -90,14 +90,16 @@ def _read_results(path: Path) -> dict:
     """results.json, checked enough that the page can be written from it."""
     try:
         results = json.loads(path.read_text())
-        assert isinstance(results, dict)
-        for key in ("auc", "videos", "protocol", "dataset", "layout", "clip_length"):
-            assert key in results, key
+        if not isinstance(results, dict):
+            raise ValueError("not an object")
+        missing = [key for key in ("auc", "videos", "protocol", "dataset", "layout", "clip_length") if key not in results]
+        if missing:  # plain checks, not asserts, which `python -O` removes
+            raise ValueError(f"{missing[0]} missing")
         results["iteration"] = int(results["iteration"])
         results["frames_scored"] = int(results["frames_scored"])
         results["anomalous_frames_scored"] = int(results["anomalous_frames_scored"])
         results["clip_length"] = int(results["clip_length"])
-    except (OSError, ValueError, TypeError, KeyError, AssertionError) as error:
+    except (OSError, ValueError, TypeError, KeyError) as error:
         raise PseudovadError(f"{path}: not a results file pseudovad wrote ({type(error).__name__}: {short_repr(str(error))}); "
                              "run `pseudovad evaluate` again") from None
     return results
