@@ -52,7 +52,7 @@ def calibrate_run(run_dir: Path, false_alarm_rate: float = DEFAULT_FALSE_ALARM_R
         raise PseudovadError(f"{run_dir}: its training data {config.data.root} is not there; pass --data ROOT where it is now")
     clips = training_clips(config, held_out=True)
     name, label, fusion, values = _deployed_score(pipeline, _score_normal_clips(pipeline, clips, run_dir))
-    scores = np.sort(values)
+    scores = np.sort(values.astype(np.float64)).round(4)  # as stored: the threshold here and every one read off the file agree
     held_out = config.data.holdout > 0
     calibration = {
         "score": name,
@@ -67,7 +67,7 @@ def calibrate_run(run_dir: Path, false_alarm_rate: float = DEFAULT_FALSE_ALARM_R
                        "false alarms than the rate"),
         "smallest_rate_measurable": round(1 / len(scores), 6),
         "statistics": _statistics(scores),
-        "scores": [round(float(value), 4) for value in scores],
+        "scores": [float(value) for value in scores],
         "frames": _frame_statistics(clips.frames),
         "normalisation": "anomaly = clip(0.5 + (threshold - score) / (max - min of the calibration scores), 0, 1): "
                          "0.5 at the threshold, above it flagged, high = anomalous",
