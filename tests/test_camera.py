@@ -135,7 +135,8 @@ def test_the_newcomer_path_from_another_folder_with_only_the_run(home, trained, 
     np.testing.assert_allclose(score, csv_score, rtol=0, atol=EXPORT_TOLERANCE)  # the CSV keeps 5 decimals
     np.testing.assert_allclose(anomaly, csv_anomaly, rtol=0, atol=EXPORT_TOLERANCE)
     np.testing.assert_array_equal(flagged, score < summary["threshold"]["value"])
-    description = json.loads((trained / "export" / "scorer.json").read_text())
+    description = json.loads((trained / "export" / "scorer.pt2.json").read_text())
+    assert description["run"] == trained.name  # the folder's name, not where it lies here
     assert description["input"]["shape"] == ["batch", 5, 32, 32, 1] and description["threshold"] == summary["threshold"]
     assert {key: description["alerts"][key] for key in summary["alerts"]} == summary["alerts"]  # the rule score applied at 25 fps
     assert json.loads(inside["pseudovad.json"]) == {key: value for key, value in description.items() if key != "file"}

@@ -154,6 +154,10 @@ def test_the_run_folder_is_all_scoring_needs(tiny_data, run, tmp_path, monkeypat
     assert main(["score", str(video), "--run", "../archive/run", "--out", "scored"]) == 2
     assert "no calibration.json (the run was trained by an older version, or stopped before its end); run `pseudovad calibrate ../archive/run`" in capsys.readouterr().err
     assert main(["score", str(video), "--run", "../archive/run", "--out", "scored", "--threshold", "17.5"]) == 0
+    capsys.readouterr()
+    assert main(["export", "../archive/run"]) == 2  # an export holds the calibrated threshold: export has no --threshold
+    assert capsys.readouterr().err == ("pseudovad export: error: ../archive/run: no calibration.json, whose threshold an "
+                                       "export holds; run `pseudovad calibrate ../archive/run` (it needs the training data)\n")
 
 
 def test_a_calibration_of_an_earlier_checkpoint_is_refused(run, tiny_data, tmp_path, capsys):

@@ -11,7 +11,8 @@ calibration's normalisation and the threshold: clips in, anomaly, flag and raw s
 
 Every format takes any batch size. What the file expects (frame size, channels, clip length) and how the
 frames must be prepared is stored inside it (`pseudovad.json`: an extra file of the .pt2 or TorchScript
-archive, an ONNX metadata property) and beside it (`scorer.json`). Before it is kept, the written file is
+archive, an ONNX metadata property) and beside it (`scorer.pt2.json` and so on: one per format, as each
+may hold another threshold). Before it is kept, the written file is
 loaded back and must reproduce the run's float32 scores within EXPORT_TOLERANCE, at a batch size other
 than the one it was traced with.
 """
@@ -35,11 +36,11 @@ from pseudovad.alerts import DEFAULT_FPS, AlertRules
 from pseudovad.detector import Combiner, Detector, Normaliser
 from pseudovad.errors import PseudovadError, RuntimeFailure
 from pseudovad.files import write_json
+from pseudovad.interrupts import whole_unit
 from pseudovad.runs import RunDir, check_writable
 
 EXPORT_TOLERANCE = 1e-3  # largest difference allowed between the export's scores and the run's (score units, float32)
 SCORERS = {"pt2": "scorer.pt2", "onnx": "scorer.onnx", "torchscript": "scorer.torchscript.pt"}
-DESCRIPTION = "scorer.json"
 ONNX_OPSET = 18  # the lowest opset torch's torch.export-based ONNX exporter writes without down-converting
 Scorer = Callable[[np.ndarray], np.ndarray]  # a loaded export: clips -> scores
 
@@ -60,9 +61,13 @@ class ExportedScorer(nn.Module):
 
 
 def export_run(run_dir: Path, fmt: str = "pt2", false_alarm_rate: float | None = None) -> Path:
-    """Write RUN/export/scorer.pt2 (or scorer.onnx, scorer.torchscript.pt) and scorer.json; returns the scorer's path."""
+    """Write RUN/export/scorer.pt2 (or scorer.onnx, scorer.torchscript.pt) and its description beside it
+    (description_path); returns the scorer's path."""
     if fmt not in SCORERS:
         raise PseudovadError(f"--format {fmt}: choose one of {', '.join(SCORERS)}")
+    if not RunDir(run_dir).calibration.is_file():
+        raise PseudovadError(f"{run_dir}: no calibration.json, whose threshold an export holds; run `pseudovad calibrate "
+                             f"{run_dir}` (it needs the training data)")
     detector = Detector(run_dir, false_alarm_rate)
     module = ExportedScorer(detector.pipeline.scoring_network(), copy.deepcopy(detector.combiner),
                             copy.deepcopy(detector.normaliser)).cpu().eval()
@@ -79,11 +84,17 @@ def export_run(run_dir: Path, fmt: str = "pt2", false_alarm_rate: float | None =
         with torch.no_grad():
             loaded = _WRITERS[fmt](module, example, temporary, json.dumps(description))
             _verify(loaded, module, check)
-        os.replace(temporary, path)
+        with whole_unit():  # the scorer and its description are replaced together, or neither is
+            os.replace(temporary, path)
+            write_json({**description, "file": SCORERS[fmt]}, description_path(path))
     finally:
         temporary.unlink(missing_ok=True)
-    write_json({**description, "file": SCORERS[fmt]}, folder / DESCRIPTION)
     return path
+
+
+def description_path(scorer: Path) -> Path:
+    """Where the description of an exported scorer is written: beside it, one per format."""
+    return scorer.with_name(scorer.name.removesuffix(".pt") + ".json")
 
 
 def _random_clips(batch: int, shape: tuple[int, ...], seed: int) -> Tensor:
@@ -155,7 +166,7 @@ def _description(detector: Detector) -> dict:
     data = detector.config.data
     return {
         "made_by": f"pseudovad {__version__}",
-        "run": str(detector.run.resolve()),
+        "run": detector.run.resolve().name,  # the folder's name only: the file is shipped elsewhere
         "iteration": detector.iteration,
         "input": {
             "name": "clips", "dtype": "uint8", "shape": ["batch", data.clip_length + 1, data.height, data.width, data.channels],
