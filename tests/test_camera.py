@@ -210,6 +210,26 @@ def test_live_mode_stops_cleanly_on_ctrl_c(tiny_data, trained, tmp_path, parent)
         assert sum(1 for _ in container.decode(video=0)) == last["frames"]
 
 
+def test_score_stopped_by_sigterm_finishes_every_file(tiny_data, trained, tmp_path):
+    """SIGTERM (a scheduler, `timeout`) while `score` writes an annotated video: exit 130, no traceback,
+    segments.json says it was interrupted, one CSV row per frame scored, and the video plays them."""
+    video = tmp_path / "long.avi"
+    write_avi(frames_of(tiny_data / "testing" / "frames" / "04"), video, repeat=30)
+    out_dir = tmp_path / "scored"
+    process = pseudovad_process("score", str(video), "--run", str(trained), "--out", str(out_dir), "--video", cwd=tmp_path)
+    while not (out_dir / "scores.csv").is_file() or len(read_csv(out_dir / "scores.csv")) < 20:
+        assert process.poll() is None, process.stderr.read()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and "Traceback" not in err, err
+    summary = json.loads((out_dir / "segments.json").read_text())
+    assert summary["stopped"] == "interrupted" and 20 <= summary["frames"] < 900
+    assert len(read_csv(out_dir / "scores.csv")) == summary["frames"]
+    with av.open(str(out_dir / "annotated.mp4")) as container:
+        assert sum(1 for _ in container.decode(video=0)) == summary["frames"]
+
+
 def test_live_in_process_puts_the_signal_state_back(tmp_path, capsys):
     """`live` takes SIGINT and SIGTERM for itself while it runs; a caller of main() in its own process
     (a test suite, a notebook) gets its handlers and signal mask back, even when live fails."""

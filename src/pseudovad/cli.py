@@ -398,8 +398,9 @@ def _cmd_score(args: argparse.Namespace) -> None:
     from pseudovad.scoring import score_source
 
     _check_finite(fps=args.fps, threshold=args.threshold, false_alarm_rate=args.false_alarm_rate)
-    summaries = score_source(args.source, args.run, args.out, args.false_alarm_rate, args.threshold, args.fps,
-                             args.video, _rules(args), args.compile)
+    with stopped_by_ctrl_c_or_sigterm():  # a scheduler's or `timeout`'s stop also finishes every file
+        summaries = score_source(args.source, args.run, args.out, args.false_alarm_rate, args.threshold, args.fps,
+                                 args.video, _rules(args), args.compile)
     threshold = summaries[0]["threshold"]
     print(f"threshold: {threshold['score']} below {threshold['value']:.2f} ({threshold['from']})")
     if "warning" in threshold:
