@@ -26,6 +26,7 @@ import torch
 
 import pseudovad
 from pseudovad.cli import main
+from pseudovad.errors import PseudovadError
 from pseudovad.export import EXPORT_TOLERANCE
 
 from helpers import TINY_SET
@@ -164,6 +165,10 @@ def test_the_python_api_scores_frames_in_memory(home, trained, tmp_path):
     expected = [float(row["anomaly"]) for row in read_csv(tmp_path / "scored" / "scores.csv")[4:]]
     np.testing.assert_allclose(anomaly[4:], expected, atol=1e-5)
     assert ((anomaly[4:] >= 0) & (anomaly[4:] <= 1)).all()
+    detector = pseudovad.load(trained)
+    for wrong in (np.zeros((32, 32, 3), np.float32), np.zeros((32, 32), np.uint8), np.zeros((32, 32, 4), np.uint8)):
+        with pytest.raises(PseudovadError, match=r"must be an \(H, W, 3\) uint8 RGB array, got"):
+            detector.score([wrong] * 6)
 
 
 def test_resume_needs_only_the_run_folder(home, trained, tmp_path):

@@ -136,9 +136,14 @@ class Detector:
                            f"score's units ({self.score_label})"}
 
     def prepare(self, rgb: np.ndarray) -> np.ndarray:
-        """A decoded RGB frame as the model sees it (resized, grey if the run is)."""
+        """A decoded RGB frame as the model sees it (resized, grey if the run is). Anything but an
+        (H, W, 3) uint8 array is refused: a float frame in [0, 1] cast to uint8 would score as black."""
+        rgb = np.asarray(rgb)
+        if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise PseudovadError(f"a frame must be an (H, W, 3) uint8 RGB array, got {rgb.dtype} of shape {rgb.shape}; "
+                                 "convert it, e.g. (frame * 255).round().astype(np.uint8) for floats in [0, 1]")
         data = self.config.data
-        return prepare_frame(np.ascontiguousarray(rgb, dtype=np.uint8), data.height, data.width, data.channels)
+        return prepare_frame(np.ascontiguousarray(rgb), data.height, data.width, data.channels)
 
     def score(self, frames: Iterable[np.ndarray]) -> np.ndarray:
         """The anomaly of each frame in [0, 1] (0.5 = the threshold; NaN for the first clip_length frames)."""

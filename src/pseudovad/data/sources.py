@@ -51,7 +51,6 @@ class Source:
     fps_from: str              # "video header", "stream", "camera" or "--fps"
     live: bool                 # a camera or stream: it may drop frames, and its end is a failure
     frames: Iterator[np.ndarray | Gap]  # a Gap only from a live source
-    num_frames: int | None = None
     dropped: Callable[[], int] = lambda: 0
 
 
@@ -101,7 +100,7 @@ def video_source(video: Video, fps: float, paced: bool = False) -> Source:
     """A video file or frame folder (`fps` for frame folders), as fast as it decodes or `paced` at its own rate."""
     rate, rate_from = video_fps(video, fps)
     frames = iter_frames(video)
-    return Source(str(video.path), rate, rate_from, False, _paced(frames, rate) if paced else frames, video.num_frames)
+    return Source(str(video.path), rate, rate_from, False, _paced(frames, rate) if paced else frames)
 
 
 def _paced(frames: Iterator[np.ndarray], fps: float) -> Iterator[np.ndarray]:
