@@ -156,13 +156,32 @@ def test_the_discriminator_learns_from_normal_samples_only():
     prediction = pipeline.run_generator(batch["clips"]).detach()
     pseudo = batch["source"] >= 0
     assert 0 < int(pseudo.sum()) < 4, "seed the draw so the batch holds both kinds"
-    pipeline.discriminator.eval()  # batch statistics would let every sample touch every other
+    assert pipeline.discriminator.training and any(isinstance(m, torch.nn.BatchNorm2d) for m in pipeline.discriminator.modules())
     loss = objective.discriminator_loss(batch, prediction)
     changed_pseudo, changed_normal = prediction.clone(), prediction.clone()
     changed_pseudo[pseudo] = torch.rand_like(changed_pseudo[pseudo])
     changed_normal[~pseudo] = torch.rand_like(changed_normal[~pseudo])
     assert objective.discriminator_loss(batch, changed_pseudo) == loss
     assert objective.discriminator_loss(batch, changed_normal) != loss
+
+
+def test_the_normal_terms_send_nothing_to_the_pseudo_anomalies_predictions():
+    """In training mode, with D's BatchNorm computing batch statistics: intensity, gradient and the
+    adversarial term give no gradient to the rows of pseudo-anomalies, and the pseudo terms none to
+    the normal rows."""
+    pipeline = model({"name": "skip_frames"}, probability=0.5)
+    objective = pipeline.objective
+    batch = objective.make_batch(numbered_clips(), np.array([0, 10, 25, 40]), step=3)
+    pseudo = batch["source"] >= 0
+    assert 0 < int(pseudo.sum()) < 4 and pipeline.discriminator.training
+    prediction = pipeline.run_generator(batch["clips"]).detach().requires_grad_(True)
+    terms = objective.terms(batch, prediction)
+    assert objective.term_weights()["adversarial"] > 0
+    for name, untouched in (("intensity", pseudo), ("gradient", pseudo), ("adversarial", pseudo),
+                            ("pseudo_intensity", ~pseudo), ("pseudo_gradient", ~pseudo)):
+        (grad,) = torch.autograd.grad(terms[name], prediction, retain_graph=True)
+        assert grad[untouched].abs().max() == 0, name
+        assert grad[~untouched].abs().max() > 0, name
 
 
 def test_the_learned_perturbation_stays_in_its_bound():

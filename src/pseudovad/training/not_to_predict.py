@@ -89,7 +89,13 @@ class CriticOptions:
 
 @OBJECTIVES.register("learn_not_to_predict")
 class LearnNotToPredict(Objective):
-    """FFP's objective on normal samples plus pseudo-anomalies with normal targets."""
+    """FFP's objective on normal samples plus pseudo-anomalies with normal targets.
+
+    Revision 2 (2026-12-07): D is run on the normal samples alone. Revision 1 ran it on the whole batch
+    and masked its loss, and with D's BatchNorm the adversarial term reached the pseudo-anomalies'
+    predictions through the batch statistics (the runs of RESULTS before that date are revision 1)."""
+
+    revision = 2
 
     @dataclass
     class Options(ObjectiveOptions):
@@ -218,9 +224,20 @@ class LearnNotToPredict(Objective):
 
     def discriminator_loss(self, batch: dict[str, Tensor], prediction: Tensor) -> Tensor:
         """D learns real frames against predictions of normal clips only."""
-        real = self.predictor.run_discriminator(batch["clips"][:, -1])
-        fake = self.predictor.run_discriminator(prediction.detach())
-        return masked_mean(lsgan_discriminator_loss(real, fake, per_sample=True), batch["source"] < 0)
+        rows, counted = self._normal_rows(batch)
+        real = self.predictor.run_discriminator(batch["clips"][rows, -1])
+        fake = self.predictor.run_discriminator(prediction.detach()[rows])
+        return masked_mean(lsgan_discriminator_loss(real, fake, per_sample=True), counted)
+
+    @staticmethod
+    def _normal_rows(batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """The rows D is run on for the normal-only terms, and which of them count. D sees the normal
+        samples alone: run on the whole batch and masked after, its batch statistics (BatchNorm) would
+        pass the adversarial term on to the pseudo-anomalies' predictions. A batch without a normal
+        sample runs D on every row, counted for nothing, so every data-parallel process runs D."""
+        normal = batch["source"] < 0
+        rows = normal.nonzero().squeeze(1) if bool(normal.any()) else torch.arange(len(normal), device=normal.device)
+        return rows, normal[rows]
 
     def terms(self, batch: dict[str, Tensor], prediction: Tensor) -> dict[str, Tensor]:
         clips, pseudo = batch["clips"], batch["source"] >= 0
@@ -234,9 +251,10 @@ class LearnNotToPredict(Objective):
             terms["flow"] = (self.predictor.flow_error(clips[rows, -2], prediction[rows], target[rows])
                              if rows.numel() else prediction.sum() * 0)
         if weights["adversarial"] > 0:
+            rows, counted = self._normal_rows(batch)
             with frozen(self.predictor.discriminator):
-                fooled = lsgan_generator_loss(self.predictor.run_discriminator(prediction), per_sample=True)
-            terms["adversarial"] = masked_mean(fooled, normal)
+                fooled = lsgan_generator_loss(self.predictor.run_discriminator(prediction[rows]), per_sample=True)
+            terms["adversarial"] = masked_mean(fooled, counted)
         terms["pseudo_intensity"] = masked_mean(intensity_loss(prediction, target, per_sample=True), pseudo)
         terms["pseudo_gradient"] = masked_mean(gradient_loss(prediction, target, per_sample=True), pseudo)
         if weights["pseudo_hinge"]:
