@@ -235,16 +235,19 @@ def test_the_adversarial_source_changes_the_inputs_and_the_target_stays_clean():
 
 
 def test_the_adversarial_source_learns_and_the_predictor_does_not_from_its_loss():
-    pipeline = model({"name": "adversarial", "width": 2})
+    """Nor do the predictor's BatchNorm statistics move (with generator.norm: batch) on G's step."""
+    objective = {"name": "learn_not_to_predict", "probability": 1.0, "sources": [{"name": "adversarial", "width": 2}]}
+    pipeline = tiny_pipeline("ffp", objective=objective, loss={"adversarial": 0.05}, generator={"norm": "batch"})
     objective = pipeline.objective
     generator = objective.sources[0].generator
     batch = objective.prepare(objective.make_batch(numbered_clips(), np.array([0, 10, 25, 40]), step=0))
     before_g = [p.clone() for p in generator.parameters()]
-    before_p = [p.clone() for p in pipeline.generator.parameters()]
+    before_p = [p.clone() for p in [*pipeline.generator.parameters(), *pipeline.generator.buffers()]]
+    assert len(before_p) > len(list(pipeline.generator.parameters()))  # it has running statistics
     logged = objective.after_update(batch)
     assert "adversarial_generator" in logged
     assert any(not torch.equal(a, b) for a, b in zip(before_g, generator.parameters()))
-    assert all(torch.equal(a, b) for a, b in zip(before_p, pipeline.generator.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(before_p, [*pipeline.generator.parameters(), *pipeline.generator.buffers()]))
     assert all(p.grad is None or p.grad.abs().sum() == 0 for p in pipeline.generator.parameters())
 
 

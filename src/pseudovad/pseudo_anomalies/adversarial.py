@@ -35,10 +35,12 @@ class AdversarialPerturbation(Source):
     """A bounded perturbation made by a small U-Net trained against the predictor.
 
     Revision 2 (f1cd1b6, 2026-12-01): G's change no longer reaches the target frame, which until then
-    trained the predictor to carry the change on instead of removing it."""
+    trained the predictor to carry the change on instead of removing it. Revision 3 (2026-12-07): G's
+    step leaves the predictor's BatchNorm statistics as they were (only with generator.norm: batch did
+    it move them, with perturbed clips the predictor is not trained on)."""
 
     trainable = True
-    revision = 2
+    revision = 3
 
     @dataclass
     class Options(SourceOptions):

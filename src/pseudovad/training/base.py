@@ -83,6 +83,19 @@ def frozen(network: nn.Module) -> Iterator[None]:
         network.requires_grad_(True)
 
 
+@contextmanager
+def statistics_kept(network: nn.Module) -> Iterator[None]:
+    """Run `network` in training mode without its running statistics (BatchNorm's buffers) moving:
+    for a step that trains another network through this one, on inputs this one is not trained on."""
+    saved = [buffer.detach().clone() for buffer in network.buffers()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for buffer, value in zip(network.buffers(), saved):
+                buffer.copy_(value)
+
+
 class Pipeline:
     """Base class of every trainable pipeline (registered in training/pipelines.py).
 

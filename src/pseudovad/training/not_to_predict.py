@@ -30,7 +30,7 @@ from pseudovad.losses import (gradient_loss, hinge_loss, intensity_loss, lsgan_d
 from pseudovad.models.critic import PatchCritic
 from pseudovad.pseudo_anomalies import Source
 from pseudovad.registry import OBJECTIVES, SOURCES
-from pseudovad.training.base import Fusion, Score, exportable, frozen
+from pseudovad.training.base import Fusion, Score, exportable, frozen, statistics_kept
 from pseudovad.training.objectives import Objective, ObjectiveOptions
 
 if TYPE_CHECKING:
@@ -315,7 +315,7 @@ class LearnNotToPredict(Objective):
                 continue
             rows = rows if not self.distributed else torch.ones_like(rows)
             name = f"{self.labels[j]}_generator"
-            with frozen(self.predictor.generator):
+            with frozen(self.predictor.generator), statistics_kept(self.predictor.generator):
                 with self.predictor.autocast():
                     perturbed = source.perturb(batch["clean"][rows], batch["mask"][rows])
                 passed = intensity_loss(self.predictor.run_generator(perturbed), perturbed[:, -1], per_sample=True)
