@@ -378,6 +378,13 @@ def test_the_critics_own_batch_refuses_what_it_cannot_serve(tiny_data, tmp_path,
     assert not (tmp_path / "run").exists()
 
 
+def test_a_hinge_without_a_margin_is_refused(tiny_data, tmp_path, capsys):
+    objective = "objective={name: learn_not_to_predict, sources: [{name: patch}], hinge_weight: 0.1}"
+    assert main(["train", "synthetic_ffp", "--data", str(tiny_data), "--out", str(tmp_path / "run"), *TINY_SET,
+                 "--set", objective]) == 2
+    assert "which is 0: the hinge would do nothing; set a margin" in capsys.readouterr().err
+
+
 def test_every_source_has_its_own_gallery_columns_even_twice_the_same_kind():
     pipeline = model({"name": "cuboid"}, {"name": "cuboid", "mode": "reverse"}, {"name": "patch"})
     clips = numbered_clips()

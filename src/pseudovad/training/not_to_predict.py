@@ -128,6 +128,9 @@ class LearnNotToPredict(Objective):
     def check_config(cls, options: Options, config: Config) -> str | None:
         if not options.sources:
             return "learn_not_to_predict needs at least one pseudo-anomaly source (objective.sources)"
+        if options.hinge_weight > 0 and options.margin == 0:
+            return ("objective.hinge_weight pushes the error on the abnormal continuation above objective.margin, "
+                    "which is 0: the hinge would do nothing; set a margin (an MSE in [-1, 1] units, e.g. 0.01)")
         if options.critic.probability is not None and not options.critic.enabled:
             return "objective.critic.probability sets the share of the critic's own batch: also set objective.critic.enabled: true"
         if options.critic.probability is not None and any(SOURCES.get(o.name).trainable for o in options.sources):
