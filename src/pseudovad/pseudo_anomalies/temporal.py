@@ -4,9 +4,10 @@ The inputs of a normal clip starting at frame s are s, s+1, ..., s+t-1 and its t
 source below rearranges the inputs; the target stays a real frame, chosen by `target` in SkipFrames and
 Reverse (Repeat and TemporalCuboid keep the clip's own target s+t):
 - `next`: the real frame right after the last input frame (what really happened next);
-- `clip`: the normal clip's own target s+t. With skipped frames at a stride k that divides t, that
-  frame is also input t/k (and Reverse's `next`, s+1, is always an input): the predictor can then learn
-  to copy an input, so `next` is the default where it is offered.
+- `clip`: the normal clip's own target s+t.
+A target that is also one of the inputs lets the predictor learn to copy it: SkipFrames' `clip` is input
+t/k when the stride k divides t, and Reverse's `next` (s+1) is always an input. Each default is the
+target that is never an input (SkipFrames `next`, Reverse `clip`).
 `abnormal` is the frame the rearranged motion would reach next, for the optional hinge.
 """
 
