@@ -79,6 +79,11 @@ def test_every_source_makes_clips_whose_target_is_a_real_frame(options):
             assert (steps == 0).all()
             expected = inputs[:, 0] + 1
         assert torch.equal(targets, expected), f"target {choice}: {targets.tolist()}, not {expected.tolist()}"
+        step = steps[:, -1] if options["name"] != "reverse" else -torch.ones_like(steps[:, -1])
+        abnormal = inputs[:, -1] + step  # where the rearranged motion goes next (repeat: stays)
+        assert torch.equal(frame_numbers(made.abnormal), abnormal), "the abnormal continuation"
+    else:  # the input is changed in place: the target is the clip's own
+        assert torch.equal(made.clips[:, -1], clips.batch(indices)[:, -1])
     if options["name"] == "cuboid":  # a box of other times, the rest of the inputs as they were
         inputs = made.clips[:, :-1]
         normal = clips.batch(indices)[:, :-1]
