@@ -69,6 +69,12 @@ def frames_at(clips: ClipDataset, positions: np.ndarray) -> Tensor:
     return to_model_range(clips.frames.frames[positions])
 
 
+def box_size(size: list[float], height: int, width: int, rng: np.random.Generator) -> tuple[int, int]:
+    """A box's (height, width): each side its own draw from `size`, a [smallest, largest] fraction of the
+    frame's side, and at least 2 pixels (a smooth border needs room)."""
+    return tuple(max(2, round(rng.uniform(*size) * side)) for side in (height, width))
+
+
 def box_on_change(change: Tensor, ph: int, pw: int, rng: np.random.Generator) -> tuple[int, int]:
     """Top-left corner of a (ph, pw) box inside a frame, centred on a pixel drawn in proportion to
     `change` (H, W): on a fixed camera, where something moves rather than on still background. Uniform

@@ -18,7 +18,7 @@ import torch
 from pseudovad.config import Config, option
 from pseudovad.data.clips import ClipDataset
 from pseudovad.data.patches import smooth_box
-from pseudovad.pseudo_anomalies.base import PseudoClips, Source, SourceOptions, box_on_change, frames_at
+from pseudovad.pseudo_anomalies.base import PseudoClips, Source, SourceOptions, box_on_change, box_size, frames_at
 from pseudovad.registry import SOURCES
 
 
@@ -50,7 +50,7 @@ class MovingPatch(Source):
         t = clips.clip_length
         _, _, height, width = abnormal.shape
         for row, index in enumerate(indices):
-            ph, pw = (max(2, round(rng.uniform(*self.options.size) * side)) for side in (height, width))
+            ph, pw = box_size(self.options.size, height, width, rng)
             patch = self._donor_patch(clips, index, ph, pw, rng)
             weight = torch.from_numpy(smooth_box(ph, pw, self.options.border)).float()
             path = self._path(ph, pw, height, width, t, rng)

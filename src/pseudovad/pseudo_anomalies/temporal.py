@@ -22,7 +22,7 @@ from pseudovad.config import Config, option
 from pseudovad.data.clips import ClipDataset
 from pseudovad.data.patches import smooth_box
 from pseudovad.errors import DataError
-from pseudovad.pseudo_anomalies.base import PseudoClips, Source, SourceOptions, box_on_change, frames_at
+from pseudovad.pseudo_anomalies.base import PseudoClips, Source, SourceOptions, box_on_change, box_size, frames_at
 from pseudovad.registry import SOURCES
 
 
@@ -133,7 +133,7 @@ class TemporalCuboid(Source):
         for row, index in enumerate(indices):
             wrong = self._wrong_times(clips, index, t, rng)
             frames = frames_at(clips, np.asarray(wrong))  # t inputs, then the abnormal continuation
-            ph, pw = (max(2, round(rng.uniform(*self.options.size) * side)) for side in (height, width))
+            ph, pw = box_size(self.options.size, height, width, rng)
             y, x = self._corner(frames[:t], normal[row, :t], ph, pw, rng)
             mask = torch.zeros(1, height, width)
             mask[:, y : y + ph, x : x + pw] = torch.from_numpy(smooth_box(ph, pw, self.options.border)).float()
