@@ -1,9 +1,10 @@
-"""The patch grid covers the frame edge to edge, cuts patches where it says, and pastes them back."""
+"""The patch grid covers the frame edge to edge, cuts patches where it says, and pastes them back; the smooth box pseudo-anomalies are pasted with."""
 
+import numpy as np
 import pytest
 import torch
 
-from pseudovad.data.patches import PatchGrid
+from pseudovad.data.patches import PatchGrid, smooth_box
 
 
 def test_ped2_grid_is_6_rows_by_8_columns_of_45():
@@ -36,3 +37,12 @@ def test_a_patch_as_large_as_the_frame_is_the_frame():
 def test_a_patch_larger_than_the_frame_is_refused():
     with pytest.raises(ValueError, match="does not fit"):
         PatchGrid(40, 40, 45, 45)
+
+
+def test_a_smooth_box_is_one_inside_falls_towards_its_edges_and_is_symmetric():
+    box = smooth_box(10, 16, 0.5)
+    assert box.shape == (10, 16) and box[5, 8] == 1.0 and (box > 0).all() and (box <= 1).all()
+    assert np.array_equal(box, box[::-1]) and np.array_equal(box, box[:, ::-1])
+    row = box[5]
+    assert row[0] < row[1] < row[2] < row[3] == 1.0  # a ramp over the outer half of each half-side (4 of 8 pixels)
+    assert (smooth_box(6, 6, 0.0) == 1.0).all()  # no border: a hard-edged box
