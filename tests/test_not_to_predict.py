@@ -205,23 +205,39 @@ def test_the_learned_perturbation_stays_in_its_bound():
 
 
 def test_a_sized_perturbation_has_its_size_whatever_g_outputs():
-    """size > 0: G's change has that RMS inside its box even where G has shrunk its output to almost
-    nothing (the free G's optimum), and the amplitude bound still holds where G saturates."""
+    """size > 0: G's change of every frame has that RMS inside its box even where G has shrunk its output
+    to almost nothing (the free G's optimum), so it cannot leave the last input (and the continuation)
+    unchanged; the amplitude bound still holds where G saturates."""
     source = SOURCES.get("adversarial")(component(SOURCES, "adversarial", amplitude=0.4, area=0.2, width=2, size=0.3),
                                         tiny_pipeline().config)
     made = source.make(numbered_clips(), np.arange(6) * 9, np.random.default_rng(1))
     box = made.mask.unsqueeze(1).expand_as(made.clips)  # the smooth box, per frame
-    dims = (1, 2, 3, 4)
+    dims = (2, 3, 4)
     for std in (1e-4, 0.1):  # a G shrunk to almost nothing, and a moderate one
         for parameter in source.generator.parameters():
             torch.nn.init.normal_(parameter, std=std)
         change = source.perturbation(made.clips, made.mask).detach()
         g_change = torch.where(box > 0, change / (0.4 * box.clamp_min(1e-12)), 0.0)  # before the box and amplitude
         rms = ((g_change.square() * box).sum(dims) / box.sum(dims)).sqrt()
-        assert rms == pytest.approx(torch.full((6,), 0.3), rel=1e-3)
+        assert rms == pytest.approx(torch.full((6, 5), 0.3), rel=1e-3)
     for parameter in source.generator.parameters():  # saturated: the clamp keeps the bound
         torch.nn.init.normal_(parameter, std=5.0)
     assert (source.perturbation(made.clips, made.mask).detach().abs() <= 0.4 * box + 1e-6).all()
+
+
+def test_g_sees_the_inputs_only_and_its_continuation_is_the_last_inputs_change():
+    """The change of the target frame is the last input's, carried on; G never sees the target, so a
+    clip with another target gets the same perturbation (it cannot hide the target in the inputs)."""
+    source = SOURCES.get("adversarial")(component(SOURCES, "adversarial", amplitude=0.5, area=0.3, width=2),
+                                        tiny_pipeline().config)
+    for parameter in source.generator.parameters():
+        torch.nn.init.normal_(parameter, std=1.0)
+    made = source.make(numbered_clips(), np.arange(4) * 9, np.random.default_rng(2))
+    change = source.perturbation(made.clips, made.mask).detach()
+    assert change.abs().amax() > 0.05 and torch.equal(change[:, -1], change[:, -2])
+    other_target = made.clips.clone()
+    other_target[:, -1] = -made.clips[:, -1]
+    assert torch.equal(source.perturbation(other_target, made.mask).detach(), change)
 
 
 def test_the_adversarial_source_changes_the_inputs_and_the_target_stays_clean():

@@ -1,17 +1,19 @@
 """A learned, bounded pseudo-anomaly: X_P = X_N + G(X_N) ("Exploiting autoencoder's weakness",
 Astrid et al. 2024), the thesis's GAN idea made so that it cannot run away.
 
-G sees a normal clip and proposes a perturbation of all its frames. The bound is explicit: the
-perturbation is `amplitude * tanh(.)` inside a smooth box covering at most `area` of the frame
-(drawn at random per sample) and zero outside it. The predictor learns to output the clean target
-from the perturbed inputs; G learns perturbations the predictor still carries into its prediction
-(its loss is the predictor's error against the *perturbed* target), so it keeps finding what the
-predictor would wrongly reproduce, within the bound.
+G sees a clip's t input frames (never its target) and proposes a change of each. The bound is explicit:
+the change is `amplitude * tanh(.)` inside a smooth box covering at most `area` of the frame (drawn at
+random per sample) and zero outside it. The perturbation's continuation, the change of the target frame,
+is the last input's change carried one frame on, as a wrong object stays where it was last seen. The
+predictor learns to output the clean target from the perturbed inputs; G learns perturbations the
+predictor still carries into its prediction (its loss is the predictor's error against the *perturbed*
+target), so it keeps finding what the predictor would wrongly reproduce, within the bound.
 
 That loss is lowest for no change at all, and left to choose its size G shrinks its change to a few
 grey levels (measured on Ped2 at 128 px: a mean of 2-5 levels in 255 after 4000 steps, docs/RESULTS.md).
-`size` > 0 fixes the size: G's change is rescaled to that RMS inside its box (as a fraction of
-`amplitude`, still clamped to the bound), so G chooses *what* to change, never *how much*.
+`size` > 0 fixes the size: each input frame's change is rescaled to that RMS inside its box (as a
+fraction of `amplitude`, still clamped to the bound), so G chooses *what* to change, never *how much*,
+and cannot leave the last input, and so the continuation, unchanged.
 """
 
 from __future__ import annotations
@@ -37,10 +39,13 @@ class AdversarialPerturbation(Source):
     Revision 2 (f1cd1b6, 2026-12-01): G's change no longer reaches the target frame, which until then
     trained the predictor to carry the change on instead of removing it. Revision 3 (2026-12-07): G's
     step leaves the predictor's BatchNorm statistics as they were (only with generator.norm: batch did
-    it move them, with perturbed clips the predictor is not trained on)."""
+    it move them, with perturbed clips the predictor is not trained on). Revision 4 (2026-12-07): G sees
+    the input frames only, and the continuation is the last input's change. Until then G also saw the
+    target and chose the continuation's change freely: with it at zero, G's loss rewarded inputs the
+    predictor *removes* well, the opposite of an adversary (a flaw found in review; no run measured it)."""
 
     trainable = True
-    revision = 3
+    revision = 4
 
     @dataclass
     class Options(SourceOptions):
@@ -58,7 +63,7 @@ class AdversarialPerturbation(Source):
 
     def __init__(self, options: Options, config: Config) -> None:
         super().__init__(options, config)
-        channels = (config.data.clip_length + 1) * config.data.channels
+        channels = config.data.clip_length * config.data.channels
         self.generator = UNet(channels, channels, options.width, levels=2)
         self.networks = {"generator": self.generator}
 
@@ -78,20 +83,22 @@ class AdversarialPerturbation(Source):
         return PseudoClips(clips=normal, abnormal=normal[:, -1].clone(), mask=masks)
 
     def perturbation(self, clips: Tensor, mask: Tensor) -> Tensor:
-        """G's change to every frame of `clips` (B, t+1, C, H, W): |change| <= amplitude * mask."""
-        flat = clips.flatten(1, 2)
-        change = self.generator(flat).float().view_as(clips)  # tanh output, in [-1, 1]
+        """G's change to every frame of `clips` (B, t+1, C, H, W), made from the t inputs alone, the
+        last input's change repeated for the target frame: |change| <= amplitude * mask."""
+        inputs = clips[:, :-1]
+        change = self.generator(inputs.flatten(1, 2)).float().view_as(inputs)  # tanh output, in [-1, 1]
         if self.options.size > 0:
             change = self._sized(change, mask)
+        change = torch.cat([change, change[:, -1:]], dim=1)
         return self.options.amplitude * change * mask.unsqueeze(1)
 
     def _sized(self, change: Tensor, mask: Tensor) -> Tensor:
-        """`change` rescaled per sample to RMS `size` inside the box (weighted by the box's smooth mask),
-        then clamped to [-1, 1] so the amplitude bound holds whatever G outputs."""
+        """Each frame's `change` rescaled to RMS `size` inside the box (weighted by the box's smooth
+        mask), then clamped to [-1, 1] so the amplitude bound holds whatever G outputs."""
         weight = mask.unsqueeze(1).expand_as(change)
-        power = (change.square() * weight).sum(dim=(1, 2, 3, 4)) / weight.sum(dim=(1, 2, 3, 4)).clamp_min(1e-6)
+        power = (change.square() * weight).sum(dim=(2, 3, 4)) / weight.sum(dim=(2, 3, 4)).clamp_min(1e-6)
         scale = self.options.size / power.sqrt().clamp_min(1e-6)
-        return (change * scale.view(-1, 1, 1, 1, 1)).clamp(-1, 1)
+        return (change * scale[..., None, None, None]).clamp(-1, 1)
 
     def perturb(self, clips: Tensor, mask: Tensor) -> Tensor:
         """X_P = X_N + G(X_N), kept in [-1, 1] (clamping never enlarges the change)."""
