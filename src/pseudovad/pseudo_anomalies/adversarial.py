@@ -18,6 +18,7 @@ and cannot leave the last input, and so the continuation, unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +28,7 @@ from torch import Tensor
 from pseudovad.config import Config, option
 from pseudovad.data.clips import ClipDataset
 from pseudovad.data.patches import smooth_box
+from pseudovad.losses import intensity_loss, masked_mean
 from pseudovad.models.unet import UNet
 from pseudovad.pseudo_anomalies.base import PseudoClips, Source, SourceOptions
 from pseudovad.registry import SOURCES
@@ -103,3 +105,9 @@ class AdversarialPerturbation(Source):
     def perturb(self, clips: Tensor, mask: Tensor) -> Tensor:
         """X_P = X_N + G(X_N), kept in [-1, 1] (clamping never enlarges the change)."""
         return (clips + self.perturbation(clips, mask)).clamp(-1, 1)
+
+    def losses(self, predict: Callable[[Tensor], Tensor], perturbed: Tensor, counted: Tensor) -> dict[str, Tensor]:
+        """G's loss: the predictor's error against the *perturbed* target, lowest where the predictor
+        carries G's change on into its prediction, which is what G searches for."""
+        passed = intensity_loss(predict(perturbed), perturbed[:, -1], per_sample=True)
+        return {"generator": masked_mean(passed, counted)}

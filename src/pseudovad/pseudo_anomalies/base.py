@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -61,6 +62,13 @@ class Source:
         """A trainable source's change of normal `clips` (n, t+1, C, H, W) inside `mask` (n, 1, H, W),
         called by the objective at every step, since what it makes depends on networks that `make`, a
         pure function of indices, cannot hold. Only sources with `trainable = True` implement it."""
+        raise NotImplementedError
+
+    def losses(self, predict: Callable[[Tensor], Tensor], perturbed: Tensor, counted: Tensor) -> dict[str, Tensor]:
+        """A trainable source's loss for each of its `networks` (same keys) in one step, from clips it
+        has just perturbed and the predictor's `predict` (frozen by the caller, so the gradient reaches
+        this source's networks only); `counted` marks the rows that are this source's samples (under
+        DDP every row is passed, so every process runs the same backward). Trainable sources only."""
         raise NotImplementedError
 
 

@@ -317,14 +317,13 @@ class LearnNotToPredict(Objective):
             if not source.trainable or not (self.distributed or bool(rows.any())):
                 continue
             rows = rows if not self.distributed else torch.ones_like(rows)
-            name = f"{self.labels[j]}_generator"
             with frozen(self.predictor.generator), statistics_kept(self.predictor.generator):
                 with self.predictor.autocast():
                     perturbed = source.perturb(batch["clean"][rows], batch["mask"][rows])
-                passed = intensity_loss(self.predictor.run_generator(perturbed), perturbed[:, -1], per_sample=True)
-                loss = masked_mean(passed, (batch["source"] == j)[rows])
-                self.predictor.apply(f"objective_{name}", loss, {name: loss})
-            logged[name] = loss.item()
+                for network, loss in source.losses(self.predictor.run_generator, perturbed, (batch["source"] == j)[rows]).items():
+                    name = f"{self.labels[j]}_{network}"
+                    self.predictor.apply(f"objective_{name}", loss, {name: loss})
+                    logged[name] = loss.item()
         return logged
 
     def sample_images(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
