@@ -36,6 +36,23 @@ def _fit(clips: ClipDataset, index: int, low: int, high: int) -> int:
     return int(start)
 
 
+def rearranged(clips: ClipDataset, index: int, mode: str, k: int = 1, freeze_last: bool = True) -> list[int]:
+    """The frames of clip `index` in the wrong time, the t inputs then where that motion goes next:
+    `skip`, every k-th frame; `reverse`, backwards from the last input; `freeze`, one frame throughout
+    (the last input's, or with `freeze_last` false the first's). The clip's start is moved (_fit) so
+    that every frame, and the frame after the inputs, lie in its video. One implementation for the
+    whole-frame sources and for the cuboid, which rearranges a box only."""
+    t = clips.clip_length
+    if mode == "skip":
+        s = _fit(clips, index, 0, t * k)
+        return [s + j * k for j in range(t + 1)]
+    if mode == "reverse":
+        s = _fit(clips, index, -1, t)
+        return [s + t - 1 - j for j in range(t + 1)]
+    s = _fit(clips, index, 0, t)
+    return [s + t - 1 if freeze_last else s] * (t + 1)
+
+
 def _assemble(clips: ClipDataset, positions: list[list[int]]) -> PseudoClips:
     """positions: per sample, the t input frames, the target frame and the abnormal frame."""
     frames = frames_at(clips, np.asarray(positions))
@@ -59,10 +76,9 @@ class SkipFrames(Source):
         t = clips.clip_length
         positions = []
         for index in indices:
-            k = int(rng.choice(self.options.strides))
-            s = _fit(clips, index, 0, t * k)
-            target = s + (t - 1) * k + 1 if self.options.target == "next" else s + t
-            positions.append([*(s + j * k for j in range(t)), target, s + t * k])
+            times = rearranged(clips, index, "skip", int(rng.choice(self.options.strides)))
+            target = times[t - 1] + 1 if self.options.target == "next" else times[0] + t
+            positions.append([*times[:t], target, times[t]])
         return _assemble(clips, positions)
 
 
@@ -78,9 +94,9 @@ class Reverse(Source):
         t = clips.clip_length
         positions = []
         for index in indices:
-            s = _fit(clips, index, -1, t)
-            target = s + 1 if self.options.target == "next" else s + t
-            positions.append([*(s + t - 1 - j for j in range(t)), target, s - 1])
+            times = rearranged(clips, index, "reverse")  # s+t-1 down to s, then s-1
+            target = times[t - 1] + 1 if self.options.target == "next" else times[0] + 1
+            positions.append([*times[:t], target, times[t]])
         return _assemble(clips, positions)
 
 
@@ -96,8 +112,8 @@ class Repeat(Source):
         t = clips.clip_length
         positions = []
         for index in indices:
-            s = _fit(clips, index, 0, t)
-            positions.append([*([s + t - 1] * t), s + t, s + t - 1])
+            times = rearranged(clips, index, "freeze")  # s+t-1 throughout
+            positions.append([*times[:t], times[0] + 1, times[t]])
         return _assemble(clips, positions)
 
 
@@ -131,7 +147,8 @@ class TemporalCuboid(Source):
         made, abnormal = normal.clone(), normal[:, -1].clone()
         height, width = normal.shape[-2:]
         for row, index in enumerate(indices):
-            wrong = self._wrong_times(clips, index, t, rng)
+            k = int(rng.choice(self.options.strides)) if self.options.mode == "skip" else 1
+            wrong = rearranged(clips, index, self.options.mode, k, freeze_last=False)
             frames = frames_at(clips, np.asarray(wrong))  # t inputs, then the abnormal continuation
             ph, pw = box_size(self.options.size, height, width, rng)
             y, x = self._corner(frames[:t], normal[row, :t], ph, pw, rng)
@@ -149,15 +166,3 @@ class TemporalCuboid(Source):
         if self.options.place == "anywhere":
             return int(rng.integers(height - ph + 1)), int(rng.integers(width - pw + 1))
         return box_on_change((wrong - normal).abs().sum(dim=(0, 1)), ph, pw, rng)
-
-    def _wrong_times(self, clips: ClipDataset, index: int, t: int, rng: np.random.Generator) -> list[int]:
-        """The frames the box shows: t inputs and the one after them, in the wrong order or speed."""
-        if self.options.mode == "skip":
-            k = int(rng.choice(self.options.strides))
-            s = _fit(clips, index, 0, t * k)
-            return [s + j * k for j in range(t + 1)]
-        if self.options.mode == "reverse":
-            s = _fit(clips, index, -1, t)
-            return [s + t - 1 - j for j in range(t + 1)]
-        s = _fit(clips, index, 0, t)
-        return [s] * (t + 1)
