@@ -187,6 +187,9 @@ class LearnNotToPredict(Objective):
         return batch
 
     def _with_sources(self, clips: ClipDataset, indices: np.ndarray, kinds: np.ndarray, rng: np.random.Generator) -> dict[str, Tensor]:
+        """The batch of `indices` with row i made by source kinds[i] (-1: left normal): `clips`, `abnormal`
+        (each row's continuation; a normal row's is its own target), `source` (the kinds) and, where a
+        source is trainable, `mask` (where it may perturb: zero for every other row)."""
         batch_clips = clips.batch(indices)
         abnormal = batch_clips[:, -1].clone()
         mask = torch.zeros(len(indices), 1, *batch_clips.shape[-2:]) if any(s.trainable for s in self.sources) else None
