@@ -55,8 +55,8 @@ def score_source(source: str | Path, run_dir: Path, out_dir: Path, false_alarm_r
     """Score every video at `source` into `out_dir` (one subfolder per video for a folder of several);
     returns each video's summary (what its segments.json holds). `compile_setting` overrides eval.compile."""
     _check_fps(fps)
-    _check_out(Path(out_dir))
     videos, several = find_videos(source)
+    _check_out(Path(out_dir))
     detector = Detector(run_dir, false_alarm_rate, threshold)
     compile_if_it_pays(detector.pipeline, sum(video.num_frames for video in videos), compile_setting)
     summaries = []
