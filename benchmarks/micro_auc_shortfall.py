@@ -30,12 +30,13 @@ def shortfall(run: Path, score: str | None) -> dict:
     labels = [np.asarray(video["labels"]) for video in results["videos"]]
     shares = micro_auc_shortfall(scores, labels)
     throughout = [video["name"] for video, label in zip(results["videos"], labels) if label.min() == 1]
+    lost_throughout = sum(share for video, share in zip(results["videos"], shares) if video["name"] in throughout)
     return {
         "score": name,
         "micro": frame_auc(scores, labels)["micro"],
         "shortfall": {video["name"]: round(share, 6) for video, share in zip(results["videos"], shares)},
         "anomalous_throughout": throughout,
-        "shortfall_anomalous_throughout": round(sum(s for v, s in zip(results["videos"], shares) if v["name"] in throughout), 6),
+        "shortfall_anomalous_throughout": round(lost_throughout, 6),
         "label_version": results["label_version"],
         "iteration": results["iteration"],
     }

@@ -1,4 +1,5 @@
-"""The patch grid covers the frame edge to edge, cuts patches where it says, and pastes them back; the smooth box pseudo-anomalies are pasted with."""
+"""The patch grid covers the frame edge to edge, cuts patches where it says, and pastes them back;
+the smooth box pseudo-anomalies are pasted with."""
 
 import numpy as np
 import pytest

@@ -83,10 +83,11 @@ class Detector:
         fusion = (self.calibration or {}).get("fusion")
         declared = self.pipeline.scores[0]
         self.score_name, self.score_label = (self.calibration["score"], self.calibration["label"]) if fusion else (declared.name, declared.label)
-        unknown = [part for part in (fusion["parts"] if fusion else []) if part not in self.pipeline.deployed_scores()]
+        deployed = self.pipeline.deployed_scores()
+        unknown = [part for part in (fusion["parts"] if fusion else []) if part not in deployed]
         if unknown:
             raise PseudovadError(f"{RunDir(self.run).calibration}: it fuses {', '.join(unknown)}, which this run does not "
-                                 f"score ({', '.join(self.pipeline.deployed_scores())}); run `pseudovad calibrate {self.run}` again")
+                                 f"score ({', '.join(deployed)}); run `pseudovad calibrate {self.run}` again")
         self.combiner = Combiner(self.pipeline.deployed_scores(), fusion)
         declared_names = tuple(score.name for score in self.pipeline.scores)
         # every score a frame gets: the declared ones, and the calibrated fused score the alerts use

@@ -5,7 +5,8 @@ it never drops a frame, since a file can wait. A camera (an index, as OpenCV num
 stream (rtsp://, http://, ... opened by PyAV, with timeouts) is read by a thread into a short queue:
 when scoring falls behind, the frames waiting are dropped together and counted, so memory and latency
 stay bounded however long it runs. A Gap then takes their place in the frames, so a predictor is never
-given a clip with frames missing from its middle (a jump it would see as an anomaly). A URL is shown without its password in every message and output.
+given a clip with frames missing from its middle (a jump it would see as an anomaly). A URL is shown
+without its password in every message and output.
 """
 
 from __future__ import annotations

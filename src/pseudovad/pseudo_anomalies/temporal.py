@@ -123,9 +123,9 @@ class TemporalCuboid(Source):
     a smooth-bordered box the scene runs `mode` (k times too fast, backwards, or frozen) while the rest
     of the frame runs normally, as one object would that moves wrongly among normal ones. A whole-frame
     rearrangement could be learnt as "everything is fast"; this one must be learnt locally.
-    `size` bounds the box side as a fraction of the frame side. `place: moving` centres the box on a pixel
-    drawn in proportion to how much the rearrangement changes the inputs there: on a fixed camera a box drawn anywhere often holds only
-    still background, which looks the same at any speed, so the "pseudo-anomaly" is a normal clip."""
+    `size` bounds the box side as a fraction of the frame side. `place: moving` centres the box on a
+    pixel drawn in proportion to how much the rearrangement changes the inputs there: on a fixed camera
+    a box drawn anywhere often holds only still background, which looks the same at any speed, so the "pseudo-anomaly" is a normal clip."""
 
     @dataclass
     class Options(SourceOptions):

@@ -323,7 +323,8 @@ class LearnNotToPredict(Objective):
             with frozen(self.predictor.generator), statistics_kept(self.predictor.generator):
                 with self.predictor.autocast():
                     perturbed = source.perturb(batch["clean"][rows], batch["mask"][rows])
-                for network, loss in source.losses(self.predictor.run_generator, perturbed, (batch["source"] == j)[rows]).items():
+                counted = (batch["source"] == j)[rows]
+                for network, loss in source.losses(self.predictor.run_generator, perturbed, counted).items():
                     name = f"{self.labels[j]}_{network}"
                     self.predictor.apply(f"objective_{name}", loss, {name: loss})
                     logged[name] = loss.item()
