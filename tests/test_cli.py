@@ -285,9 +285,9 @@ def test_revisions_name_the_pipeline_its_objective_and_each_source():
     from pseudovad.config import load_config
     from pseudovad.training.pipelines import behaviour_revisions, stale_revisions
     config = load_config("ped2_pseudo", [("objective.sources", [{"name": "adversarial"}, {"name": "patch"}])])
-    assert behaviour_revisions(config) == {"pipeline ffp": 1, "objective learn_not_to_predict": 2,
+    assert behaviour_revisions(config) == {"pipeline ffp": 1, "objective learn_not_to_predict": 3,
                                            "pseudo-anomaly source adversarial": 4, "pseudo-anomaly source patch": 1}
-    assert stale_revisions(None, behaviour_revisions(config)) == ("objective learn_not_to_predict 1 -> 2, "
+    assert stale_revisions(None, behaviour_revisions(config)) == ("objective learn_not_to_predict 1 -> 3, "
                                                                   "pseudo-anomaly source adversarial 1 -> 4")  # from before the fixes
     assert stale_revisions(behaviour_revisions(config), behaviour_revisions(config)) is None
 

@@ -399,6 +399,19 @@ def test_the_critics_own_batch_refuses_what_it_cannot_serve(tiny_data, tmp_path,
     assert not (tmp_path / "run").exists()
 
 
+def test_the_hinge_never_penalises_predicting_the_real_frame():
+    """Where a pseudo-anomaly's continuation is nearer the real target than the margin, a prediction of
+    the real target costs nothing; a prediction of the continuation itself is pushed away."""
+    objective = {"name": "learn_not_to_predict", "probability": 1.0, "hinge_weight": 1.0, "margin": 10.0,
+                 "sources": [{"name": "repeat"}]}
+    pipeline = tiny_pipeline("ffp", objective=objective, loss={"adversarial": 0.05})
+    batch = pipeline.objective.make_batch(numbered_clips(), np.array([0, 10, 25, 40]), step=0)
+    assert bool((batch["source"] >= 0).all())
+    target = batch["clips"][:, -1]
+    assert pipeline.objective.terms(batch, target.clone())["pseudo_hinge"].item() == 0
+    assert pipeline.objective.terms(batch, batch["abnormal"].clone())["pseudo_hinge"].item() > 0
+
+
 def test_a_hinge_without_a_margin_is_refused(tiny_data, tmp_path, capsys):
     objective = "objective={name: learn_not_to_predict, sources: [{name: patch}], hinge_weight: 0.1}"
     assert main(["train", "synthetic_ffp", "--data", str(tiny_data), "--out", str(tmp_path / "run"), *TINY_SET,

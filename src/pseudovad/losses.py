@@ -68,7 +68,7 @@ def directed_flow_loss(flow: MemoisedFlow, previous: Tensor, prediction: Tensor,
     return torch.mean((flow(prediction, previous) - flow.reference(target, previous)).abs())
 
 
-def hinge_loss(error: Tensor, margin: float) -> Tensor:
+def hinge_loss(error: Tensor, margin: float | Tensor) -> Tensor:
     """Zero once `error` reaches `margin`: pushes an error up (a prediction out of the normal motion,
     away from an abnormal continuation), but only so far, unlike plain gradient ascent which can run
     away or drift back. Per element, so per sample where `error` is."""

@@ -93,9 +93,13 @@ class LearnNotToPredict(Objective):
 
     Revision 2 (2026-12-07): D is run on the normal samples alone. Revision 1 ran it on the whole batch
     and masked its loss, and with D's BatchNorm the adversarial term reached the pseudo-anomalies'
-    predictions through the batch statistics (the runs of RESULTS before that date are revision 1)."""
+    predictions through the batch statistics (the runs of RESULTS before that date are revision 1).
+    Revision 3 (the same day): the hinge's margin is, per sample, at most the real frame's own distance
+    from the abnormal continuation, so it never penalises predicting the real frame (it did wherever a
+    pseudo-anomaly differed from its target by less than the margin); only runs with hinge_weight > 0
+    train differently."""
 
-    revision = 2
+    revision = 3
 
     @dataclass
     class Options(ObjectiveOptions):
@@ -265,7 +269,9 @@ class LearnNotToPredict(Objective):
         terms["pseudo_gradient"] = masked_mean(gradient_loss(prediction, target, per_sample=True), pseudo)
         if weights["pseudo_hinge"]:
             away = intensity_loss(prediction, batch["abnormal"], per_sample=True)
-            terms["pseudo_hinge"] = masked_mean(hinge_loss(away, self.options.margin), pseudo)
+            # never asks for more distance than the real frame has: predicting it exactly costs nothing
+            reach = intensity_loss(target, batch["abnormal"], per_sample=True).clamp(max=self.options.margin)
+            terms["pseudo_hinge"] = masked_mean(hinge_loss(away, reach), pseudo)
         return terms
 
     def after_update(self, batch: dict[str, Tensor]) -> dict[str, float]:
