@@ -170,9 +170,10 @@ def watch(source: Source, detector: Detector, out_dir: Path | None, rules: Alert
 
 def column_meanings(detector: Detector) -> dict[str, str]:
     """What each column of scores.csv holds, and which way it points (segments.json states it)."""
-    scores = {score.name: f"{score.label}, high = normal" + (" (a probability)" if score.probability else "")
-              for score in detector.pipeline.scores}
-    scores.setdefault(detector.score_name, f"{detector.score_label}, high = normal (what the alerts use)")
+    declared = {score.name: score for score in detector.pipeline.scores}
+    scores = {name: f"{declared[name].label}, high = normal" + (" (a probability)" if declared[name].probability else "")
+              if name in declared else f"{detector.score_label}, high = normal (what the alerts use)"
+              for name in detector.score_names}
     return {
         "frame": "0-based frame index",
         "time": "seconds from the first frame (frame / fps)",
