@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from pseudovad import __version__
 from pseudovad.alerts import DEFAULT_FPS, AlertRules
+from pseudovad.data.clips import tensor_to_model_range
 from pseudovad.detector import Combiner, Detector, Normaliser
 from pseudovad.errors import PseudovadError, RuntimeFailure
 from pseudovad.files import write_json
@@ -55,8 +56,7 @@ class ExportedScorer(nn.Module):
         self.network, self.combiner, self.normaliser = network, combiner, normaliser
 
     def forward(self, clips: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        model_range = (clips.float() / 127.5 - 1.0).permute(0, 1, 4, 2, 3)
-        score = self.combiner(self.network(model_range))
+        score = self.combiner(self.network(tensor_to_model_range(clips)))
         return self.normaliser(score), score < self.normaliser.threshold, score
 
 

@@ -18,8 +18,13 @@ from pseudovad.errors import DataError
 
 def to_model_range(frames: np.ndarray) -> Tensor:
     """uint8 (..., H, W, C) -> float32 (..., C, H, W) in [-1, 1]."""
-    tensor = torch.from_numpy(np.ascontiguousarray(frames)).float().div_(127.5).sub_(1.0)
-    return tensor.movedim(-1, -3)
+    return tensor_to_model_range(torch.from_numpy(np.ascontiguousarray(frames)))
+
+
+def tensor_to_model_range(frames: Tensor) -> Tensor:
+    """to_model_range on a tensor, without in-place steps, so that an exported scorer (which takes the
+    camera's uint8 frames as its input) traces the very same conversion as training and scoring."""
+    return (frames.float() / 127.5 - 1.0).movedim(-1, -3)
 
 
 def _held_out_frames(video: Video, clip_length: int, holdout: float) -> int:

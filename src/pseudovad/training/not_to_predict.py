@@ -48,6 +48,12 @@ def critic_input(clips: Tensor, differences: bool) -> Tensor:
     return clips.flatten(1, 2)
 
 
+def p_normal(logits: Tensor) -> Tensor:
+    """The critic's logit is of "pseudo-anomaly" (its training label 1), so P(normal) is the sigmoid of
+    minus it: the one place that turns the logit into the score scoring and the export both deploy."""
+    return torch.sigmoid(-logits)
+
+
 class CriticScore(nn.Module):
     """The critic's P(normal) of each clip, as one module (for an export)."""
 
@@ -56,7 +62,7 @@ class CriticScore(nn.Module):
         self.critic, self.differences = critic, differences
 
     def forward(self, clips: Tensor) -> Tensor:
-        return torch.sigmoid(-self.critic(critic_input(clips, self.differences)))
+        return p_normal(self.critic(critic_input(clips, self.differences)))
 
 
 @dataclass
@@ -307,7 +313,7 @@ class LearnNotToPredict(Objective):
             return {}
         self.critic.eval()
         with self.predictor.autocast():
-            return {"classifier": torch.sigmoid(-self.critic(self._critic_input(clips)))}
+            return {"classifier": p_normal(self.critic(self._critic_input(clips)))}
 
     def fusion(self) -> Fusion | None:
         return None if self.critic is None else Fusion(("psnr", "classifier"), self.options.critic.fusion_weight)
