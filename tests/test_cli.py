@@ -437,3 +437,21 @@ def test_experiment_table_pairs_the_variants_by_dataset_and_seed():
     lines = paired_table(runs)
     assert "| a | 0 | 0.9000 | 0.9500 | +5.00 |" in lines and "| a | 1 † | 0.9200 | 0.9100 | -1.00 |" in lines
     assert any(line.startswith("\n† its variants trained on different machines or precisions") for line in lines)
+
+
+def test_experiment_table_marks_training_time_that_misses_a_stretch_before_a_resume():
+    """A resumed training records only its last process's seconds, so a variant's mean time is marked
+    and footnoted rather than shown as if whole; a table of unresumed runs (or older records) says nothing."""
+    from pseudovad.experiment import markdown_table
+
+    def run(variant: str, seed: int, seconds: float, **extra) -> dict:
+        return {"variant": variant, "seed": seed, "data": "/x/a", "label_version": "v", "train_seconds": seconds,
+                "auc": {"psnr": {"micro": 0.9}}} | extra
+
+    table = {"ffp": {"psnr": {"micro": {"mean": 0.9, "std": 0.0}}}, "ntp": {"psnr": {"micro": {"mean": 0.9, "std": 0.0}}}}
+    text = markdown_table(table, [run("ffp", 0, 100.0, resumed_from=0), run("ffp", 1, 300.0), run("ntp", 0, 50.0, resumed_from=974)], "d")
+    assert "| ffp | psnr | 0.9000 ± 0.0000 | - | - | 200 |" in text
+    assert "| ntp | psnr | 0.9000 ± 0.0000 | - | - | 50* |" in text
+    assert "\\* a run of this variant was resumed" in text
+    text = markdown_table(table, [run("ffp", 0, 100.0, resumed_from=0), run("ntp", 0, 50.0)], "d")
+    assert "*" not in text

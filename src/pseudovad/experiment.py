@@ -243,7 +243,7 @@ def _run_one(grid: Grid, name: str, seed: int, data: Path, out: Path, threads: i
                              "to train it again")
     return {"variant": name, "seed": seed, "data": str(data), "auc": content["auc"],
             "auc_per_kind": content.get("auc_per_kind", {}), "label_version": content["label_version"],
-            "iterations": summary["iterations"], "train_seconds": summary["seconds"],
+            "iterations": summary["iterations"], "train_seconds": summary["seconds"], "resumed_from": summary["resumed_from"],
             "trained_on": summary.get("trained_on", "not recorded"),
             **({"diagnostics": summary["diagnostics"]} if "diagnostics" in summary else {})}
 
@@ -442,11 +442,20 @@ def markdown_table(table: dict, runs: list[dict], split: str, selection: dict | 
                   f"over {selection['runs']} runs), chosen on {selection['chosen_on']}.", ""]
     lines += ["| variant | score | micro AUC | micro raw | macro AUC | train s |", "|---|---|---|---|---|---|"]
     for variant, scores in table.items():
-        seconds = np.mean([run["train_seconds"] for run in runs if run["variant"] == variant])
+        own = [run for run in runs if run["variant"] == variant]
+        seconds = f"{np.mean([run['train_seconds'] for run in own]):.0f}" + ("*" if any(map(_resumed, own)) else "")
         for score, keys in scores.items():
             cells = [f"{keys[k]['mean']:.4f} ± {keys[k]['std']:.4f}" if k in keys else "-" for k in AUC_KEYS]
-            lines.append(f"| {variant} | {score} | {' | '.join(cells)} | {seconds:.0f} |")
+            lines.append(f"| {variant} | {score} | {' | '.join(cells)} | {seconds} |")
+    if any(map(_resumed, runs)):
+        lines += ["", "\\* a run of this variant was resumed: its seconds are those since its last resume "
+                  "(a training records only its own process's time), so the mean is too low."]
     return "\n".join(lines + paired_table(runs)) + "\n"
+
+
+def _resumed(run: dict) -> bool:
+    """Whether a run's recorded training time misses the stretch before a resume (older records do not say: no)."""
+    return bool(run.get("resumed_from"))
 
 
 def _machines(run: dict) -> frozenset[tuple[str, str]]:
