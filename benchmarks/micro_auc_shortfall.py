@@ -30,7 +30,7 @@ def shortfall(run: Path, score: str | None) -> dict:
     labels = [np.asarray(video["labels"]) for video in results["videos"]]
     shares = micro_auc_shortfall(scores, labels)
     throughout = [video["name"] for video, label in zip(results["videos"], labels) if label.min() == 1]
-    lost_throughout = sum(share for video, share in zip(results["videos"], shares) if video["name"] in throughout)
+    lost_throughout = sum(share for share, label in zip(shares, labels) if label.min() == 1)
     return {
         "score": name,
         "micro": frame_auc(scores, labels)["micro"],

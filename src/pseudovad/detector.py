@@ -88,7 +88,7 @@ class Detector:
         if unknown:
             raise PseudovadError(f"{RunDir(self.run).calibration}: it fuses {', '.join(unknown)}, which this run does not "
                                  f"score ({', '.join(deployed)}); run `pseudovad calibrate {self.run}` again")
-        self.combiner = Combiner(self.pipeline.deployed_scores(), fusion)
+        self.combiner = Combiner(deployed, fusion)
         declared_names = tuple(score.name for score in self.pipeline.scores)
         # every score a frame gets: the declared ones, and the calibrated fused score the alerts use
         self.score_names = declared_names + (() if self.score_name in declared_names else (self.score_name,))

@@ -171,9 +171,14 @@ def watch(source: Source, detector: Detector, out_dir: Path | None, rules: Alert
 def column_meanings(detector: Detector) -> dict[str, str]:
     """What each column of scores.csv holds, and which way it points (segments.json states it)."""
     declared = {score.name: score for score in detector.pipeline.scores}
-    scores = {name: f"{declared[name].label}, high = normal" + (" (a probability)" if declared[name].probability else "")
-              if name in declared else f"{detector.score_label}, high = normal (what the alerts use)"
-              for name in detector.score_names}
+
+    def meaning(name: str) -> str:
+        score = declared.get(name)
+        if score is None:  # the calibrated fused score, which no pipeline declares
+            return f"{detector.score_label}, high = normal (what the alerts use)"
+        return f"{score.label}, high = normal" + (" (a probability)" if score.probability else "")
+
+    scores = {name: meaning(name) for name in detector.score_names}
     return {
         "frame": "0-based frame index",
         "time": "seconds from the first frame (frame / fps)",
