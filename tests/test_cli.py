@@ -318,6 +318,8 @@ def test_experiment_reuses_a_run_saved_before_an_option_existed(tiny_data, tmp_p
         ({"a": {}}, (0, 0), None, "'seeds' lists a seed twice ([0, 0])"),
         ({"a": {}}, (-1,), None, "'seeds' must be a list of non-negative integers"),
         ({}, (0,), "base: synthetic_ffp\nvariants:\n  a: {}\n  a: {loss.flow: 0}\n", "the key 'a' is given twice"),
+        ({}, (0,), "base: synthetic_ffp\nincumbent: shiped\nvariants:\n  shipped: {}\n",
+         "'incumbent' must name one of the variants ['shipped'], got 'shiped'"),
     ],
 )
 def test_experiment_grid_errors(tmp_path, capsys, variants, seeds, text, message):
@@ -437,6 +439,32 @@ def test_experiment_table_pairs_the_variants_by_dataset_and_seed():
     lines = paired_table(runs)
     assert "| a | 0 | 0.9000 | 0.9500 | +5.00 |" in lines and "| a | 1 † | 0.9200 | 0.9100 | -1.00 |" in lines
     assert any(line.startswith("\n† its variants trained on different machines or precisions") for line in lines)
+
+
+def test_with_an_incumbent_a_challenger_is_selected_only_if_higher_on_every_pair():
+    """The rule the validation grids write before their runs, applied by the table: a better mean that
+    one pair contradicts keeps the incumbent; of the challengers higher everywhere, the best mean wins;
+    a pair the challenger lacks counts against it. Without an incumbent, the best mean (as before)."""
+    from pseudovad.experiment import markdown_table, select, summarise
+
+    def run(variant: str, seed: int, micro: float) -> dict:
+        return {"variant": variant, "data": "/x/scene10", "seed": seed, "label_version": "v", "train_seconds": 1.0,
+                "auc": {"psnr": {"micro": micro}}}
+
+    runs = [run("shipped", 0, 0.90), run("shipped", 1, 0.90),
+            run("lucky", 0, 0.99), run("lucky", 1, 0.89),        # best mean, lower on one pair
+            run("steady", 0, 0.91), run("steady", 1, 0.91),      # higher on both pairs
+            run("steadier", 0, 0.92), run("steadier", 1, 0.92),  # higher on both, better mean
+            run("partial", 0, 0.99)]                              # never asked on seed 1
+    table = summarise(runs)
+    assert select(table, runs, "d")["variant"] == "partial"  # the mean alone rewards a variant asked once
+    chosen = select(table, runs, "d", incumbent="shipped")
+    assert chosen["variant"] == "steadier" and chosen["rule"] == "a challenger replaces shipped only if higher on every (dataset, seed) pair"
+    without_winners = [r for r in runs if r["variant"] in ("shipped", "lucky", "partial")]
+    assert select(summarise(without_winners), without_winners, "d", incumbent="shipped")["variant"] == "shipped"
+    text = markdown_table(table, runs, "d", chosen, incumbent="shipped")
+    assert "**Selected: steadier**" in text and "; the rule: a challenger replaces shipped only if higher" in text
+    assert "difference from shipped in points" in text and "lucky is above shipped on 1 of 2 pairs." in text
 
 
 def test_experiment_table_marks_training_time_that_misses_a_stretch_before_a_resume():

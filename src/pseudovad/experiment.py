@@ -55,6 +55,7 @@ class Grid:
     seeds: list[int]
     overrides: dict
     variants: dict[str, dict]
+    incumbent: str | None = None  # what is shipped: a challenger replaces it only if higher on every pair (`select`)
 
     def variant_overrides(self, name: str) -> list[tuple[str, object]]:
         return list({**self.overrides, **(self.variants[name] or {})}.items())
@@ -153,9 +154,13 @@ def load_grid(path: Path, scale: str | None = None) -> Grid:
     values = read_yaml(text, str(path)) or {}
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: a grid is a mapping with 'base' and 'variants'")
-    unknown = set(values) - {"base", "scale", "seeds", "overrides", "variants"}
+    unknown = set(values) - {"base", "scale", "seeds", "overrides", "variants", "incumbent"}
     if unknown or "base" not in values or not isinstance(values.get("variants"), dict) or not values["variants"]:
-        raise ConfigError(f"{path}: a grid needs 'base' and 'variants' (optional: scale, seeds, overrides); unknown: {sorted(unknown)}")
+        raise ConfigError(f"{path}: a grid needs 'base' and 'variants' (optional: scale, seeds, overrides, incumbent); "
+                          f"unknown: {sorted(unknown)}")
+    incumbent = values.get("incumbent")
+    if incumbent is not None and incumbent not in values["variants"]:
+        raise ConfigError(f"{path}: 'incumbent' must name one of the variants {sorted(values['variants'])}, got {short_repr(incumbent)}")
     seeds = values.get("seeds", [0])
     if not isinstance(seeds, list) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
         raise ConfigError(f"{path}: 'seeds' must be a list of non-negative integers, got {short_repr(seeds)}")
@@ -168,7 +173,7 @@ def load_grid(path: Path, scale: str | None = None) -> Grid:
     scale = scale or values.get("scale")
     bases = values["base"] if isinstance(values["base"], list) else [values["base"]]
     bases = [str(Path(path).parent / str(b)) if (Path(path).parent / str(b)).is_file() else str(b) for b in bases]
-    grid = Grid([f"scale/{scale}", *bases] if scale else bases, seeds, values.get("overrides") or {}, values["variants"])
+    grid = Grid([f"scale/{scale}", *bases] if scale else bases, seeds, values.get("overrides") or {}, values["variants"], incumbent)
     for name in grid.variants:
         load_config(grid.base, grid.variant_overrides(name))
     return grid
@@ -311,11 +316,11 @@ def run_grid(grid_path: Path, data: str | Path | None, out: Path, jobs: int = 1,
     table = summarise(runs)
     report = {"grid": str(grid_path), "base": grid.base, "data": {k or "data": str(v) for k, v in datasets.items()},
               "split": split, "seeds": seeds, "overrides": grid.overrides, "variants": grid.variants,
-              "runs": runs, "summary": table}
+              "runs": runs, "summary": table, **({"incumbent": grid.incumbent} if grid.incumbent else {})}
     if validation:
-        report["selection"] = select(table, split)
+        report["selection"] = select(table, runs, split, grid.incumbent)
     write_json(report, out / "experiment.json")
-    write_text(markdown_table(table, runs, split, report.get("selection")), out / "experiment.md")
+    write_text(markdown_table(table, runs, split, report.get("selection"), grid.incumbent), out / "experiment.md")
     return report
 
 
@@ -410,12 +415,23 @@ def job_threads(jobs: int) -> int:
     return max(1, total // jobs)
 
 
-def select(table: dict, split: str) -> dict:
-    """The variant with the best mean micro AUC of its headline score."""
-    best = max(table, key=lambda variant: table[variant][headline(table[variant])]["micro"]["mean"])
+def select(table: dict, runs: list[dict], split: str, incumbent: str | None = None) -> dict:
+    """The variant with the best mean micro AUC of its headline score; with an `incumbent` (what is
+    shipped), the best among the challengers whose headline micro AUC is higher than the incumbent's on
+    every (dataset, seed) pair the incumbent trained, or the incumbent where none is. A mean over a few
+    pairs can be carried by one lucky pair; a change that is better everywhere it was asked cannot."""
+    candidates = list(table)
+    if incumbent is not None:
+        cells = _pair_cells(runs)
+        pairs = [(data, seed) for data, seed, variant in cells if variant == incumbent]
+        candidates = [v for v in table if v != incumbent and all(cells.get((*pair, v), -1.0) > cells[(*pair, incumbent)]
+                                                                 for pair in pairs)] or [incumbent]
+    best = max(candidates, key=lambda variant: table[variant][headline(table[variant])]["micro"]["mean"])
     score = headline(table[best])
     entry = table[best][score]["micro"]
-    return {"variant": best, "score": score, "micro_mean": entry["mean"], "runs": entry["n"], "chosen_on": split}
+    rule = ({"rule": f"a challenger replaces {incumbent} only if higher on every (dataset, seed) pair"}
+            if incumbent is not None else {})
+    return {"variant": best, "score": score, "micro_mean": entry["mean"], "runs": entry["n"], "chosen_on": split, **rule}
 
 
 def summarise(runs: list[dict]) -> dict:
@@ -433,13 +449,15 @@ def summarise(runs: list[dict]) -> dict:
     }
 
 
-def markdown_table(table: dict, runs: list[dict], split: str, selection: dict | None = None) -> str:
+def markdown_table(table: dict, runs: list[dict], split: str, selection: dict | None = None,
+                   incumbent: str | None = None) -> str:
     label_versions = sorted({run["label_version"] for run in runs})
     lines = [f"Data: {split}. Labels: {', '.join(label_versions)}. Mean ± std over seeds (and datasets); fixed iteration "
              "budget, last checkpoint.", ""]
     if selection:
         lines += [f"**Selected: {selection['variant']}** (mean micro AUC of {selection['score']} {selection['micro_mean']:.4f} "
-                  f"over {selection['runs']} runs), chosen on {selection['chosen_on']}.", ""]
+                  f"over {selection['runs']} runs), chosen on {selection['chosen_on']}"
+                  + (f"; the rule: {selection['rule']}." if "rule" in selection else "."), ""]
     lines += ["| variant | score | micro AUC | micro raw | macro AUC | train s |", "|---|---|---|---|---|---|"]
     for variant, scores in table.items():
         own = [run for run in runs if run["variant"] == variant]
@@ -450,7 +468,7 @@ def markdown_table(table: dict, runs: list[dict], split: str, selection: dict | 
     if any(map(_resumed, runs)):
         lines += ["", "\\* a run of this variant was resumed: its seconds are those since its last resume "
                   "(a training records only its own process's time), so the mean is too low."]
-    return "\n".join(lines + paired_table(runs)) + "\n"
+    return "\n".join(lines + paired_table(runs, incumbent)) + "\n"
 
 
 def _resumed(run: dict) -> bool:
@@ -466,15 +484,22 @@ def _machines(run: dict) -> frozenset[tuple[str, str]]:
     return frozenset((s["machine"], s["precision"]) for s in stretches if s["machine"] != "not recorded")
 
 
-def paired_table(runs: list[dict]) -> list[str]:
+def _pair_cells(runs: list[dict]) -> dict[tuple[str, int, str], float]:
+    """(dataset, seed, variant) -> the run's headline micro AUC (fused where it has one)."""
+    return {(Path(run["data"]).name, run["seed"], run["variant"]): run["auc"][headline(run["auc"])]["micro"] for run in runs}
+
+
+def paired_table(runs: list[dict], reference: str | None = None) -> list[str]:
     """Each (dataset, seed) as a row, the headline micro AUC of every variant side by side, and each
-    variant's difference from the first in points. A mean over seeds can hide that one lucky seed
-    carries it; a pair trained on the same data and seed (and, with --seeds, the same machine) cannot."""
+    variant's difference from `reference` (the grid's incumbent; else the first variant) in points. A
+    mean over seeds can hide that one lucky seed carries it; a pair trained on the same data and seed
+    (and, with --seeds, the same machine) cannot."""
     variants = list(dict.fromkeys(run["variant"] for run in runs))
     if len(variants) < 2:
         return []
-    cells = {(Path(run["data"]).name, run["seed"], run["variant"]): run["auc"][headline(run["auc"])]["micro"]
-             for run in runs}
+    if reference is not None:
+        variants = [reference, *(v for v in variants if v != reference)]
+    cells = _pair_cells(runs)
     pairs = list(dict.fromkeys((data, seed) for data, seed, _ in cells))
     others = variants[1:]
     lines = ["", f"Per (dataset, seed), headline micro AUC (fused where a variant has it, else its first score); "
