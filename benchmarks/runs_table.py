@@ -61,6 +61,9 @@ def main() -> None:
         if not runs:
             raise SystemExit(f"--row {text!r}: give NAME=RUN,RUN,...")
         rows[name] = row([Path(run) for run in runs.split(",")], name)
+    seeds = {name: [run["seed"] for run in r["runs"]] for name, r in rows.items()}
+    if len({tuple(s) for s in seeds.values()}) > 1:
+        raise SystemExit(f"the rows' seeds differ ({seeds}): give each row's runs in the same seed order")
     labels = sorted({run["label_version"] for r in rows.values() for run in r["runs"]})
     args.out.write_text(json.dumps({"label_versions": labels, "rows": rows}, indent=1) + "\n")
     for name, r in rows.items():
