@@ -29,8 +29,9 @@ def shortfall(run: Path, score: str | None) -> dict:
     scores = [np.asarray(video["scores"][name], dtype=np.float64) for video in results["videos"]]
     labels = [np.asarray(video["labels"]) for video in results["videos"]]
     shares = micro_auc_shortfall(scores, labels)
-    throughout = [video["name"] for video, label in zip(results["videos"], labels) if label.min() == 1]
-    lost_throughout = sum(share for share, label in zip(shares, labels) if label.min() == 1)
+    whole = [label.min() == 1 for label in labels]  # anomalous in every scored frame
+    throughout = [video["name"] for video, anomalous in zip(results["videos"], whole) if anomalous]
+    lost_throughout = sum(share for share, anomalous in zip(shares, whole) if anomalous)
     return {
         "score": name,
         "micro": frame_auc(scores, labels)["micro"],

@@ -18,6 +18,7 @@ import yaml
 from calibrated_auc import deployed_aucs  # benchmarks/ is on the path of a script run from it
 
 from pseudovad.experiment import AUC_KEYS, summarise
+from pseudovad.runs import RunDir, read_summary
 from pseudovad.training.base import headline
 
 SUMMARY_KEYS = ("seconds", "resumed_from", "cpu", "threads", "precision", "trained_on", "revisions")
@@ -25,12 +26,15 @@ SUMMARY_KEYS = ("seconds", "resumed_from", "cpu", "threads", "precision", "train
 
 def read_run(run: Path) -> dict:
     """What a finished run's folder says of its scores and of how it trained."""
+    folder = RunDir(run)
+    summary = read_summary(folder)
     try:
-        results = json.loads((run / "results.json").read_text())
-        summary = json.loads((run / "train_summary.json").read_text())
-        seed = yaml.safe_load((run / "config.yaml").read_text())["train"]["seed"]
+        results = json.loads(folder.results.read_text())
+        seed = yaml.safe_load(folder.config.read_text())["train"]["seed"]
     except OSError as error:
         raise SystemExit(f"{run}: not a finished run ({error}); train it with --evaluate first")
+    if summary is None:
+        raise SystemExit(f"{run}: {folder.summary} is missing or damaged")
     entry = {"run": str(run), "seed": seed, "iteration": results["iteration"],
              "label_version": results["label_version"], "frames_scored": results["frames_scored"],
              "headline_score": headline(results["auc"]), "auc": results["auc"],

@@ -423,9 +423,7 @@ def select(table: dict, runs: list[dict], split: str, incumbent: str | None = No
     candidates = list(table)
     if incumbent is not None:
         cells = _pair_cells(runs)
-        pairs = [(data, seed) for data, seed, variant in cells if variant == incumbent]
-        candidates = [v for v in table if v != incumbent and all(cells.get((*pair, v), -1.0) > cells[(*pair, incumbent)]
-                                                                 for pair in pairs)] or [incumbent]
+        candidates = [v for v in table if v != incumbent and all(_above(cells, incumbent, v))] or [incumbent]
     best = max(candidates, key=lambda variant: table[variant][headline(table[variant])]["micro"]["mean"])
     score = headline(table[best])
     entry = table[best][score]["micro"]
@@ -489,6 +487,12 @@ def _pair_cells(runs: list[dict]) -> dict[tuple[str, int, str], float]:
     return {(Path(run["data"]).name, run["seed"], run["variant"]): run["auc"][headline(run["auc"])]["micro"] for run in runs}
 
 
+def _above(cells: dict[tuple[str, int, str], float], reference: str, other: str) -> list[bool | None]:
+    """On each (dataset, seed) pair `reference` trained: is `other` higher there (None: not trained there)."""
+    return [None if (data, seed, other) not in cells else cells[(data, seed, other)] > auc
+            for (data, seed, variant), auc in cells.items() if variant == reference]
+
+
 def paired_table(runs: list[dict], reference: str | None = None) -> list[str]:
     """Each (dataset, seed) as a row, the headline micro AUC of every variant side by side, and each
     variant's difference from `reference` (the grid's incumbent; else the first variant) in points. A
@@ -519,7 +523,6 @@ def paired_table(runs: list[dict], reference: str | None = None) -> list[str]:
         lines.append("\n† its variants trained on different machines or precisions (`trained_on` in experiment.json): "
                      "the same run moved by up to 1.8 points between two CPUs (docs/RESULTS.md).")
     for other in others:
-        both = [(cells[(d, s, variants[0])], cells[(d, s, other)]) for d, s in pairs
-                if (d, s, variants[0]) in cells and (d, s, other) in cells]
-        lines.append(f"\n{other} is above {variants[0]} on {sum(b > a for a, b in both)} of {len(both)} pairs.")
+        compared = [above for above in _above(cells, variants[0], other) if above is not None]
+        lines.append(f"\n{other} is above {variants[0]} on {sum(compared)} of {len(compared)} pairs.")
     return lines
